@@ -1,0 +1,93 @@
+/**
+ * The agent flags shared by `run`, `validate`, `explain` and friends, and their mapping onto
+ * config paths. Flags carry no commander defaults, so env and the config file can fill them; the
+ * defaults shown in help come from the config schema.
+ *
+ * @module
+ */
+import { type Command, Option } from "commander";
+import { loadConfig, type LoadedConfig } from "../config/load.ts";
+import { UsageError } from "../errors.ts";
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(",").map((s) => s.trim()).filter(Boolean)];
+}
+
+/** Flag name → config path. */
+const FLAG_PATHS: Record<string, string> = {
+  kernelModuleDevice: "agent.kernelModuleDevice",
+  policiesPath: "agent.policiesPath",
+  servicesPath: "agent.servicesPath",
+  trustDomain: "agent.trustDomain",
+  defaultCertTtl: "agent.defaultCertTTL",
+  caPemPath: "agent.caPEMPath",
+  ca: "agent.ca",
+  controlSocket: "agent.controlSocket",
+  metricsAddress: "agent.metricsAddress",
+};
+
+/** Adds the Go agent's flags (same names and defaults) plus ours to `cmd`. */
+export function addAgentOptions(cmd: Command): Command {
+  return cmd
+    .option("--kernel-module-device <path>", "camblet-driver device (default: /dev/camblet)")
+    .addOption(
+      new Option(
+        "--policies-path <path>",
+        "policy file or directory; repeatable or comma-separated (default: /etc/camblet/policies)",
+      ).argParser(collect),
+    )
+    .addOption(
+      new Option(
+        "--services-path <path>",
+        "service file or directory; repeatable or comma-separated (default: /etc/camblet/services)",
+      ).argParser(collect),
+    )
+    .option("--trust-domain <name>", "SPIFFE trust domain (default: camblet)")
+    .option(
+      "--default-cert-ttl <duration>",
+      "certificate TTL when a policy has none (default: 24h)",
+    )
+    .option("--ca-pem-path <path>", "self-signed CA file (default: /etc/camblet/ca.pem)")
+    .option(
+      "--ca <plugin>",
+      "CA plugin: self-signed, vault, spire or external (default: self-signed)",
+    )
+    .option("--control-socket <path>", "local control socket (default: /run/camblet/agent.sock)")
+    .option("--metrics-address <host:port>", "also serve /metrics on TCP (default: off)");
+}
+
+/** Maps the agent flags the user set onto config paths. */
+export function flagValues(opts: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, path] of Object.entries(FLAG_PATHS)) {
+    if (opts[flag] !== undefined) out[path] = opts[flag];
+  }
+  return out;
+}
+
+/** Loads the config for a command: `--config`/`CONFIG`, `AGENT_*` env, and the command's flags. */
+export function resolveConfig(cmd: Command): Promise<LoadedConfig> {
+  const opts = cmd.optsWithGlobals() as Record<string, unknown>;
+  const configPath = (opts["config"] as string | undefined) ?? Deno.env.get("CONFIG");
+  return loadConfig({ configPath, flags: flagValues(opts) });
+}
+
+/** A usage error that carries the command's help, so `main.ts` can show it. */
+export function usageError(cmd: Command, message: string): UsageError {
+  const err = new UsageError(message);
+  (err as UsageError & { help?: string }).help = cmd.helpInformation();
+  return err;
+}
+
+/** Reads `--output` and refuses unknown formats. */
+export function outputFormat<T extends string>(
+  cmd: Command,
+  value: unknown,
+  allowed: readonly T[],
+): T {
+  const v = (value ?? allowed[0]) as T;
+  if (!allowed.includes(v)) {
+    throw usageError(cmd, `--output must be one of ${allowed.join(", ")}, got "${String(value)}"`);
+  }
+  return v;
+}

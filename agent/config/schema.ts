@@ -1,0 +1,96 @@
+/**
+ * The agent's configuration: the Camblet Go agent's `agent.*` keys (camblet-compat §1.3) plus our
+ * own (`ca`, `controlSocket`, `metricsAddress`, `plugins`). One zod schema; strict everywhere so
+ * unknown keys are reported.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parseDuration } from "../duration.ts";
+import { trustDomainProblem } from "../spiffe.ts";
+
+/** Release builds of the Go agent used this directory; so do we. */
+export const CONFIG_DIR = "/etc/camblet";
+
+const duration = z.string().superRefine((s, ctx) => {
+  try {
+    parseDuration(s);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+  }
+});
+
+const trustDomain = z.string().superRefine((s, ctx) => {
+  const p = trustDomainProblem(s);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+});
+
+/** A path list: YAML list, or a single string (comma-separated from env). */
+const pathList = z.union([z.string().transform((s) => [s]), z.array(z.string())]);
+
+const toggle = (enabled: boolean) => z.object({ enabled: z.boolean().default(enabled) }).strict();
+
+const collectors = z.object({
+  procfs: z.object({
+    enabled: z.boolean().default(true),
+    // The Go agent defaulted this to true and leaked every env var into labels; we don't.
+    extractEnvs: z.boolean().default(false),
+    envAllowList: z.array(z.string()).default([]),
+  }).strict().prefault({}),
+  linuxos: toggle(true).prefault({}),
+  sysfsdmi: toggle(true).prefault({}),
+  azure: toggle(false).prefault({}),
+  ec2: toggle(false).prefault({}),
+  gcp: toggle(false).prefault({}),
+  kubernetes: z.object({
+    enabled: z.boolean().default(false),
+    kubeletHost: z.string().default("127.0.0.1"),
+    kubeletPort: z.number().int().min(1).max(65535).default(10250),
+    kubeletCA: z.string().optional(),
+    skipKubeletVerification: z.boolean().default(false),
+    credentials: z.string().optional(),
+  }).strict().prefault({}),
+  docker: z.object({
+    enabled: z.boolean().default(false),
+    socketPath: z.string().default("unix:///var/run/docker.sock"),
+  }).strict().prefault({}),
+}).strict();
+
+/** `agent.*` keys. */
+export const agentSchema = z.object({
+  trustDomain: trustDomain.default("camblet"),
+  defaultCertTTL: duration.default("24h"),
+  /** Go agent's gRPC trace address; accepted for compatibility, unused (we serve on a Unix socket). */
+  localAddress: z.string().optional(),
+  kernelModuleDevice: z.string().default("/dev/camblet"),
+  caPEMPath: z.string().default(`${CONFIG_DIR}/ca.pem`),
+  policiesPath: pathList.default([`${CONFIG_DIR}/policies`]),
+  servicesPath: pathList.default([`${CONFIG_DIR}/services`]),
+  ca: z.string().regex(
+    /^[a-z0-9][a-z0-9_-]*$/,
+    "plugin name must be lower-case letters, digits, - or _",
+  )
+    .default("self-signed"),
+  controlSocket: z.string().default("/run/camblet/agent.sock"),
+  metricsAddress: z.string().optional(),
+  metadataCollectors: collectors.prefault({}),
+}).strict();
+
+/** `plugins.*`: per-kind plugin configuration; each plugin's own parser validates its part. */
+export const pluginsSchema = z.object({
+  ca: z.record(z.string(), z.unknown()).optional(),
+  policySource: z.array(z.record(z.string(), z.unknown())).optional(),
+  attestor: z.record(z.string(), z.unknown()).optional(),
+  external: z.array(z.record(z.string(), z.unknown())).optional(),
+}).strict();
+
+/** The whole config file. */
+export const configSchema = z.object({
+  agent: agentSchema.prefault({}),
+  plugins: pluginsSchema.prefault({}),
+}).strict();
+
+/** Validated configuration with defaults applied. */
+export type Config = z.infer<typeof configSchema>;
+/** Validated `agent.*` section. */
+export type AgentConfig = Config["agent"];

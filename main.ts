@@ -1,0 +1,41 @@
+/**
+ * camblet-agent entry point: parse → run the command → exit code. The only file that calls
+ * `Deno.exit` or configures log sinks.
+ *
+ * @module
+ */
+import { CommanderError } from "commander";
+import { buildProgram } from "./agent/cli/program.ts";
+import { UsageError } from "./agent/errors.ts";
+import { configureLogging, levelFor } from "./agent/log.ts";
+
+/** Runs the CLI with `args` and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = buildProgram();
+  program.hook("preAction", async (thisCommand) => {
+    const v = thisCommand.opts()["verbosity"] ?? Number(Deno.env.get("VERBOSITY") ?? 0);
+    await configureLogging(levelFor(Number.isFinite(v) ? Number(v) : 0));
+  });
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and --version "fail" with exit code 0; commander already printed what it had to.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}`);
+      const help = (e as UsageError & { help?: string }).help;
+      if (help) console.error("\n" + help);
+      return 2;
+    }
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    if (Deno.env.get("CAMBLET_DEBUG") && e instanceof Error && e.stack) console.error(e.stack);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,107 @@
+/**
+ * The plugin contract (SPIRE's catalog, Hono's factories): a plugin is a kind, a name, ONE pure
+ * config parser shared by `run` and `validate`, and a factory. Plugins import only this file and
+ * `plugins/sdk/`, never agent internals.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { TaskContext } from "../driver/payloads.ts";
+
+export type { TaskContext };
+
+/** Plugin kinds and how many of each a running agent has. */
+export const PLUGIN_KINDS = {
+  ca: { cardinality: "exactly-one" },
+  policySource: { cardinality: "at-least-one" },
+  attestor: { cardinality: "any" },
+} as const;
+
+/** A plugin kind. */
+export type PluginKind = keyof typeof PLUGIN_KINDS;
+
+/** Time, injected so that rotation and expiry are testable; never call `Date.now()` in a plugin. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+/** The real clock. */
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** A config problem found by a plugin's parser; `field` is relative to the plugin's config. */
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/** Result of a plugin's pure config parser: a value or every problem at once. */
+export type ParseResult<C> = { ok: true; value: C } | { ok: false; problems: ConfigProblem[] };
+
+/** What the agent hands a plugin when creating it. */
+export interface PluginContext {
+  /** Scoped logger (`camblet.plugin.<kind>.<name>`). */
+  log: Logger;
+  clock: Clock;
+  /** The agent's SPIFFE trust domain. */
+  trustDomain: string;
+  /** Aborted when the agent shuts down. */
+  signal: AbortSignal;
+}
+
+/** Anything a plugin creates can hold resources; the loader disposes them in reverse order. */
+export interface PluginInstance {
+  /** Releases sockets, timers, child processes. Must not throw. */
+  dispose?(): Promise<void> | void;
+}
+
+/** A plugin definition: what {@linkcode definePlugin} returns and the registry lists. */
+export interface PluginDefinition<K extends PluginKind, C, I extends PluginInstance> {
+  kind: K;
+  name: string;
+  /** One line for `--help` and `camblet-agent plugins`. */
+  description: string;
+  /** Pure: no I/O. Reports every problem at once and flags unknown keys. */
+  parseConfig(raw: unknown): ParseResult<C>;
+  create(config: C, ctx: PluginContext): Promise<I> | I;
+}
+
+/**
+ * Defines a plugin. The identity function gives type inference and one place to check shape.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin } from "./types.ts";
+ * const hostname = definePlugin({
+ *   kind: "attestor",
+ *   name: "hostname",
+ *   description: "labels the host name",
+ *   parseConfig: () => ({ ok: true, value: {} }),
+ *   create: () => ({
+ *     name: "hostname",
+ *     collect: () => Promise.resolve({ "host:name": [Deno.hostname()] }),
+ *   }),
+ * });
+ * ```
+ */
+export function definePlugin<K extends PluginKind, C, I extends PluginInstance>(
+  def: PluginDefinition<K, C, I>,
+): PluginDefinition<K, C, I> {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(def.name)) {
+    throw new TypeError(`Cannot define plugin "${def.name}": name must match [a-z0-9][a-z0-9_-]*`);
+  }
+  return def;
+}
+
+/** Labels of a process: label name → values (most have one; `process:gid:additional` has many). */
+export type Labels = Record<string, string[]>;
+
+/** The attestor kind: collects labels for the process the kernel asks about. */
+export interface Attestor extends PluginInstance {
+  readonly name: string;
+  /**
+   * Labels for `task`. Must honour `signal` (the agent's deadline budget) and must not throw for a
+   * process that has exited: return what is known. Label names are `segment:…:key`.
+   */
+  collect(task: TaskContext, signal: AbortSignal): Promise<Labels>;
+}

@@ -1,0 +1,61 @@
+/**
+ * Runs the real camblet-agent program as a subprocess. CI sets `CAMBLET_AGENT_JS` to the bundled
+ * `dist/camblet-agent.js` so the CLI tests exercise what ships.
+ *
+ * @module
+ */
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Output of one run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for {@linkcode runCli}. */
+export interface RunCliOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  stdin?: string;
+  /** Kill after this many ms (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** The entry the tests run: the bundle when `CAMBLET_AGENT_JS` is set, else `main.ts`. */
+export function agentEntry(): string {
+  return Deno.env.get("CAMBLET_AGENT_JS") ?? `${ROOT}main.ts`;
+}
+
+/** Runs `camblet-agent ...args`. The environment is cleared of `AGENT_*` unless given. */
+export async function runCli(args: string[], options: RunCliOptions = {}): Promise<CliResult> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (!k.startsWith("AGENT_") && k !== "CONFIG" && k !== "VERBOSITY") env[k] = v;
+  }
+  Object.assign(env, options.env ?? {});
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `--config=${ROOT}deno.json`, agentEntry(), ...args],
+    cwd: options.cwd ?? ROOT,
+    env,
+    clearEnv: true,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Repository root (absolute, trailing slash). */
+export const REPO_ROOT = ROOT;
