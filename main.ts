@@ -36,6 +36,7 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
+// In the bundle, the kernel link's workers run this same file: only the main thread runs the CLI.
+if (import.meta.main && !("WorkerGlobalScope" in globalThis)) {
   Deno.exit(await main(Deno.args));
 }

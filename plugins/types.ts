@@ -47,6 +47,8 @@ export interface PluginContext {
   trustDomain: string;
   /** Aborted when the agent shuts down. */
   signal: AbortSignal;
+  /** The agent's version, sent to external plugins in the handshake. */
+  agentVersion?: string;
 }
 
 /** Anything a plugin creates can hold resources; the loader disposes them in reverse order. */

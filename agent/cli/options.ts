@@ -13,7 +13,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(",").map((s) => s.trim()).filter(Boolean)];
 }
 
-/** Flag name → config path. */
+/** Commander option key → config path. */
 const FLAG_PATHS: Record<string, string> = {
   kernelModuleDevice: "agent.kernelModuleDevice",
   policiesPath: "agent.policiesPath",
@@ -25,6 +25,14 @@ const FLAG_PATHS: Record<string, string> = {
   controlSocket: "agent.controlSocket",
   metricsAddress: "agent.metricsAddress",
 };
+
+/** Config path → `--flag-name`, for messages. */
+const FLAG_NAMES: Record<string, string> = Object.fromEntries(
+  Object.entries(FLAG_PATHS).map(([key, path]) => [
+    path,
+    "--" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()),
+  ]),
+);
 
 /** Adds the Go agent's flags (same names and defaults) plus ours to `cmd`. */
 export function addAgentOptions(cmd: Command): Command {
@@ -69,7 +77,7 @@ export function flagValues(opts: Record<string, unknown>): Record<string, unknow
 export function resolveConfig(cmd: Command): Promise<LoadedConfig> {
   const opts = cmd.optsWithGlobals() as Record<string, unknown>;
   const configPath = (opts["config"] as string | undefined) ?? Deno.env.get("CONFIG");
-  return loadConfig({ configPath, flags: flagValues(opts) });
+  return loadConfig({ configPath, flags: flagValues(opts), flagNames: FLAG_NAMES });
 }
 
 /** A usage error that carries the command's help, so `main.ts` can show it. */

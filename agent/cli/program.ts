@@ -3,20 +3,26 @@
  *
  * @module
  */
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { VERSION } from "../version.ts";
 import { registerRun } from "./run.ts";
 import { registerVersion } from "./version.ts";
 import { registerValidate } from "./validate.ts";
 import { registerSchema } from "./schema.ts";
 import { registerExplain } from "./explain.ts";
+import { registerCa } from "./ca.ts";
+import { registerAugment } from "./augment.ts";
+import { registerGeneratePolicy } from "./generate_policy.ts";
 
 /** Subcommand registrars, in the order `--help` lists them. */
 const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerRun,
   registerValidate,
   registerExplain,
+  registerAugment,
+  registerGeneratePolicy,
   registerSchema,
+  registerCa,
   registerVersion,
 ];
 
@@ -62,14 +68,23 @@ export function buildProgram(): Command {
       "log verbosity: 0 = info, 1 or more = debug",
       (v: string) => {
         const n = Number(v);
-        if (!Number.isInteger(n)) throw new TypeError(`verbosity must be an integer, got "${v}"`);
+        if (!Number.isInteger(n)) {
+          throw new InvalidArgumentError(`verbosity must be an integer, got "${v}"`);
+        }
         return n;
       },
     )
     .exitOverride()
     .showHelpAfterError()
-    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .configureHelp({ sortSubcommands: false })
     .addHelpText("after", ROOT_HELP);
   for (const register of SUBCOMMANDS) register(program);
+  // The root carries the daemon's flags too, so listing "global options" would repeat them.
+  for (const sub of program.commands) {
+    sub.addHelpText(
+      "after",
+      "\nGlobal options: --config <file>, -v/--verbosity <level> (see camblet-agent --help)",
+    );
+  }
   return program;
 }

@@ -26,6 +26,8 @@ export interface LoadConfigOptions {
   env?: Record<string, string>;
   /** Flag values by config path; only flags the user set. */
   flags?: FlagValues;
+  /** Flag names by config path, for messages (`flag --trust-domain`). */
+  flagNames?: Record<string, string>;
   /** Paths searched when `configPath` is absent (tests override). */
   search?: readonly string[];
 }
@@ -176,7 +178,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   for (const [path, value] of Object.entries(options.flags ?? {})) {
     if (value === undefined) continue;
     setPath(flagRaw, path.split("."), value);
-    origins[path] = "flag";
+    const name = options.flagNames?.[path];
+    origins[path] = name ? `flag ${name}` : "flag";
   }
 
   const merged = deepMerge(deepMerge(fileRaw, envRaw), flagRaw);

@@ -54,6 +54,23 @@ const collectors = z.object({
     enabled: z.boolean().default(false),
     socketPath: z.string().default("unix:///var/run/docker.sock"),
   }).strict().prefault({}),
+  // Not in the Go agent: containerd's own API, and systemd units from the cgroup path.
+  containerd: z.object({
+    enabled: z.boolean().default(false),
+    socketPath: z.string().default("/run/containerd/containerd.sock"),
+    namespaces: z.array(z.string()).optional(),
+  }).strict().prefault({}),
+  systemd: toggle(true).prefault({}),
+}).strict();
+
+/** `agent.attestation`: how augment requests are answered (not in the Go agent). */
+const attestation = z.object({
+  /** Deadline for collectors per request; the kernel waits 1 s in all. */
+  budget: duration.default("500ms"),
+  /** Fail a request when a collector fails or is late, instead of answering with what is ready. */
+  strict: z.boolean().default(false),
+  /** How long a process' labels are reused (entries also go when the process exits). */
+  cacheTTL: duration.default("1m"),
 }).strict();
 
 /** `agent.*` keys. */
@@ -74,6 +91,7 @@ export const agentSchema = z.object({
   controlSocket: z.string().default("/run/camblet/agent.sock"),
   metricsAddress: z.string().optional(),
   metadataCollectors: collectors.prefault({}),
+  attestation: attestation.prefault({}),
 }).strict();
 
 /** `plugins.*`: per-kind plugin configuration; each plugin's own parser validates its part. */

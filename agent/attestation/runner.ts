@@ -1,0 +1,366 @@
+/**
+ * Runs the attestors for one task: in parallel, under a deadline budget, cached per process life.
+ *
+ * A collector that fails or has not answered when the budget runs out yields a warning and the
+ * labels that are ready (the kernel fails open on a late answer, so partial labels beat none);
+ * with `strict` the request fails instead. A late collector keeps running in the background up
+ * to `collectorTimeoutMs` and its labels are merged into the cached entry, so the next request
+ * for the process is complete. Nothing a collector does can throw out of here except the
+ * `strict` {@linkcode AttestationError}.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { Attestor, Clock, Labels, TaskContext } from "../../plugins/types.ts";
+import { systemClock } from "../../plugins/types.ts";
+import { labelStrings, mergeLabels } from "../../plugins/attestor/_lib/labels.ts";
+import { readStartTime } from "../../plugins/attestor/process/proc_files.ts";
+import { logger } from "../log.ts";
+import { AttestationCache, type CacheEntry, cacheKey, taskFingerprint } from "./cache.ts";
+import { listPids, taskContextFromProc } from "./task_from_proc.ts";
+
+/** Options of {@linkcode Attestation}. */
+export interface AttestationOptions {
+  /** How long a request waits for collectors (default 500 ms; the kernel allows 1 s in all). */
+  budgetMs?: number;
+  /** Fail the request when a collector fails or is late, instead of answering partially. */
+  strict?: boolean;
+  /** Hard limit for a late collector running in the background (default 5 s). */
+  collectorTimeoutMs?: number;
+  /** Lifetime of a complete cache entry (default 60 s). */
+  cacheTtlMs?: number;
+  /** Lifetime of an incomplete entry, after which collection is retried (default 5 s). */
+  incompleteTtlMs?: number;
+  /** Cache bound (default 16384 process lives). */
+  cacheMaxEntries?: number;
+  /** How often exited processes are swept out of the cache (default 10 s; 0 = never). */
+  sweepIntervalMs?: number;
+  /** Parallel collections while warming (default 2: warming must not starve requests). */
+  warmConcurrency?: number;
+  clock?: Clock;
+  log?: Logger;
+  procRoot?: string;
+}
+
+/** The answer for one task. */
+export interface AugmentResult {
+  labels: Labels;
+  /** Sorted `name=value` strings, what the kernel gets. */
+  strings: string[];
+  warnings: string[];
+  /** Served from the cache. */
+  cached: boolean;
+  /** Every collector answered. */
+  complete: boolean;
+}
+
+/** A `strict` request that could not be answered completely. */
+export class AttestationError extends Error {
+  override name = "AttestationError";
+  readonly warnings: readonly string[];
+  constructor(message: string, warnings: readonly string[]) {
+    super(message);
+    this.warnings = warnings;
+  }
+}
+
+type Outcome = { state: "pending" } | { state: "ok"; labels: Labels } | {
+  state: "error";
+  error: unknown;
+  /** Labels a collector had despite failing (`PartialLabelsError` or any error with `labels`). */
+  labels?: Labels;
+};
+
+function partialLabels(e: unknown, who: string): Labels | undefined {
+  const l = (e as { labels?: unknown } | null)?.labels;
+  if (l === undefined) return undefined;
+  try {
+    return validLabels(l, who);
+  } catch {
+    return undefined;
+  }
+}
+
+function validLabels(raw: unknown, who: string): Labels {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new TypeError(
+      `attestor(${who}) returned ${raw === null ? "null" : typeof raw}, not labels`,
+    );
+  }
+  const out: Labels = {};
+  for (const [name, values] of Object.entries(raw as Record<string, unknown>)) {
+    if (!Array.isArray(values)) continue;
+    const v = values.filter((x): x is string => typeof x === "string" && x !== "");
+    if (name !== "" && v.length) out[name] = v;
+  }
+  return out;
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Attestation for the daemon and the CLI. */
+export class Attestation {
+  readonly #attestors: readonly Attestor[];
+  readonly #budget: number;
+  readonly #strict: boolean;
+  readonly #collectorTimeout: number;
+  readonly #ttl: number;
+  readonly #incompleteTtl: number;
+  readonly #warmConcurrency: number;
+  readonly #sweepInterval: number;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #procRoot: string;
+  readonly #shutdown = new AbortController();
+  readonly #timers = new Set<Timer>();
+  readonly #inflight = new Map<string, Promise<AugmentResult>>();
+  readonly #background = new Set<Promise<unknown>>();
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  /** The cache (exposed for tests and metrics). */
+  readonly cache: AttestationCache;
+
+  constructor(attestors: readonly Attestor[], options: AttestationOptions = {}) {
+    this.#attestors = attestors;
+    this.#budget = options.budgetMs ?? 500;
+    this.#strict = options.strict ?? false;
+    this.#collectorTimeout = Math.max(options.collectorTimeoutMs ?? 5000, this.#budget);
+    this.#ttl = options.cacheTtlMs ?? 60_000;
+    this.#incompleteTtl = options.incompleteTtlMs ?? 5000;
+    this.#warmConcurrency = options.warmConcurrency ?? 2;
+    this.#sweepInterval = options.sweepIntervalMs ?? 10_000;
+    this.#clock = options.clock ?? systemClock;
+    this.#log = options.log ?? logger("attestation");
+    this.#procRoot = options.procRoot ?? "/proc";
+    this.cache = new AttestationCache(options.cacheMaxEntries);
+  }
+
+  /** Names of the attestors, in order. */
+  get attestorNames(): string[] {
+    return this.#attestors.map((a) => a.name);
+  }
+
+  /**
+   * Starts the exited-process sweep and warms the cache in the background. Returns at once; the
+   * returned promise (also awaited by {@linkcode dispose}) resolves with the number of processes
+   * warmed.
+   */
+  start(options: { warm?: boolean } = {}): Promise<number> {
+    if (this.#sweepInterval > 0 && this.#sweepTimer === undefined) {
+      const id = setInterval(() => void this.sweep(), this.#sweepInterval);
+      Deno.unrefTimer(id);
+      this.#sweepTimer = id;
+    }
+    if (options.warm === false) return Promise.resolve(0);
+    return this.#track(this.warm());
+  }
+
+  /** Drops cache entries of processes that exited or whose pid now names another process. */
+  sweep(): Promise<number> {
+    return this.cache.sweep((pid) => readStartTime(pid, this.#procRoot), this.#clock.now());
+  }
+
+  /** Collects labels for every running process (user space, not kernel threads). */
+  async warm(): Promise<number> {
+    const pids = await listPids(this.#procRoot);
+    let next = 0;
+    let warmed = 0;
+    const worker = async () => {
+      while (next < pids.length && !this.#shutdown.signal.aborted) {
+        const pid = pids[next++]!;
+        const task = await taskContextFromProc(pid, this.#procRoot);
+        if (!task || task.command_path === "") continue;
+        try {
+          await this.augment(task, this.#shutdown.signal);
+          warmed++;
+        } catch {
+          // strict mode or a vanished process: warming is best effort.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.#warmConcurrency }, worker));
+    this.#log.debug("Attestation cache warmed", { processes: warmed, entries: this.cache.size });
+    return warmed;
+  }
+
+  /**
+   * Labels for the kernel's `augment`: sorted `name=value`. Never throws except
+   * {@linkcode AttestationError} in strict mode; warnings are logged.
+   */
+  async augmentLabels(task: TaskContext, signal?: AbortSignal): Promise<string[]> {
+    return (await this.augment(task, signal)).strings;
+  }
+
+  /** Labels, warnings and cache facts for `task`. */
+  async augment(task: TaskContext, signal?: AbortSignal): Promise<AugmentResult> {
+    const startedAt = performance.now();
+    const startTime = await readStartTime(task.pid, this.#procRoot);
+    const fingerprint = taskFingerprint(task);
+    if (startTime === undefined) {
+      // Exited already: label what the kernel told us; nothing to cache.
+      return this.#collect(task, signal, startedAt);
+    }
+    const key = cacheKey(task.pid, startTime, task.cgroup_path);
+    const hit = this.cache.get(key, fingerprint, this.#clock.now());
+    if (hit) return this.#fromEntry(hit);
+    const flightKey = `${key}\0${fingerprint}`;
+    const pending = this.#inflight.get(flightKey);
+    if (pending) return pending;
+    const run = this.#collect(task, signal, startedAt, (labels, warnings, complete) => {
+      const entry: CacheEntry = {
+        labels,
+        warnings,
+        complete,
+        fingerprint,
+        pid: task.pid,
+        startTime,
+        expiresAt: this.#clock.now() + (complete ? this.#ttl : this.#incompleteTtl),
+      };
+      this.cache.set(key, entry);
+    }).finally(() => this.#inflight.delete(flightKey));
+    this.#inflight.set(flightKey, run);
+    return run;
+  }
+
+  #fromEntry(e: CacheEntry): AugmentResult {
+    return {
+      labels: e.labels,
+      strings: labelStrings(e.labels),
+      warnings: e.warnings,
+      cached: true,
+      complete: e.complete,
+    };
+  }
+
+  #collect(
+    task: TaskContext,
+    signal: AbortSignal | undefined,
+    startedAt: number,
+    store?: (labels: Labels, warnings: string[], complete: boolean) => void,
+  ): Promise<AugmentResult> {
+    const hard = new AbortController();
+    const collectorSignal = AbortSignal.any([hard.signal, this.#shutdown.signal]);
+    const hardTimer = this.#timer(() => {
+      hard.abort(new Error(`collector timeout ${this.#collectorTimeout} ms`));
+    }, this.#collectorTimeout);
+    const outcomes: Outcome[] = this.#attestors.map(() => ({ state: "pending" }));
+    const all = Promise.all(this.#attestors.map(async (a, i) => {
+      try {
+        outcomes[i] = {
+          state: "ok",
+          labels: validLabels(await a.collect(task, collectorSignal), a.name),
+        };
+      } catch (error) {
+        const labels = partialLabels(error, a.name);
+        outcomes[i] = labels ? { state: "error", error, labels } : { state: "error", error };
+      }
+    }));
+
+    return new Promise<AugmentResult>((resolve, reject) => {
+      const remaining = Math.max(0, this.#budget - (performance.now() - startedAt));
+      const budget: { timer?: Timer } = {};
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        if (budget.timer !== undefined) this.#clear(budget.timer);
+        signal?.removeEventListener("abort", finish);
+        const snapshot = this.#snapshot(outcomes);
+        const complete = snapshot.pending.length === 0;
+        if (complete) this.#clear(hardTimer);
+        else {
+          // Let late collectors finish in the background and complete the cached entry.
+          this.#track(all.then(() => {
+            this.#clear(hardTimer);
+            const late = this.#snapshot(outcomes);
+            store?.(late.labels, late.warnings, late.pending.length === 0);
+          }));
+        }
+        if (snapshot.warnings.length) {
+          this.#log.warn("Attestation incomplete", { pid: task.pid, warnings: snapshot.warnings });
+        }
+        if (this.#strict && snapshot.warnings.length) {
+          return reject(
+            new AttestationError(
+              `Cannot attest pid ${task.pid} (strict): ${snapshot.warnings.join("; ")}`,
+              snapshot.warnings,
+            ),
+          );
+        }
+        store?.(snapshot.labels, snapshot.warnings, complete);
+        resolve({
+          labels: snapshot.labels,
+          strings: labelStrings(snapshot.labels),
+          warnings: snapshot.warnings,
+          cached: false,
+          complete,
+        });
+      };
+      if (signal?.aborted) return finish();
+      budget.timer = this.#timer(finish, remaining);
+      signal?.addEventListener("abort", finish, { once: true });
+      all.then(finish);
+    });
+  }
+
+  #snapshot(outcomes: Outcome[]): { labels: Labels; warnings: string[]; pending: string[] } {
+    const sets: Labels[] = [];
+    const warnings: string[] = [];
+    const pending: string[] = [];
+    outcomes.forEach((o, i) => {
+      const name = this.#attestors[i]!.name;
+      if (o.state === "ok") sets.push(o.labels);
+      else if (o.state === "error") {
+        if (o.labels) {
+          sets.push(o.labels);
+          pending.push(name);
+          warnings.push(`attestor(${name}) partial: ${describe(o.error)}`);
+        } else warnings.push(`attestor(${name}) failed: ${describe(o.error)}`);
+      } else {
+        pending.push(name);
+        warnings.push(`attestor(${name}) did not answer within ${this.#budget} ms`);
+      }
+    });
+    return { labels: mergeLabels(...sets), warnings, pending };
+  }
+
+  #timer(fn: () => void, ms: number): Timer {
+    const id = setTimeout(() => {
+      this.#timers.delete(id);
+      fn();
+    }, ms);
+    this.#timers.add(id);
+    return id;
+  }
+
+  #clear(id: Timer) {
+    clearTimeout(id);
+    this.#timers.delete(id);
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    const tracked = p.finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
+    return tracked;
+  }
+
+  /** Stops warming, aborts late collectors, clears timers and disposes the attestors. */
+  async dispose(): Promise<void> {
+    this.#shutdown.abort(new Error("attestation disposed"));
+    if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    for (const id of this.#timers) clearTimeout(id);
+    this.#timers.clear();
+    await Promise.allSettled([...this.#background]);
+    for (const a of [...this.#attestors].reverse()) {
+      try {
+        await a.dispose?.();
+      } catch (e) {
+        this.#log.warn("Cannot dispose attestor", { attestor: a.name, error: describe(e) });
+      }
+    }
+  }
+}

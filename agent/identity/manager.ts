@@ -1,0 +1,401 @@
+/**
+ * The identity manager: guards every `csr_sign`. The CA plugin signs; this decides. It verifies
+ * the CSR, checks the SPIFFE ID against what the loaded policies can assign to the requesting
+ * process, caps the TTL, asks the CA within a time budget, builds the kernel's answer and audits
+ * it. It never answers with an error (that crashes camblet-driver 0.8.0): every refusal is a
+ * refusal certificate, counted and logged with its reason.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
+import { CapabilityError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { findAssignable as defaultFindAssignable } from "../policy/assignable.ts";
+import { csrNames, parseCsr, verifyCsr } from "../../plugins/sdk/csr.ts";
+import { x509 } from "../../plugins/sdk/x509.ts";
+import { type CertificateAuthority, CsrRejectedError } from "../../plugins/ca/types.ts";
+import { type Clock, systemClock } from "../../plugins/types.ts";
+import { AuditLog, type AuditRecord } from "./audit.ts";
+import { decideIssuance, type RefusalReason } from "./decide.ts";
+import { kernelCsrAnswer, type KernelTrustAnchor, TrustAnchorCache } from "./kernel_answer.ts";
+import { agentMetrics, type MetricsRegistry } from "./metrics.ts";
+import { RefusalIssuer } from "./refusal.ts";
+
+/** One kernel `csr_sign` request. */
+export interface CsrSignRequest {
+  /** The kernel's request id (for the audit log). */
+  id?: string;
+  task: TaskContext;
+  /** The kernel's `data`: the string `{"csr":"<PEM>","ttl":"3600s"}` or that object parsed. */
+  data: string | Record<string, unknown>;
+}
+
+/** Options for {@linkcode IdentityManager.create}. */
+export interface IdentityManagerOptions {
+  ca: CertificateAuthority;
+  trustDomain: string;
+  /** The compiled policies currently loaded in the kernel. */
+  payloads: () => KernelPayloads;
+  /** The requesting process's labels (`name=value`); must honour `signal`. */
+  labelsFor: (task: TaskContext, signal: AbortSignal) => Promise<string[]>;
+  /** `--default-cert-ttl` in ms: the cap for policies without a ttl. */
+  defaultCertTtlMs: number;
+  /** Time for labels + CA together before refusing (default 500 ms; the kernel waits 1 s). */
+  budgetMs?: number;
+  /** Lifetime of refusal certificates (default 60 s). */
+  refusalValidityMs?: number;
+  /** Driving camblet-driver: trust anchors must be RSA (default true). */
+  kernelDriver?: boolean;
+  clock?: Clock;
+  audit?: AuditLog;
+  metrics?: MetricsRegistry;
+  log?: Logger;
+  /** Which policy entries can give a process a SPIFFE ID (agent/policy/assignable.ts). */
+  findAssignable?: typeof defaultFindAssignable;
+}
+
+class Refusal extends Error {
+  constructor(readonly reason: RefusalReason, detail: string, readonly spiffeId?: string) {
+    super(detail);
+  }
+}
+
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener("abort", onAbort), resolve(v)),
+      (e) => (signal.removeEventListener("abort", onAbort), reject(e)),
+    );
+  });
+}
+
+const BUDGET = Symbol("budget");
+
+type Resolved =
+  & Required<Pick<IdentityManagerOptions, "budgetMs" | "clock" | "findAssignable">>
+  & IdentityManagerOptions;
+
+interface ParsedRequest {
+  csr: x509.Pkcs10CertificateRequest;
+  names: ReturnType<typeof csrNames>;
+  ttl: string | undefined;
+}
+
+/** Guards issuance for the kernel. Create with {@linkcode IdentityManager.create}. */
+export class IdentityManager {
+  readonly audit: AuditLog;
+  #o: Resolved;
+  #refusal: RefusalIssuer;
+  #anchors = new TrustAnchorCache();
+  #lastAnchors: KernelTrustAnchor[];
+  #lastKernelKey: x509.PublicKey | undefined;
+  #fallback: string;
+  #log: Logger;
+  #metrics: MetricsRegistry;
+
+  private constructor(
+    o: Resolved,
+    refusal: RefusalIssuer,
+    anchors: KernelTrustAnchor[],
+    fallback: string,
+  ) {
+    this.#o = o;
+    this.#refusal = refusal;
+    this.#lastAnchors = anchors;
+    this.#fallback = fallback;
+    this.audit = o.audit ?? new AuditLog();
+    this.#log = o.log ?? logger("identity");
+    this.#metrics = o.metrics ?? agentMetrics;
+  }
+
+  /**
+   * Checks the CA's trust anchors (RSA only with the kernel driver: else {@linkcode CapabilityError})
+   * and generates the refusal issuer once, so that refusing later is fast.
+   */
+  static async create(options: IdentityManagerOptions): Promise<IdentityManager> {
+    const o = {
+      budgetMs: 500,
+      clock: systemClock,
+      findAssignable: defaultFindAssignable,
+      ...options,
+    };
+    const roots = await options.ca.trustBundle();
+    const cache = new TrustAnchorCache();
+    const anchors: KernelTrustAnchor[] = [];
+    for (const der of roots) {
+      try {
+        anchors.push(cache.get(der));
+      } catch (e) {
+        if (options.kernelDriver === false) continue;
+        throw new CapabilityError(`Cannot use CA "${options.ca.name}": ${(e as Error).message}`);
+      }
+    }
+    const refusal = await RefusalIssuer.create({
+      clock: o.clock,
+      ...(options.refusalValidityMs !== undefined ? { validityMs: options.refusalValidityMs } : {}),
+    });
+    const fallbackAnchors = anchors.length > 0 ? anchors : [cache.get(refusal.placeholderAnchor)];
+    const fallback = kernelCsrAnswer(await refusal.issue(undefined), [], fallbackAnchors);
+    return new IdentityManager(o, refusal, anchors, fallback);
+  }
+
+  /**
+   * Answers one `csr_sign` with the exact answer string for the kernel. Never rejects and never
+   * returns an error answer: a refused request gets a refusal certificate.
+   */
+  async signForKernel(request: CsrSignRequest): Promise<string> {
+    const started = performance.now();
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(BUDGET), this.#o.budgetMs);
+    let publicKey: x509.PublicKey | undefined;
+    let spiffeId: string | undefined;
+    try {
+      const parsed = this.#parse(request);
+      publicKey = parsed.csr.publicKey;
+      spiffeId = parsed.names.uris[0];
+      if (!(await verifyCsr(parsed.csr))) {
+        throw new Refusal("csr_signature", "Cannot sign CSR: its signature does not verify");
+      }
+      this.#lastKernelKey = publicKey;
+      return await this.#issue(request, parsed, ctl.signal, started);
+    } catch (e) {
+      const r = this.#asRefusal(e);
+      return await this.#refuse(request, r, publicKey, spiffeId ?? r.spiffeId, started);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #parse(request: CsrSignRequest): ParsedRequest {
+    let data: unknown = request.data;
+    if (typeof data === "string") {
+      try {
+        data = JSON.parse(data);
+      } catch (e) {
+        throw new Refusal("bad_request", `Cannot read csr_sign data: ${(e as Error).message}`);
+      }
+    }
+    const d = data as Record<string, unknown> | null;
+    if (typeof d !== "object" || d === null || typeof d["csr"] !== "string") {
+      throw new Refusal("bad_request", 'Cannot read csr_sign data: no "csr" string');
+    }
+    if (d["ttl"] !== undefined && typeof d["ttl"] !== "string") {
+      throw new Refusal(
+        "bad_ttl",
+        `Cannot sign CSR: ttl ${JSON.stringify(d["ttl"])} is not a string`,
+      );
+    }
+    let csr;
+    try {
+      csr = parseCsr(d["csr"]);
+    } catch (e) {
+      throw new Refusal("bad_csr", (e as Error).message);
+    }
+    return { csr, names: csrNames(csr), ttl: d["ttl"] as string | undefined };
+  }
+
+  async #issue(
+    request: CsrSignRequest,
+    parsed: ParsedRequest,
+    signal: AbortSignal,
+    started: number,
+  ): Promise<string> {
+    const o = this.#o;
+    let labels: string[];
+    try {
+      labels = await untilAborted(o.labelsFor(request.task, signal), signal);
+    } catch (e) {
+      throw new Refusal(
+        "labels_unavailable",
+        `Cannot sign CSR: labels of pid ${request.task.pid} unavailable: ${
+          e === BUDGET ? `not within ${o.budgetMs} ms` : (e as Error).message
+        }`,
+      );
+    }
+    const payloads = o.payloads();
+    const decision = decideIssuance({
+      names: parsed.names,
+      ...(parsed.ttl !== undefined ? { requestedTtl: parsed.ttl } : {}),
+      trustDomain: o.trustDomain,
+      candidates: (id) =>
+        o.findAssignable(payloads, {
+          processLabels: labels,
+          spiffeId: id,
+          trustDomain: o.trustDomain,
+        }),
+      defaultTtlMs: o.defaultCertTtlMs,
+      caMaxTtlMs: o.ca.maxTtlMs,
+    });
+    if (!decision.ok) throw new Refusal(decision.reason, decision.detail, decision.spiffeId);
+    let signed;
+    try {
+      signed = await untilAborted(
+        o.ca.sign({
+          csr: new Uint8Array(parsed.csr.rawData),
+          spiffeId: decision.spiffeId,
+          dnsNames: decision.dnsNames,
+          ttlMs: decision.ttlMs,
+        }, signal),
+        signal,
+      );
+    } catch (e) {
+      if (e === BUDGET) {
+        throw new Refusal(
+          "ca_timeout",
+          `Cannot sign CSR: CA "${o.ca.name}" did not answer within ${o.budgetMs} ms`,
+          decision.spiffeId,
+        );
+      }
+      const why = e instanceof Error ? e.message : String(e);
+      throw new Refusal(
+        e instanceof CsrRejectedError ? "ca_rejected" : "ca_error",
+        why,
+        decision.spiffeId,
+      );
+    }
+    const leaf = this.#checkLeaf(signed.certificate, parsed.csr, decision.spiffeId, decision.ttlMs);
+    let anchors: KernelTrustAnchor[];
+    try {
+      anchors = signed.trustAnchors.map((der) => this.#anchors.get(der));
+      if (anchors.length === 0) throw new Error("no trust anchors");
+    } catch (e) {
+      throw new Refusal(
+        "bad_ca_answer",
+        `Cannot use CA answer: ${(e as Error).message}`,
+        decision.spiffeId,
+      );
+    }
+    this.#lastAnchors = anchors;
+    const answer = kernelCsrAnswer(signed.certificate, signed.chain, anchors);
+    const record: AuditRecord = {
+      ...this.#base(request, started),
+      outcome: "issued",
+      spiffeId: decision.spiffeId,
+      serial: leaf.serialNumber,
+      notAfter: leaf.notAfter.toISOString(),
+      policyId: decision.policyId,
+    };
+    if (decision.egressId !== undefined) record.egressId = decision.egressId;
+    this.audit.record(record);
+    this.#count("issued", undefined, started);
+    if (decision.clamped) {
+      this.#log.debug("TTL clamped to the CA maximum", {
+        spiffeId: decision.spiffeId,
+        maxTtlMs: o.ca.maxTtlMs,
+      });
+    }
+    return answer;
+  }
+
+  /** The CA must have issued what was decided: the CSR's key, the one SPIFFE ID, no PSS, no longer TTL. */
+  #checkLeaf(der: Uint8Array, csr: x509.Pkcs10CertificateRequest, spiffeId: string, ttlMs: number) {
+    const bad = (why: string) =>
+      new Refusal(
+        "bad_ca_answer",
+        `Cannot use certificate from CA "${this.#o.ca.name}": ${why}`,
+        spiffeId,
+      );
+    let leaf: x509.X509Certificate;
+    try {
+      leaf = new x509.X509Certificate(der.slice().buffer as ArrayBuffer);
+    } catch (e) {
+      throw bad(`not a DER certificate (${(e as Error).message})`);
+    }
+    if (leaf.signatureAlgorithm.name === "RSA-PSS") {
+      throw bad("signed with RSA-PSS, which the kernel cannot verify");
+    }
+    const sameKey = leaf.publicKey.rawData.byteLength === csr.publicKey.rawData.byteLength &&
+      new Uint8Array(leaf.publicKey.rawData).every((b, i) =>
+        b === new Uint8Array(csr.publicKey.rawData)[i]
+      );
+    if (!sameKey) throw bad("its public key is not the CSR's");
+    const uris = leaf.getExtension(x509.SubjectAlternativeNameExtension)?.names.items
+      .filter((n) => n.type === "url").map((n) => n.value) ?? [];
+    if (uris.length !== 1 || uris[0] !== spiffeId) {
+      throw bad(`its URI SANs are ${JSON.stringify(uris)}`);
+    }
+    // One minute of slack for the CA's own clock.
+    if (leaf.notAfter.getTime() > this.#o.clock.now() + ttlMs + 60_000) {
+      throw bad(`notAfter ${leaf.notAfter.toISOString()} exceeds the TTL of ${ttlMs / 1000}s`);
+    }
+    return leaf;
+  }
+
+  #asRefusal(e: unknown): Refusal {
+    if (e instanceof Refusal) return e;
+    return new Refusal(
+      "internal",
+      `Cannot sign CSR: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+
+  async #refuse(
+    request: CsrSignRequest,
+    r: Refusal,
+    csrKey: x509.PublicKey | undefined,
+    spiffeId: string | undefined,
+    started: number,
+  ): Promise<string> {
+    try {
+      // A CSR we cannot read still gets a certificate for the kernel's (shared) key when known.
+      const key = csrKey ?? this.#lastKernelKey;
+      const der = await this.#refusal.issue(key);
+      const anchors = this.#lastAnchors.length > 0
+        ? this.#lastAnchors
+        : [this.#anchors.get(this.#refusal.placeholderAnchor)];
+      const answer = kernelCsrAnswer(der, [], anchors);
+      const cert = new x509.X509Certificate(der.slice().buffer as ArrayBuffer);
+      const record: AuditRecord = {
+        ...this.#base(request, started),
+        outcome: "refused",
+        reason: r.reason,
+        detail: r.message,
+        serial: cert.serialNumber,
+        notAfter: cert.notAfter.toISOString(),
+      };
+      if (spiffeId !== undefined) record.spiffeId = spiffeId;
+      this.audit.record(record);
+      this.#count("refused", r.reason, started);
+      return answer;
+    } catch (e) {
+      this.#log.error("Cannot build a refusal certificate; sending the prepared one", { error: e });
+      this.#count("refused", "internal", started);
+      return this.#fallback;
+    }
+  }
+
+  #base(request: CsrSignRequest, started: number) {
+    const t = request.task;
+    const base: Omit<AuditRecord, "outcome"> = {
+      time: new Date(this.#o.clock.now()).toISOString(),
+      task: {
+        pid: t?.pid,
+        uid: t?.uid,
+        gid: t?.gid,
+        command_path: t?.command_path,
+        command_name: t?.command_name,
+        cgroup_path: t?.cgroup_path,
+      },
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+    };
+    if (request.id !== undefined) base.requestId = request.id;
+    return base;
+  }
+
+  #count(result: "issued" | "refused", reason: RefusalReason | undefined, started: number) {
+    this.#metrics.counter(
+      "camblet_csr_sign_total",
+      "csr_sign requests by result and refusal reason",
+    )
+      .inc(reason ? { result, reason } : { result });
+    this.#metrics.histogram(
+      "camblet_csr_sign_duration_seconds",
+      "time to answer csr_sign",
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    ).observe((performance.now() - started) / 1000, { result });
+  }
+}

@@ -1,0 +1,3 @@
+module example.com/camblet-go-ca
+
+go 1.22

@@ -1,0 +1,378 @@
+/**
+ * One external plugin process: checksum check, spawn, JSON-RPC over stdio with per-call timeouts,
+ * restart with exponential backoff when it dies (or hangs), orderly shutdown.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { PluginKind } from "./types.ts";
+import { LineWriter, readLines } from "./sdk/_lines.ts";
+import {
+  type ConfigureResult,
+  ERROR,
+  type HandshakeResult,
+  METHOD,
+  PROTOCOL,
+  PROTOCOL_VERSION,
+  type RpcErrorObject,
+} from "./sdk/protocol.ts";
+import { sha256File } from "./_sha256.ts";
+
+/** How to run a plugin. */
+export interface ProcessSpec {
+  kind: PluginKind;
+  name: string;
+  /** Path of the executable (checksummed) and its arguments. */
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  /** Expected hex SHA-256 of `command`; absent = unchecked (warned). */
+  sha256?: string;
+  config: unknown;
+  trustDomain: string;
+  agentVersion: string;
+  callTimeoutMs: number;
+  startTimeoutMs: number;
+  restartInitialMs: number;
+  restartMaxMs: number;
+  /** After this many calls in a row time out, the plugin is killed and restarted. */
+  maxConsecutiveTimeouts: number;
+}
+
+/** A JSON-RPC error answered by the plugin. */
+export class PluginCallError extends Error {
+  override name = "PluginCallError";
+  constructor(readonly code: number, message: string, readonly data?: unknown) {
+    super(message);
+  }
+}
+
+/** The checksum of the executable is not the configured one. */
+export class ChecksumMismatchError extends Error {
+  override name = "ChecksumMismatchError";
+}
+
+/** A `badConfig` answer lists the plugin's problems; put them in the message. */
+function configureError(e: unknown): unknown {
+  if (!(e instanceof PluginCallError) || e.code !== ERROR.badConfig) return e;
+  const problems = (e.data as { problems?: { field?: string; message?: string }[] })?.problems;
+  if (!Array.isArray(problems) || problems.length === 0) return e;
+  const list = problems.map((p) => `config.${p.field ?? ""}: ${p.message ?? ""}`).join("; ");
+  return new PluginCallError(e.code, `${e.message}: ${list}`, e.data);
+}
+
+type State = "starting" | "ready" | "restarting" | "failed" | "stopped";
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Running {
+  child: Deno.ChildProcess;
+  writer: LineWriter;
+  done: Promise<void>;
+  startedAt: number;
+}
+
+/** A supervised plugin process. Start it with {@linkcode PluginProcess.start}. */
+export class PluginProcess {
+  #spec: ProcessSpec;
+  #log: Logger;
+  #state: State = "starting";
+  #run: Running | undefined;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #timeouts = 0;
+  #attempt = 0;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastExit = "";
+  /** Set by the handshake and configure of the latest launch. */
+  handshake: HandshakeResult | undefined;
+  configured: ConfigureResult = {};
+
+  private constructor(spec: ProcessSpec, log: Logger) {
+    this.#spec = spec;
+    this.#log = log;
+  }
+
+  /** Checks, spawns, handshakes and configures; throws (having cleaned up) when any step fails. */
+  static async start(spec: ProcessSpec, log: Logger): Promise<PluginProcess> {
+    const p = new PluginProcess(spec, log);
+    await p.#launch();
+    return p;
+  }
+
+  /** `starting`, `ready`, `restarting`, `failed` or `stopped`. */
+  get state(): State {
+    return this.#state;
+  }
+
+  async #verify(): Promise<void> {
+    const { command, sha256 } = this.#spec;
+    if (sha256 === undefined) {
+      this.#log.warn("No sha256 configured for plugin executable; starting it unchecked", {
+        command,
+      });
+      return;
+    }
+    let actual: string;
+    try {
+      actual = await sha256File(command);
+    } catch (e) {
+      throw new Error(`Cannot read plugin executable "${command}": ${(e as Error).message}`);
+    }
+    if (actual !== sha256.toLowerCase()) {
+      throw new ChecksumMismatchError(
+        `Cannot start plugin "${command}": its sha256 is ${actual}, the config expects ${sha256}`,
+      );
+    }
+  }
+
+  async #launch(): Promise<void> {
+    this.#state = "starting";
+    await this.#verify();
+    const s = this.#spec;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(s.command, {
+        args: s.args,
+        env: s.env,
+        ...(s.cwd ? { cwd: s.cwd } : {}),
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      throw new Error(`Cannot start plugin "${s.command}": ${(e as Error).message}`);
+    }
+    const writer = new LineWriter(child.stdin);
+    const reading = this.#readStdout(child);
+    const logging = this.#readStderr(child);
+    const run: Running = {
+      child,
+      writer,
+      startedAt: Date.now(),
+      done: Promise.all([reading, logging, child.status]).then(() => {}),
+    };
+    this.#run = run;
+    void child.status.then((status) => this.#onExit(run, status));
+    try {
+      const hs = await this.#request(METHOD.handshake, {
+        protocol: PROTOCOL,
+        versions: [PROTOCOL_VERSION],
+        kind: s.kind,
+        name: s.name,
+        agentVersion: s.agentVersion,
+      }, s.startTimeoutMs) as HandshakeResult;
+      if (hs?.protocol !== PROTOCOL || hs.version !== PROTOCOL_VERSION) {
+        throw new Error(
+          `Cannot use plugin: it answered protocol ${hs?.protocol} version ${hs?.version}, the agent speaks ${PROTOCOL} ${PROTOCOL_VERSION}`,
+        );
+      }
+      if (hs.kind !== s.kind) {
+        throw new Error(
+          `Cannot use plugin as a ${s.kind} plugin: it says it is a ${hs.kind} plugin`,
+        );
+      }
+      this.handshake = hs;
+      this.configured = (await this.#request(METHOD.configure, {
+        config: s.config,
+        trustDomain: s.trustDomain,
+      }, s.startTimeoutMs).catch((e) => {
+        throw configureError(e);
+      }) as ConfigureResult) ?? {};
+      this.#state = "ready";
+      this.#timeouts = 0;
+    } catch (e) {
+      await this.#stop(run);
+      throw e;
+    }
+  }
+
+  async #readStdout(child: Deno.ChildProcess): Promise<void> {
+    try {
+      for await (const line of readLines(child.stdout)) {
+        if (line.trim() === "") continue;
+        let msg: { id?: unknown; result?: unknown; error?: RpcErrorObject };
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          this.#log.warn("Plugin wrote a line that is not JSON-RPC on stdout", { line });
+          continue;
+        }
+        const pending = typeof msg.id === "number" ? this.#pending.get(msg.id) : undefined;
+        if (!pending) continue;
+        this.#pending.delete(msg.id as number);
+        clearTimeout(pending.timer);
+        if (msg.error) {
+          pending.reject(new PluginCallError(msg.error.code, msg.error.message, msg.error.data));
+        } else pending.resolve(msg.result);
+      }
+    } catch { /* stream closed */ }
+  }
+
+  async #readStderr(child: Deno.ChildProcess): Promise<void> {
+    try {
+      for await (const line of readLines(child.stderr)) {
+        if (line.trim() !== "") this.#log.info("{line}", { line, stream: "stderr" });
+      }
+    } catch { /* stream closed */ }
+  }
+
+  #request(
+    method: string,
+    params: unknown,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
+    const run = this.#run;
+    if (!run) return Promise.reject(new Error(`Cannot call ${method}: plugin is not running`));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        this.#pending.delete(id);
+        clearTimeout(entry.timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(
+          signal!.reason instanceof Error
+            ? signal!.reason
+            : new Error(`Cannot call ${method}: aborted`),
+        );
+      };
+      const entry: Pending = {
+        resolve: (v) => {
+          cleanup();
+          this.#timeouts = 0;
+          resolve(v);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+        timer: setTimeout(() => {
+          cleanup();
+          reject(new Error(`Cannot call ${method}: no answer within ${timeoutMs} ms`));
+          this.#onTimeout(run);
+        }, timeoutMs),
+      };
+      this.#pending.set(id, entry);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      run.writer.send({ jsonrpc: "2.0", id, method, params }).catch((e) => {
+        entry.reject(new Error(`Cannot call ${method}: ${(e as Error).message}`));
+      });
+    });
+  }
+
+  /** Calls a method of the running plugin. Fails fast while it is restarting. */
+  call(
+    method: string,
+    params: unknown,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ) {
+    if (this.#state !== "ready") {
+      return Promise.reject(
+        new Error(
+          `Cannot call ${method}: plugin is ${this.#state}${
+            this.#lastExit ? ` (${this.#lastExit})` : ""
+          }`,
+        ),
+      );
+    }
+    return this.#request(
+      method,
+      params,
+      options.timeoutMs ?? this.#spec.callTimeoutMs,
+      options.signal,
+    );
+  }
+
+  #onTimeout(run: Running): void {
+    if (++this.#timeouts < this.#spec.maxConsecutiveTimeouts || this.#run !== run) return;
+    this.#log.error("Plugin does not answer; killing it", { timeouts: this.#timeouts });
+    this.#timeouts = 0;
+    try {
+      run.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+
+  #onExit(run: Running, status: Deno.CommandStatus): void {
+    if (this.#run !== run) return;
+    this.#lastExit = status.signal
+      ? `killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    for (const p of [...this.#pending.values()]) p.reject(new Error(`Plugin ${this.#lastExit}`));
+    if (this.#state === "stopped" || this.#state === "starting") return;
+    this.#log.error("Plugin died; restarting it", { reason: this.#lastExit });
+    if (Date.now() - run.startedAt > 30_000) this.#attempt = 0;
+    void this.#closeStreams(run);
+    this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
+    this.#state = "restarting";
+    const s = this.#spec;
+    const delay = Math.min(s.restartInitialMs * 2 ** this.#attempt, s.restartMaxMs);
+    this.#attempt++;
+    this.#restartTimer = setTimeout(async () => {
+      try {
+        await this.#launch();
+        this.#log.info("Plugin restarted", { attempt: this.#attempt });
+      } catch (e) {
+        if (this.#state === "stopped") return;
+        if (e instanceof ChecksumMismatchError) {
+          this.#state = "failed";
+          this.#lastExit = e.message;
+          this.#log.error("Plugin not restarted: {error}", { error: e.message });
+          return;
+        }
+        this.#log.error("Plugin restart failed; retrying", { error: e, delayMs: delay * 2 });
+        this.#scheduleRestart();
+      }
+    }, delay);
+  }
+
+  async #closeStreams(run: Running): Promise<void> {
+    await run.writer.close();
+    await run.done;
+  }
+
+  async #stop(run: Running): Promise<void> {
+    try {
+      run.child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await this.#closeStreams(run);
+  }
+
+  /** Asks the plugin to shut down, then kills it if it does not exit within a second. */
+  async dispose(): Promise<void> {
+    const wasReady = this.#state === "ready";
+    this.#state = "stopped";
+    clearTimeout(this.#restartTimer);
+    const run = this.#run;
+    if (!run) return;
+    if (wasReady) {
+      await this.#request(METHOD.shutdown, {}, 1000).catch(() => {});
+    }
+    await run.writer.close();
+    const exited = await Promise.race([
+      run.child.status.then(() => true),
+      new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(false), 1000);
+        void run.child.status.finally(() => clearTimeout(t));
+      }),
+    ]);
+    if (!exited) {
+      try {
+        run.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    await run.done;
+    for (const p of [...this.#pending.values()]) p.reject(new Error("Plugin stopped"));
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Readers for `/proc/<pid>/*`: status (ids, groups, tgid), stat (start time), cmdline, environ,
+ * namespace inodes. Each returns `undefined` when the process is gone.
+ *
+ * @module
+ */
+
+/** Fields of `/proc/<pid>/status` the process collector uses. */
+export interface ProcStatus {
+  /** comm (escaped by the kernel: `\n` → `\\n`, `\\` → `\\\\`). */
+  name: string;
+  /** Thread-group id: the process id when `pid` is a thread. */
+  tgid: number;
+  /** real, effective, saved, filesystem. */
+  uids: [number, number, number, number];
+  gids: [number, number, number, number];
+  /** Supplementary groups. */
+  groups: number[];
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function ids(line: string | undefined): [number, number, number, number] | undefined {
+  const n = (line ?? "").trim().split(/\s+/).map(Number);
+  return n.length === 4 && n.every(Number.isInteger)
+    ? n as [number, number, number, number]
+    : undefined;
+}
+
+/** Parses `/proc/<pid>/status` text. */
+export function parseStatus(text: string): ProcStatus | undefined {
+  const f: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) f[line.slice(0, i)] = line.slice(i + 1).replace(/^\t/, "");
+  }
+  const uids = ids(f["Uid"]);
+  const gids = ids(f["Gid"]);
+  if (!uids || !gids || f["Name"] === undefined) return undefined;
+  return {
+    name: f["Name"],
+    tgid: Number(f["Tgid"] ?? NaN),
+    uids,
+    gids,
+    groups: (f["Groups"] ?? "").trim().split(/\s+/).filter(Boolean).map(Number),
+  };
+}
+
+/** Reads `/proc/<pid>/status`. */
+export async function readStatus(pid: number, procRoot = "/proc"): Promise<ProcStatus | undefined> {
+  const text = await readText(`${procRoot}/${pid}/status`);
+  return text === undefined ? undefined : parseStatus(text);
+}
+
+/**
+ * Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22). With the pid it
+ * identifies a process for its whole life: a reused pid has a later start time.
+ */
+export async function readStartTime(pid: number, procRoot = "/proc"): Promise<number | undefined> {
+  const text = await readText(`${procRoot}/${pid}/stat`);
+  if (text === undefined) return undefined;
+  // comm may hold spaces and parentheses: fields resume after the last ')'.
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const v = Number(rest[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** The command line, NUL-separated arguments joined with spaces (as gopsutil did). */
+export async function readCmdline(pid: number, procRoot = "/proc"): Promise<string | undefined> {
+  const text = await readText(`${procRoot}/${pid}/cmdline`);
+  if (text === undefined) return undefined;
+  return text.replace(/\0+$/, "").split("\0").join(" ");
+}
+
+/** The environment as name → value. Needs the same privileges as ptrace-read. */
+export async function readEnviron(
+  pid: number,
+  procRoot = "/proc",
+): Promise<Record<string, string> | undefined> {
+  const text = await readText(`${procRoot}/${pid}/environ`);
+  if (text === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const entry of text.split("\0")) {
+    const i = entry.indexOf("=");
+    if (i > 0) out[entry.slice(0, i)] = entry.slice(i + 1);
+  }
+  return out;
+}
+
+/** Namespace inode of `/proc/<pid>/ns/<kind>` (`mnt`, `pid`, `net`, …), or `undefined`. */
+export async function readNamespaceId(
+  pid: number,
+  kind: string,
+  procRoot = "/proc",
+): Promise<number | undefined> {
+  try {
+    const link = await Deno.readLink(`${procRoot}/${pid}/ns/${kind}`);
+    const m = /\[(\d+)\]$/.exec(link);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `readlink /proc/<pid>/exe` (the agent's view of the path), or `undefined`. */
+export async function readExeLink(pid: number, procRoot = "/proc"): Promise<string | undefined> {
+  try {
+    return (await Deno.readLink(`${procRoot}/${pid}/exe`)).replace(/ \(deleted\)$/, "");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Undoes the kernel's escaping of `Name:` in status. */
+export function unescapeStatusName(name: string): string {
+  return name.replace(/\\(n|\\)/g, (_, c: string) => (c === "n" ? "\n" : "\\"));
+}

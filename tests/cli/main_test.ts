@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { runCli } from "./_run.ts";
+
+Deno.test("--help reads like a man page and exits 0", async () => {
+  const r = await runCli(["--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (
+    const section of [
+      "Usage: camblet-agent",
+      "Description:",
+      "Environment:",
+      "Exit status:",
+      "Examples:",
+    ]
+  ) {
+    assert.ok(r.stdout.includes(section), `missing ${section}`);
+  }
+  for (
+    const flag of [
+      "--kernel-module-device",
+      "--policies-path",
+      "--services-path",
+      "--trust-domain",
+      "--default-cert-ttl",
+      "--ca-pem-path",
+      "--ca <plugin>",
+      "--control-socket",
+      "--config",
+      "--verbosity",
+    ]
+  ) {
+    assert.ok(r.stdout.includes(flag), `missing ${flag}`);
+  }
+});
+
+Deno.test("every subcommand's --help has examples", async () => {
+  const root = await runCli(["--help"]);
+  const names = [...root.stdout.matchAll(/^ {2}([a-z][a-z-]*)(?: \[options\]| <|\s|\|)/gm)]
+    .map((m) => m[1]!).filter((n) => n !== "help");
+  assert.ok(names.includes("run") && names.includes("version"), names.join(","));
+  for (const name of names) {
+    const r = await runCli([name, "--help"]);
+    assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+    assert.match(r.stdout, /Examples:/, `${name} --help has no examples`);
+  }
+});
+
+Deno.test("usage errors exit 2 and show help", async () => {
+  const r = await runCli(["--no-such-flag"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown option '--no-such-flag'/);
+  assert.match(r.stderr, /Usage: camblet-agent/);
+  const sub = await runCli(["no-such-command", "x"]);
+  assert.equal(sub.code, 2, sub.stderr);
+  const verbosity = await runCli(["-v", "loud", "version"]);
+  assert.equal(verbosity.code, 2, verbosity.stderr);
+});
+
+Deno.test("version prints the version", async () => {
+  const r = await runCli(["version"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^camblet-agent \d+\.\d+\.\d+ \(deno /);
+  const short = await runCli(["--version"]);
+  assert.match(short.stdout.trim(), /^\d+\.\d+\.\d+$/);
+});
+
+Deno.test("bad configuration exits 1 naming every layer", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/config.yaml`,
+      "agent:\n  defaultCertTTL: soon\n  unknownKey: 1\n",
+    );
+    const r = await runCli(
+      ["run", "--config", `${dir}/config.yaml`, "--trust-domain", "Not Valid"],
+      { env: { AGENT_CAPEMPATH: "/x", AGENT_TYPO: "1" } },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /flag --trust-domain: agent.trustDomain: trust domain "Not Valid"/);
+    assert.match(r.stderr, /config.yaml: agent.defaultCertTTL: Cannot parse duration "soon"/);
+    assert.match(r.stderr, /config.yaml: agent.unknownKey: unknown field "unknownKey"/);
+    assert.match(r.stderr, /env AGENT_TYPO: unknown variable/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
