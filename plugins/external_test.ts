@@ -45,7 +45,7 @@ function selection(
       args,
       sha256: SHA,
       callTimeout: "1s",
-      startTimeout: "5s",
+      startTimeout: "30s", // a Deno child can take seconds to start on a loaded CI machine
       restartBackoff: "50ms",
       ...entry,
     },

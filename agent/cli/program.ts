@@ -13,10 +13,14 @@ import { registerExplain } from "./explain.ts";
 import { registerCa } from "./ca.ts";
 import { registerAugment } from "./augment.ts";
 import { registerGeneratePolicy } from "./generate_policy.ts";
+import { registerStatus } from "./status.ts";
+import { registerTrace } from "./trace.ts";
 
 /** Subcommand registrars, in the order `--help` lists them. */
 const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerRun,
+  registerStatus,
+  registerTrace,
   registerValidate,
   registerExplain,
   registerAugment,

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { logger } from "../log.ts";
 import { addAgentOptions, resolveConfig } from "./options.ts";
-import { loadPayloads } from "./load_payloads.ts";
+import { Daemon } from "../daemon/daemon.ts";
 
 const HELP = `
 Description:
@@ -20,26 +20,18 @@ Examples:
   camblet-agent agent --policies-path /etc/camblet/policies --services-path /etc/camblet/services
 `;
 
-/** Starts the daemon with the options of `cmd`. */
+/** Starts the daemon with the options of `cmd` and runs it until it stops. */
 export async function runDaemon(cmd: Command): Promise<void> {
   const log = logger("daemon");
   const loaded = await resolveConfig(cmd);
-  const { config, file } = loaded;
   log.info("Configuration loaded", {
-    file: file ?? "(defaults)",
-    trustDomain: config.agent.trustDomain,
+    file: loaded.file ?? "(defaults)",
+    trustDomain: loaded.config.agent.trustDomain,
   });
-  const { payloads } = await loadPayloads(loaded);
-  log.info("Policies and services valid", {
-    policies: payloads.load_policies.policies.length,
-    services: Object.keys(payloads.load_sd_info).length,
-  });
-  // The kernel link arrives with the daemon; until then `run` stops after validation.
-  console.log(
-    `camblet-agent: configuration valid (${payloads.load_policies.policies.length} policies, ${
-      Object.keys(payloads.load_sd_info).length
-    } service addresses); the kernel link is not built yet, so the agent stops here.`,
-  );
+  const daemon = await Daemon.start({ loaded, reloadConfig: () => resolveConfig(cmd) });
+  const exit = await daemon.done;
+  // SIGTERM/SIGINT end with 0; a lost kernel link is a failure (the Go agent exited 0 here).
+  if (exit.code !== 0) throw new Error(`camblet-agent stopped: ${exit.reason}`);
 }
 
 /** Registers `run` and its Camblet alias `agent`, and makes the daemon the default action. */

@@ -21,6 +21,8 @@ export interface AuditRecord {
   reason?: RefusalReason;
   /** For refusals: the human explanation. */
   detail?: string;
+  /** For `policy_denied`: the reasons the OPA issuance policy gave. */
+  policyReasons?: string[];
   /** The SPIFFE ID asked for (when readable) or issued. */
   spiffeId?: string;
   /** Certificate serial (hex), for issued and refusal certificates. */
@@ -58,7 +60,8 @@ export class AuditLog {
   record(record: AuditRecord): void {
     this.#ring.push(record);
     if (this.#ring.length > this.#capacity) this.#ring.shift();
-    const props = { ...record, task: undefined, ...prefixTask(record.task) };
+    const { task, ...rest } = record;
+    const props = { ...rest, ...prefixTask(task) };
     if (record.outcome === "issued") this.#log.info("Certificate issued", props);
     else this.#log.error("Certificate refused: {reason}: {detail}", props);
     try {

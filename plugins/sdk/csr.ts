@@ -5,6 +5,8 @@
  * @module
  */
 import { x509 } from "./x509.ts";
+import type { KeyPair } from "./keys.ts";
+import { signingAlgorithm } from "./keys.ts";
 
 /** The SANs a CSR asks for, by type. */
 export interface CsrNames {
@@ -61,4 +63,25 @@ export function csrNames(csr: x509.Pkcs10CertificateRequest): CsrNames {
     }
   }
   return out;
+}
+
+/**
+ * Creates a PKCS#10 request (DER) for `keys`, e.g. for an upstream CA (Vault, SPIRE) to certify
+ * an agent-held intermediate key.
+ *
+ * @example
+ * ```ts
+ * import { createCsr } from "./csr.ts";
+ * import { generateRsaKeyPair } from "./keys.ts";
+ * const der = await createCsr(await generateRsaKeyPair(), "CN=Camblet agent CA");
+ * der.length > 0; // true
+ * ```
+ */
+export async function createCsr(keys: KeyPair, subject: string): Promise<Uint8Array> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: subject,
+    keys: keys as CryptoKeyPair,
+    signingAlgorithm: signingAlgorithm(keys.privateKey),
+  });
+  return new Uint8Array(csr.rawData);
 }

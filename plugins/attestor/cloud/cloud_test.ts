@@ -47,7 +47,11 @@ Deno.test("cloud: ec2 over IMDSv2 (token first), documented paths", async () => 
     return v === undefined ? new Response("Not Found", { status: 404 }) : new Response(v);
   });
   try {
-    const cfg = ec2Attestor.parseConfig({ enabled: true, endpoint: server.address });
+    const cfg = ec2Attestor.parseConfig({
+      enabled: true,
+      endpoint: server.address,
+      timeoutMs: 3000,
+    });
     assert.ok(cfg.ok);
     const a = await ec2Attestor.create(cfg.value, ctx);
     const labels = await a.collect(task, AbortSignal.timeout(5000));
@@ -124,7 +128,7 @@ Deno.test("cloud: gcp and azure documented metadata documents", async () => {
     return new Response("", { status: 404 });
   });
   try {
-    const g = gcpAttestor.parseConfig({ enabled: true, endpoint: server.address });
+    const g = gcpAttestor.parseConfig({ enabled: true, endpoint: server.address, timeoutMs: 3000 });
     assert.ok(g.ok);
     const gl = await (await gcpAttestor.create(g.value, ctx)).collect(
       task,
@@ -140,7 +144,11 @@ Deno.test("cloud: gcp and azure documented metadata documents", async () => {
     assert.deepEqual(gl["gcp:project:id"], ["acme-prod"]);
     assert.deepEqual(gl["gcp:project:attribute:env"], ["prod"]);
 
-    const z = azureAttestor.parseConfig({ enabled: true, endpoint: server.address });
+    const z = azureAttestor.parseConfig({
+      enabled: true,
+      endpoint: server.address,
+      timeoutMs: 3000,
+    });
     assert.ok(z.ok);
     const al = await (await azureAttestor.create(z.value, ctx)).collect(
       task,

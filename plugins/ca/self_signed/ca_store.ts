@@ -111,6 +111,8 @@ export function bundleOf(state: CaState) {
 }
 
 async function withLock<T>(paths: CaPaths, fn: () => Promise<T>): Promise<T> {
+  // First start on a fresh host: /etc/camblet may not exist yet. Keys live there, so 0700.
+  await Deno.mkdir(dirname(paths.caPem), { recursive: true, mode: 0o700 });
   const file = await Deno.open(paths.lock, { create: true, write: true, mode: 0o600 });
   try {
     await file.lock(true);

@@ -39,11 +39,11 @@ Deno.test("self-signed CA files", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "ca-store-" });
   try {
     await t.step(
-      "a missing ca.pem is created: RSA-2048 root, 10 years, 0600; public_ca.crt 0644",
+      "a missing ca.pem (and directory) is created: RSA-2048 root, 10 years, 0600; public_ca.crt 0644",
       async () => {
         const caPem = `${dir}/new/ca.pem`;
-        await Deno.mkdir(`${dir}/new`);
         const u = await ensureCa(config(caPem), at(T0));
+        assert.equal(await mode(`${dir}/new`), 0o700);
         assert.equal(u.created, true);
         const root = u.state.material.root;
         assert.equal(root.subject, "CN=Camblet root CA");

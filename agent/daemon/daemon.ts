@@ -1,0 +1,362 @@
+/**
+ * The daemon: opens the kernel device (through the kernel worker), pushes `load_config`, trace
+ * `clear`, `load_sd_info` and `load_policies` in that order, then serves. Reloads on file change
+ * (debounced, rename-safe), on SIGHUP and periodically (re-resolving service hostnames), pushing
+ * only what changed and keeping the last good set when a reload is rejected. SIGTERM/SIGINT stop
+ * it gracefully; a dead device is fatal.
+ *
+ * @module
+ */
+import { encodeBase64, encodeTraceRequest } from "../../driver/codec.ts";
+import { DeviceError, ERRNO, openErrorMessage } from "../../driver/ffi.ts";
+import { KernelLink, type LinkStats } from "../../driver/kernel_link.ts";
+import type { KernelPayloads } from "../../driver/payloads.ts";
+import { type LoadedPayloads, loadPayloads } from "../cli/load_payloads.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { formatProblem, ValidationError } from "../errors.ts";
+import { agentMetrics } from "../identity/metrics.ts";
+import { logger } from "../log.ts";
+import { VERSION } from "../version.ts";
+import { renderMetrics } from "../control/metrics.ts";
+import { type Listener, serveControlSocket, serveMetricsTcp } from "../control/server.ts";
+import { TraceHub } from "../control/trace_hub.ts";
+import { spawnKernelWorker } from "./kernel_worker.ts";
+import { type PayloadOrigin, PayloadSync } from "./payload_sync.ts";
+import { type AgentServices, createServices } from "./services.ts";
+import { type AgentStatus, kernelStatus, type ReloadRecord } from "./status.ts";
+import { type PathWatch, watchPaths } from "./watch.ts";
+
+/** Options of {@linkcode Daemon.start}. */
+export interface DaemonOptions {
+  loaded: LoadedConfig;
+  /** Re-reads the configuration (file, env, flags) on SIGHUP; default: keep the first one. */
+  reloadConfig?: () => Promise<LoadedConfig>;
+  /** Builds the request handlers (default: CA plugin + identity manager + attestation). */
+  services?: (
+    loaded: LoadedConfig,
+    payloads: () => KernelPayloads,
+    signal: AbortSignal,
+  ) => Promise<AgentServices>;
+  /** Creates the kernel worker (default: agent/daemon/kernel_worker.ts). */
+  spawnWorker?: () => Worker;
+  /** Listen for SIGTERM, SIGINT and SIGHUP (default true). */
+  handleSignals?: boolean;
+  /** Watch policy and service paths (default true). */
+  watch?: boolean;
+  /** Re-read and re-resolve services this often, ms (default 60 s; 0 = never). */
+  resolveIntervalMs?: number;
+  /** Quiet time after a file event before reloading, ms (default 200). */
+  debounceMs?: number;
+}
+
+/** How the daemon ended. */
+export interface DaemonExit {
+  code: number;
+  reason: string;
+}
+
+const log = logger("daemon");
+const kernelLog = logger("kernel");
+
+function origin(p: LoadedPayloads): PayloadOrigin {
+  return { provenance: p.provenance, servicesFiles: p.files.services };
+}
+
+/** A running agent. */
+export class Daemon {
+  readonly #o: DaemonOptions;
+  #loaded: LoadedConfig;
+  #current!: LoadedPayloads;
+  #services!: AgentServices;
+  #link!: KernelLink;
+  #sync!: PayloadSync;
+  #trace!: TraceHub;
+  #listeners: Listener[] = [];
+  #watch: PathWatch | undefined;
+  #timers: ReturnType<typeof setTimeout>[] = [];
+  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #signals: [Deno.Signal, () => void][] = [];
+  #ac = new AbortController();
+  #ready = false;
+  #stopping = false;
+  #revision = 0;
+  #reloads: Record<string, number> = {};
+  #lastReload: ReloadRecord | undefined;
+  #reloading: Promise<unknown> = Promise.resolve();
+  #startedAt = new Date();
+  #exit!: (e: DaemonExit) => void;
+  /** Resolves when the daemon has stopped, with its exit code. */
+  readonly done: Promise<DaemonExit>;
+
+  private constructor(o: DaemonOptions) {
+    this.#o = o;
+    this.#loaded = o.loaded;
+    this.done = new Promise((r) => this.#exit = r);
+  }
+
+  /** Starts the agent; rejects (after cleaning up) if any startup step fails. */
+  static async start(o: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(o);
+    try {
+      await d.#start();
+    } catch (e) {
+      await d.#teardown();
+      throw e;
+    }
+    return d;
+  }
+
+  async #start(): Promise<void> {
+    const agent = this.#loaded.config.agent;
+    // Fail fast, before starting plugins, when the module is not loaded at all.
+    try {
+      await Deno.stat(agent.kernelModuleDevice);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new DeviceError(
+          openErrorMessage(agent.kernelModuleDevice, ERRNO.ENOENT),
+          ERRNO.ENOENT,
+        );
+      }
+    }
+    this.#current = await loadPayloads(this.#loaded);
+    for (const w of this.#current.warnings) log.warn(formatProblem(w));
+    const make = this.#o.services ?? ((l, p, s) => createServices(l.config, p, s));
+    this.#services = await make(this.#loaded, () => this.#current.payloads, this.#ac.signal);
+    const anchors = (await this.#services.trustAnchors()).map((d) => encodeBase64(d));
+    this.#trace = new TraceHub((req) =>
+      this.#link.push(encodeTraceRequest(req), "manage_trace_requests")
+    );
+    const services = this.#services;
+    this.#link = await KernelLink.open((this.#o.spawnWorker ?? spawnKernelWorker)(), {
+      device: agent.kernelModuleDevice,
+      setup: { anchors },
+      handlers: {
+        augment: (task, signal) => services.augment(task, signal),
+        csrSign: (task, data, id) => services.csrSign(task, data, id),
+        log: (m) => this.#trace.deliver(m),
+      },
+      onEvent: (level, message, props) => {
+        if (level === "error") kernelLog.error(message, props);
+        else if (level === "warning") kernelLog.warn(message, props);
+        else if (level === "info") kernelLog.info(message, props);
+        else kernelLog.debug(message, props);
+      },
+    });
+    log.info("Kernel device open", { device: agent.kernelModuleDevice });
+    this.#link.ended.then((e) => {
+      if (this.#stopping) return;
+      const why = e.reason === "eof" ? "the kernel device was closed" : e.message ?? e.reason;
+      log.error("Kernel link lost", { reason: why });
+      void this.stop(`kernel link lost: ${why}`, 1);
+    });
+    this.#sync = new PayloadSync(this.#link);
+    await this.#sync.pushInitial(this.#current.payloads, origin(this.#current));
+    this.#revision = 1;
+    const sources = {
+      ready: () =>
+        this.#ready
+          ? { ready: true }
+          : { ready: false, reason: this.#stopping ? "stopping" : "starting" },
+      status: () => this.status(),
+      metrics: () => this.metrics(),
+      trace: this.#trace,
+    };
+    this.#listeners.push(await serveControlSocket(agent.controlSocket, sources));
+    if (agent.metricsAddress) {
+      this.#listeners.push(await serveMetricsTcp(agent.metricsAddress, sources));
+    }
+    if (this.#o.handleSignals ?? true) this.#installSignals();
+    if (this.#o.watch ?? true) this.#rewatch();
+    const every = this.#o.resolveIntervalMs ?? 60_000;
+    if (every > 0) this.#timers.push(setInterval(() => this.requestReload("resolve"), every));
+    this.#ready = true;
+    log.info("Agent ready", {
+      policies: this.#current.payloads.load_policies.policies.length,
+      services: Object.keys(this.#current.payloads.load_sd_info).length,
+      control: this.#listeners.map((l) => l.address).join(" "),
+    });
+  }
+
+  #installSignals(): void {
+    const on = (sig: Deno.Signal, fn: () => void) => {
+      Deno.addSignalListener(sig, fn);
+      this.#signals.push([sig, fn]);
+    };
+    on("SIGHUP", () => this.requestReload("sighup", 0));
+    on("SIGTERM", () => void this.stop("SIGTERM", 0));
+    on("SIGINT", () => void this.stop("SIGINT", 0));
+  }
+
+  #rewatch(): void {
+    this.#watch?.close();
+    const a = this.#loaded.config.agent;
+    const paths = [...a.policiesPath, ...a.servicesPath];
+    if (this.#loaded.file) paths.push(this.#loaded.file);
+    this.#watch = watchPaths(paths, () => this.requestReload("file"));
+  }
+
+  /** Schedules a reload after `delayMs` of quiet (file events come in bursts). */
+  requestReload(reason: string, delayMs = this.#o.debounceMs ?? 200): void {
+    if (this.#stopping) return;
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => void this.reloadNow(reason), delayMs);
+  }
+
+  /** Re-validates and pushes what changed; a rejected set leaves the last good one in force. */
+  reloadNow(reason: string): Promise<ReloadRecord> {
+    const run = this.#reloading.then(() => this.#reload(reason));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(reason: string): Promise<ReloadRecord> {
+    const record: ReloadRecord = {
+      at: new Date().toISOString(),
+      reason,
+      outcome: "unchanged",
+      changed: [],
+      problems: [],
+    };
+    try {
+      if (this.#stopping) return record;
+      const loaded = reason === "sighup" && this.#o.reloadConfig
+        ? await this.#o.reloadConfig()
+        : this.#loaded;
+      const next = await loadPayloads(loaded);
+      record.changed = await this.#sync.pushChanged(next.payloads, origin(next));
+      if (loaded !== this.#loaded) this.#configChanged(loaded);
+      this.#current = next;
+      if (record.changed.length > 0) {
+        this.#revision++;
+        record.outcome = "applied";
+        log.info("Reloaded", {
+          reason,
+          pushed: record.changed.join(","),
+          revision: this.#revision,
+        });
+      } else {
+        log.debug("Reload found nothing to push", { reason });
+      }
+    } catch (e) {
+      record.outcome = "rejected";
+      const problems = e instanceof ValidationError
+        ? e.problems.map(formatProblem)
+        : [(e as Error).message];
+      record.problems = problems;
+      log.error("Reload rejected; the last good policies and services stay in force", {
+        reason,
+        problems: problems.length,
+      });
+      for (const p of problems) log.error(`Rejected: ${p}`);
+    }
+    this.#reloads[record.outcome] = (this.#reloads[record.outcome] ?? 0) + 1;
+    this.#lastReload = record;
+    if ((this.#o.watch ?? true) && !this.#stopping) this.#rewatch();
+    return record;
+  }
+
+  #configChanged(next: LoadedConfig): void {
+    const before = this.#loaded.config.agent;
+    const after = next.config.agent;
+    for (
+      const key of [
+        "kernelModuleDevice",
+        "ca",
+        "caPEMPath",
+        "controlSocket",
+        "metricsAddress",
+      ] as const
+    ) {
+      if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
+        log.warn("Configuration change needs a restart to take effect", { key: `agent.${key}` });
+      }
+    }
+    this.#loaded = next;
+  }
+
+  /** Stops: listeners first, then answers what is in flight and closes the device. */
+  async stop(reason: string, code = 0): Promise<void> {
+    if (this.#stopping) return this.done.then(() => {});
+    this.#stopping = true;
+    this.#ready = false;
+    log.info("Stopping", { reason });
+    await this.#teardown();
+    this.#exit({ code, reason });
+  }
+
+  async #teardown(): Promise<void> {
+    this.#stopping = true;
+    for (const [sig, fn] of this.#signals) Deno.removeSignalListener(sig, fn);
+    this.#signals = [];
+    clearTimeout(this.#debounce);
+    for (const t of this.#timers) clearInterval(t);
+    this.#watch?.close();
+    this.#trace?.closeAll();
+    for (const l of this.#listeners) await l.close().catch(() => {});
+    await this.#reloading;
+    if (this.#link) await this.#link.close();
+    this.#ac.abort();
+    await this.#services?.dispose().catch(() => {});
+  }
+
+  /** `/v1/status`. */
+  async status(): Promise<AgentStatus> {
+    const a = this.#loaded.config.agent;
+    const p = this.#current.payloads;
+    const s: AgentStatus = {
+      version: VERSION,
+      pid: Deno.pid,
+      startedAt: this.#startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
+      ready: this.#ready,
+      device: a.kernelModuleDevice,
+      controlSocket: a.controlSocket,
+      trustDomain: p.load_config.trust_domain,
+      policy: {
+        revision: this.#revision,
+        policies: p.load_policies.policies.length,
+        services: Object.keys(p.load_sd_info).length,
+        files: this.#current.files,
+        warnings: this.#current.warnings.map(formatProblem),
+      },
+      plugins: this.#services.plugins(),
+      traceSubscribers: this.#trace.subscribers,
+    };
+    if (!this.#ready) s.readyReason = this.#stopping ? "stopping" : "starting";
+    if (a.metricsAddress) s.metricsAddress = a.metricsAddress;
+    if (this.#lastReload) s.policy.lastReload = this.#lastReload;
+    const stats = await this.#stats();
+    if (stats) s.kernel = kernelStatus(stats);
+    return s;
+  }
+
+  async #stats(): Promise<LinkStats | undefined> {
+    if (this.#stopping) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        this.#link.stats(),
+        new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), 1000)),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `/metrics`. */
+  async metrics(): Promise<string> {
+    const p = this.#current.payloads;
+    const last = this.#lastReload ? Date.parse(this.#lastReload.at) / 1000 : undefined;
+    return renderMetrics(await this.#stats(), {
+      ready: this.#ready,
+      policyRevision: this.#revision,
+      policies: p.load_policies.policies.length,
+      services: Object.keys(p.load_sd_info).length,
+      reloads: this.#reloads,
+      ...(last !== undefined ? { lastReloadSeconds: last } : {}),
+      plugins: this.#services.plugins(),
+      traceSubscribers: this.#trace.subscribers,
+    }, agentMetrics.toPrometheus());
+  }
+}

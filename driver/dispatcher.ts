@@ -1,0 +1,378 @@
+/**
+ * Answers the kernel (protocol doc, "Observed on the real module"): every request concurrently;
+ * `augment` always gets labels (partial rather than an error: a failed augment leaves the
+ * connection in plain TCP); `csr_sign` always gets a certificate, a refusal certificate when the
+ * handler fails, returns something the module cannot read, or is still running when the watchdog
+ * fires (~600 ms after the read: the kernel's 1 s counts from when it queued the request). An
+ * `error` or late answer to `csr_sign` crashes the module, so neither is ever sent.
+ *
+ * @module
+ */
+import { augmentAnswer, csrAnswerProblem, taskLabels } from "./answers.ts";
+import {
+  type CsrSignData,
+  encodeAnswer,
+  encodeErrorAnswer,
+  type LogMessage,
+  parseKernelLine,
+  type ParseResult,
+} from "./codec.ts";
+import type { Line, Oversized } from "./line_splitter.ts";
+import type { TaskContext } from "./payloads.ts";
+import { KernelStats } from "./stats.ts";
+import { sharedNow } from "./transport.ts";
+
+/** What the agent plugs into the dispatcher. */
+export interface Handlers {
+  /** Labels (`name=value`) for `task`; should honour `signal` (the augment budget). */
+  augment(task: TaskContext, signal: AbortSignal): Promise<string[]>;
+  /**
+   * The `csr_sign` answer JSON (certificate, chain, trust anchors). May refuse by returning a
+   * refusal. `id` is the kernel's request id (for the audit log).
+   */
+  csrSign(task: TaskContext, data: CsrSignData, id?: string): Promise<string>;
+  /**
+   * A refusal certificate answer for `data.csr`, synchronously: the watchdog cannot wait. Should
+   * not throw; if it does, the last refusal sent is reused.
+   */
+  refusal(task: TaskContext, data: CsrSignData): string;
+  /** Starts building the refusal for `data.csr` in the background, so {@linkcode refusal} has it. */
+  prepareRefusal?(task: TaskContext, data: CsrSignData): void;
+  /** A kernel trace line, for trace subscribers. */
+  log(message: LogMessage): void;
+}
+
+/** Log levels the dispatcher reports with. */
+export type Level = "debug" | "info" | "warning" | "error";
+
+/** Options of {@linkcode Dispatcher}. */
+export interface DispatcherOptions {
+  handlers: Handlers;
+  /** Writes one answer line to the device (one `write()`). */
+  write(line: string): void;
+  /** Clock of the `at` times passed in (default {@linkcode sharedNow}). */
+  now?: () => number;
+  /** Latest safe answer time after the read, ms (default 600). */
+  watchdogMs?: number;
+  /** When the augment handler's signal aborts, ms after the read (default 500). */
+  augmentBudgetMs?: number;
+  /** True for a task of this process: answered at once from the task context (our own accept). */
+  isSelf?: (task: TaskContext) => boolean;
+  log?: (level: Level, message: string, props: Record<string, unknown>) => void;
+  stats?: KernelStats;
+}
+
+const EMPTY_TASK: TaskContext = {
+  uid: 0,
+  gid: 0,
+  pid: 0,
+  command_path: "",
+  command_name: "",
+  cgroup_path: "",
+  namespace_ids: { uts: 0, ipc: 0, mnt: 0, pid: 0, net: 0, time: 0, cgroup: 0 },
+};
+
+interface Pending {
+  done: boolean;
+  timers: ReturnType<typeof setTimeout>[];
+}
+
+/** Routes parsed kernel messages to the handlers and writes every answer exactly once. */
+export class Dispatcher {
+  readonly stats: KernelStats;
+  readonly #h: Handlers;
+  readonly #write: (line: string) => void;
+  readonly #now: () => number;
+  readonly #watchdogMs: number;
+  readonly #budgetMs: number;
+  readonly #isSelf: (task: TaskContext) => boolean;
+  readonly #log: NonNullable<DispatcherOptions["log"]>;
+  #pending = new Set<Pending>();
+  #idle: (() => void)[] = [];
+  #lastRefusal: string | undefined;
+
+  constructor(options: DispatcherOptions) {
+    this.#h = options.handlers;
+    this.#write = options.write;
+    this.#now = options.now ?? sharedNow;
+    this.#watchdogMs = options.watchdogMs ?? 600;
+    this.#budgetMs = options.augmentBudgetMs ?? 500;
+    this.#isSelf = options.isSelf ?? (() => false);
+    this.#log = options.log ?? (() => {});
+    this.stats = options.stats ?? new KernelStats();
+  }
+
+  /** Requests read and not yet answered. */
+  get outstanding(): number {
+    return this.#pending.size;
+  }
+
+  /** Resolves when every request read so far has been answered (at most the watchdog time). */
+  drain(): Promise<void> {
+    if (this.#pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Handles one line from the splitter (`at` = when its read returned). */
+  handleLine(line: Line | Oversized): void {
+    if ("oversized" in line) {
+      this.stats.malformed("oversized");
+      this.#log("warning", "Dropped an oversized kernel line", {
+        bytes: line.bytes,
+        head: line.head,
+      });
+      return;
+    }
+    if (line.text.trim() === "") return;
+    this.handleParsed(parseKernelLine(line.text), line.firstAt, line.text);
+  }
+
+  /** Handles one parsed message read at `at`. */
+  handleParsed(r: ParseResult, at: number, text = ""): void {
+    if (!r.ok) {
+      this.#malformed(r, at, text);
+      return;
+    }
+    const m = r.message;
+    switch (m.command) {
+      case "augment":
+        return this.#augment(m.id, m.task, at, "ok");
+      case "csr_sign":
+        return this.#csrSign(m.id, m.task, m.data, at);
+      case "log":
+        this.stats.record("log", "delivered");
+        try {
+          this.#h.log(m);
+        } catch (e) {
+          this.#log("warning", "Trace subscriber failed", { error: (e as Error).message });
+        }
+        return;
+      case "other": {
+        const answerable = m.id !== undefined && !m.isMessage;
+        this.#log("warning", "Unknown kernel command", { command: m.name, id: m.id ?? "(none)" });
+        if (!answerable) {
+          this.stats.record(m.name, "ignored");
+          return;
+        }
+        // The module defines accept/connect (never sent); the Go agent answered them "ok".
+        const known = m.name === "accept" || m.name === "connect";
+        const line = known
+          ? encodeAnswer(m.id!, "ok")
+          : encodeErrorAnswer(m.id!, "invalid command");
+        this.#once((p) => this.#finish(p, m.name, known ? "ok" : "error", at, line));
+        return;
+      }
+    }
+  }
+
+  #malformed(r: Extract<ParseResult, { ok: false }>, at: number, text: string): void {
+    const { id, command, isMessage, task, data } = r.recovered;
+    const kind = command === undefined ? "json" : id === undefined ? "missing_id" : "field";
+    this.stats.malformed(kind);
+    this.#log("warning", "Malformed kernel message", { error: r.error, head: text.slice(0, 200) });
+    if (id === undefined || isMessage === true) return;
+    if (command === "augment") {
+      // Without a readable task context no label can be vouched for: answer with none.
+      this.#augment(id, task, at, "malformed");
+    } else if (command === "csr_sign") {
+      if (data) {
+        this.#once((p) => this.#refuse(p, id, task ?? EMPTY_TASK, data, at, "malformed"));
+      } else {
+        this.stats.record("csr_sign", "unanswerable");
+        this.#log("error", "Cannot answer a csr_sign without a readable CSR", {
+          id,
+          error: r.error,
+        });
+      }
+    } else if (command !== undefined && command !== "log") {
+      this.#once((p) =>
+        this.#finish(p, command, "error", at, encodeErrorAnswer(id, "invalid command"))
+      );
+    }
+  }
+
+  #once(run: (p: Pending) => void): void {
+    const p: Pending = { done: false, timers: [] };
+    this.#pending.add(p);
+    this.stats.outstanding = this.#pending.size;
+    run(p);
+  }
+
+  #after(p: Pending, at: number, ms: number, fn: () => void): void {
+    p.timers.push(setTimeout(fn, Math.max(0, at + ms - this.#now())));
+  }
+
+  #augment(id: string, task: TaskContext | undefined, at: number, outcome: string): void {
+    this.#once((p) => {
+      const answer = (labels: string[], why: string) => {
+        if (p.done) return;
+        const a = augmentAnswer(labels);
+        if (a.dropped.length > 0) {
+          this.#log("warning", "Dropped labels that are not name=value", {
+            id,
+            dropped: a.dropped,
+          });
+        }
+        this.#finish(p, "augment", why, at, encodeAnswer(id, a.answer));
+      };
+      if (task === undefined || outcome === "malformed") {
+        return answer(task ? taskLabels(task) : [], outcome);
+      }
+      if (this.#isSelf(task)) return answer(taskLabels(task), "self");
+      const ac = new AbortController();
+      this.#after(p, at, this.#budgetMs, () => ac.abort(new Error("augment budget exhausted")));
+      this.#after(p, at, this.#watchdogMs, () => {
+        this.#log(
+          "warning",
+          "Attestation still running at the watchdog; answering with task labels",
+          {
+            id,
+            pid: task.pid,
+          },
+        );
+        answer(taskLabels(task), "watchdog");
+      });
+      let run: Promise<string[]>;
+      try {
+        run = this.#h.augment(task, ac.signal);
+      } catch (e) {
+        run = Promise.reject(e);
+      }
+      run.then((labels) => {
+        if (!Array.isArray(labels)) {
+          throw new TypeError(`expected a label list, got ${typeof labels}`);
+        }
+        answer(labels, outcome);
+      }).catch((e: Error) => {
+        if (p.done) return;
+        this.#log("warning", "Attestation failed; answering with task labels", {
+          id,
+          pid: task.pid,
+          error: e?.message ?? String(e),
+        });
+        answer(taskLabels(task), "partial");
+      });
+    });
+  }
+
+  #csrSign(id: string, task: TaskContext, data: CsrSignData, at: number): void {
+    try {
+      this.#h.prepareRefusal?.(task, data);
+    } catch (e) {
+      this.#log("warning", "Cannot prepare a refusal certificate", {
+        id,
+        error: (e as Error).message,
+      });
+    }
+    this.#once((p) => {
+      this.#after(p, at, this.#watchdogMs, () => {
+        this.#log(
+          "error",
+          "Certificate signing still running at the watchdog; answering with a refusal certificate",
+          {
+            id,
+            pid: task.pid,
+          },
+        );
+        this.#refuse(p, id, task, data, at, "watchdog");
+      });
+      let run: Promise<string>;
+      try {
+        run = this.#h.csrSign(task, data, id);
+      } catch (e) {
+        run = Promise.reject(e);
+      }
+      run.then((answer) => {
+        if (p.done) {
+          this.#log("warning", "Certificate arrived after the watchdog answered; dropped", { id });
+          return;
+        }
+        const problem = typeof answer === "string" ? csrAnswerProblem(answer) : "not a string";
+        if (problem) {
+          this.#log("error", "Certificate answer is not readable by the module; refusing", {
+            id,
+            problem,
+          });
+          return this.#refuse(p, id, task, data, at, "invalid_answer");
+        }
+        this.#finish(p, "csr_sign", "signed", at, encodeAnswer(id, answer));
+      }).catch((e: Error) => {
+        if (p.done) return;
+        this.#log("error", "Certificate signing failed; answering with a refusal certificate", {
+          id,
+          error: e?.message ?? String(e),
+        });
+        this.#refuse(p, id, task, data, at, "handler_error");
+      });
+    });
+  }
+
+  #refuse(
+    p: Pending,
+    id: string,
+    task: TaskContext,
+    data: CsrSignData,
+    at: number,
+    why: string,
+  ): void {
+    if (p.done) return;
+    let answer: string | undefined;
+    try {
+      answer = this.#h.refusal(task, data);
+      const problem = csrAnswerProblem(answer);
+      if (problem) throw new Error(`refusal answer unreadable: ${problem}`);
+      this.#lastRefusal = answer;
+    } catch (e) {
+      answer = this.#lastRefusal;
+      this.#log("error", "Cannot build a refusal certificate", {
+        id,
+        error: (e as Error).message,
+        fallback: answer ? "previous refusal" : "none",
+      });
+    }
+    if (answer === undefined) {
+      // No safe answer exists: `error` and silence both crash the module. Count it loudly.
+      this.#finish(p, "csr_sign", "unanswerable", at, undefined);
+      return;
+    }
+    this.#finish(p, "csr_sign", `refused_${why}`, at, encodeAnswer(id, answer));
+  }
+
+  #finish(
+    p: Pending,
+    command: string,
+    outcome: string,
+    at: number,
+    line: string | undefined,
+  ): void {
+    if (p.done) return;
+    p.done = true;
+    for (const t of p.timers) clearTimeout(t);
+    if (line !== undefined) {
+      try {
+        this.#write(line);
+      } catch (e) {
+        outcome = "write_failed";
+        this.#log("error", "Cannot write an answer to the kernel", {
+          command,
+          error: (e as Error).message,
+        });
+      }
+    }
+    const latency = this.#now() - at;
+    this.stats.record(command, outcome, line === undefined ? undefined : latency);
+    if (latency >= 1000) {
+      this.#log("error", "Answer missed the kernel's 1 s deadline", {
+        command,
+        latencyMs: Math.round(latency),
+      });
+    }
+    this.#pending.delete(p);
+    this.stats.outstanding = this.#pending.size;
+    if (this.#pending.size === 0) {
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const resolve of idle) resolve();
+    }
+  }
+}

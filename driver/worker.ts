@@ -1,0 +1,190 @@
+/**
+ * The kernel worker: opens the device, reads it (through the reader worker), dispatches and
+ * answers. It runs apart from the main thread because the kernel blocks every `accept()` (and
+ * intercepted `connect()`) of ours while it waits for our answer: if the thread that answers were
+ * the one that accepts, it would time out every time (protocol doc §1, Deno note). This thread
+ * never opens a socket; handlers that may do I/O run on the main thread, and the watchdog here
+ * answers for them when they are late.
+ *
+ * A worker entry module calls {@linkcode runKernelWorker} at its top level when
+ * `isWorkerNamed(KERNEL_WORKER_NAME)`, with a setup that supplies the refusal certificate builder
+ * (it must work here, without the main thread).
+ *
+ * @module
+ */
+import type { LogMessage } from "./codec.ts";
+import { Dispatcher, type Handlers, type Level } from "./dispatcher.ts";
+import { DeviceError, openDevice } from "./ffi.ts";
+import { LineSplitter } from "./line_splitter.ts";
+import type { FromWorker, StartOptions, ToWorker } from "./link_protocol.ts";
+import type { TaskContext } from "./payloads.ts";
+import { type Reader, spawnReader } from "./reader_worker.ts";
+import { DeviceWriter, PayloadTooLargeError } from "./transport.ts";
+
+/** What the worker entry supplies: the parts of {@linkcode Handlers} that must run in this thread. */
+export type WorkerSetupResult = Pick<Handlers, "refusal" | "prepareRefusal">;
+
+/** Builds {@linkcode WorkerSetupResult} from `StartOptions.setup`. */
+export type WorkerSetup = (setup: unknown) => WorkerSetupResult | Promise<WorkerSetupResult>;
+
+interface Scope {
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+  postMessage(m: FromWorker): void;
+  close(): void;
+}
+
+function ownPidNamespace(): number {
+  try {
+    return Number(/\[(\d+)\]/.exec(Deno.readLinkSync("/proc/self/ns/pid"))?.[1] ?? -1);
+  } catch {
+    return -1;
+  }
+}
+
+/** True when `task` is a thread of this process (our own accept or connect). */
+function selfCheck(): (task: TaskContext) => boolean {
+  const ns = ownPidNamespace();
+  const pid = Deno.pid;
+  return (task) => {
+    if (task.namespace_ids.pid !== ns) return false;
+    try {
+      Deno.statSync(`/proc/${pid}/task/${task.pid}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** Installs the kernel worker's message loop. Call it only inside the kernel worker. */
+export function runKernelWorker(setup: WorkerSetup): void {
+  const scope = globalThis as unknown as Scope;
+  const post = (m: FromWorker) => scope.postMessage(m);
+  const event = (level: Level, message: string, props: Record<string, unknown>) =>
+    post({ t: "event", level, message, props });
+  const calls = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  let nextRid = 1;
+  let writer: DeviceWriter | undefined;
+  let dispatcher: Dispatcher | undefined;
+  let reader: Reader | undefined;
+
+  const call = <T>(m: Extract<FromWorker, { t: "call" }>, signal?: AbortSignal): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      calls.set(m.rid, { resolve: resolve as (v: unknown) => void, reject });
+      signal?.addEventListener("abort", () => post({ t: "abort", rid: m.rid }), { once: true });
+      post(m);
+    });
+
+  async function start(options: StartOptions): Promise<void> {
+    let local: WorkerSetupResult;
+    let fd: number;
+    try {
+      // Everything is ready before the open: the kernel sends requests as soon as it sees us.
+      [local, reader] = await Promise.all([setup(options.setup), spawnReader()]);
+      fd = openDevice(options.device);
+    } catch (e) {
+      const code = e instanceof DeviceError ? e.code : "SETUP";
+      reader?.terminate();
+      return post({ t: "open_failed", message: (e as Error).message, code });
+    }
+    writer = new DeviceWriter(fd, { warn: (message, props) => event("warning", message, props) });
+    const handlers: Handlers = {
+      augment: (task, signal) =>
+        call<string[]>({ t: "call", rid: nextRid++, method: "augment", task }, signal),
+      csrSign: (task, data, id) =>
+        call<string>({
+          t: "call",
+          rid: nextRid++,
+          method: "csrSign",
+          task,
+          data,
+          ...(id !== undefined ? { id } : {}),
+        }),
+      refusal: (task, data) => local.refusal(task, data),
+      log: (message: LogMessage) => post({ t: "log", message }),
+    };
+    if (local.prepareRefusal) handlers.prepareRefusal = local.prepareRefusal.bind(local);
+    const w = writer;
+    dispatcher = new Dispatcher({
+      handlers,
+      write: (line) => void w.writeAnswer(line),
+      isSelf: selfCheck(),
+      log: event,
+      ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
+      ...(options.augmentBudgetMs !== undefined
+        ? { augmentBudgetMs: options.augmentBudgetMs }
+        : {}),
+    });
+    const d = dispatcher;
+    const splitter = new LineSplitter(options.maxLineBytes);
+    reader.begin(fd, (chunk, at) => {
+      w.noteRead(at);
+      for (const line of splitter.push(chunk, at)) d.handleLine(line);
+    });
+    reader.ended.then((end) => {
+      post(
+        end.reason === "eof"
+          ? { t: "ended", reason: "eof" }
+          : { t: "ended", reason: "error", message: end.message },
+      );
+    });
+    post({ t: "opened" });
+  }
+
+  async function close(): Promise<void> {
+    if (dispatcher) await dispatcher.drain();
+    reader?.stop();
+    // Give the reader a moment to leave read() before the fd number can be reused.
+    if (reader) await Promise.race([reader.ended, new Promise((r) => setTimeout(r, 200))]);
+    writer?.close();
+    post({ t: "closed" });
+  }
+
+  scope.onmessage = (e: MessageEvent<ToWorker>) => {
+    const m = e.data;
+    switch (m.t) {
+      case "start":
+        void start(m.options);
+        return;
+      case "result": {
+        const c = calls.get(m.rid);
+        if (!c) return;
+        calls.delete(m.rid);
+        if (m.ok) c.resolve(m.value);
+        else c.reject(new Error(m.error));
+        return;
+      }
+      case "push": {
+        if (!writer) {
+          return post({ t: "pushed", pid: m.pid, ok: false, error: "the device is not open" });
+        }
+        writer.push(m.line, m.what, m.key).then(
+          () => post({ t: "pushed", pid: m.pid, ok: true }),
+          (err: Error) =>
+            post({
+              t: "pushed",
+              pid: m.pid,
+              ok: false,
+              error: err.message,
+              ...(err instanceof PayloadTooLargeError
+                ? { tooLarge: { bytes: err.bytes, limit: err.limit } }
+                : {}),
+            }),
+        );
+        return;
+      }
+      case "stats":
+        if (!dispatcher || !writer) return;
+        post({
+          t: "stats",
+          sid: m.sid,
+          dispatch: dispatcher.stats.snapshot(),
+          writer: writer.snapshot(),
+        });
+        return;
+      case "close":
+        void close();
+        return;
+    }
+  };
+}
