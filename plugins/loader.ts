@@ -100,7 +100,7 @@ function cardinalityProblems(
  * const r = resolvePlugins([{ kind: "ca", name: "nope", config: {}, path: "plugins.ca.nope" }], {
  *   enforce: ["ca"],
  * });
- * r.ok; // false: plugins.ca.nope: unknown ca plugin "nope" (available: self-signed)
+ * r.ok; // false: plugins.ca.nope: unknown ca plugin "nope" (available: self-signed, spire, vault)
  * ```
  */
 export function resolvePlugins(

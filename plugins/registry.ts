@@ -7,6 +7,8 @@
 import type { Attestor, PluginDefinition, PluginInstance, PluginKind } from "./types.ts";
 import type { CertificateAuthority } from "./ca/types.ts";
 import { selfSignedCaPlugin } from "./ca/self_signed/plugin.ts";
+import { vaultCaPlugin } from "./ca/vault/plugin.ts";
+import { spireCaPlugin } from "./ca/spire/plugin.ts";
 import { processAttestor } from "./attestor/process/process.ts";
 import { linuxOsAttestor } from "./attestor/linuxos/linuxos.ts";
 import { sysfsDmiAttestor } from "./attestor/sysfsdmi/sysfsdmi.ts";
@@ -17,12 +19,16 @@ import { systemdAttestor } from "./attestor/systemd/systemd.ts";
 import { azureAttestor } from "./attestor/cloud/azure.ts";
 import { ec2Attestor } from "./attestor/cloud/ec2.ts";
 import { gcpAttestor } from "./attestor/cloud/gcp.ts";
+import { filePolicySource } from "./policy_source/file/file_source.ts";
+import { gitPolicySource } from "./policy_source/git/git_source.ts";
+import { httpPolicySource } from "./policy_source/http/http_source.ts";
+import type { PolicySourceInstance } from "./policy_source/types.ts";
 
 /** What an instance of each kind implements. */
 export interface KindInstances {
   ca: CertificateAuthority;
   attestor: Attestor;
-  policySource: PluginInstance;
+  policySource: PolicySourceInstance;
 }
 
 /** A definition of any kind and config type (the registry's element type). */
@@ -32,6 +38,8 @@ export type AnyPluginDefinition = PluginDefinition<PluginKind, any, PluginInstan
 /** Built-in plugins, by kind. */
 export const BUILTIN_PLUGINS: readonly AnyPluginDefinition[] = [
   selfSignedCaPlugin,
+  vaultCaPlugin,
+  spireCaPlugin,
   processAttestor,
   linuxOsAttestor,
   sysfsDmiAttestor,
@@ -42,6 +50,9 @@ export const BUILTIN_PLUGINS: readonly AnyPluginDefinition[] = [
   azureAttestor,
   ec2Attestor,
   gcpAttestor,
+  filePolicySource,
+  gitPolicySource,
+  httpPolicySource,
 ];
 
 /**

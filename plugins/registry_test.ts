@@ -8,5 +8,5 @@ Deno.test("registry: unique kind/name pairs, known kinds, the self-signed CA", (
   for (const d of BUILTIN_PLUGINS) assert.ok(d.kind in PLUGIN_KINDS, d.kind);
   assert.equal(findPlugin("ca", "self-signed")?.name, "self-signed");
   assert.equal(findPlugin("attestor", "self-signed"), undefined);
-  assert.deepEqual(pluginNames("ca"), ["self-signed"]);
+  assert.deepEqual(pluginNames("ca"), ["self-signed", "spire", "vault"]);
 });

@@ -49,6 +49,20 @@ export interface PluginContext {
   signal: AbortSignal;
   /** The agent's version, sent to external plugins in the handshake. */
   agentVersion?: string;
+  /** Where a plugin reports its own metrics (the agent's registry); absent in tests and tools. */
+  metrics?: PluginMetrics;
+}
+
+/** Label values of one metric series. */
+export type MetricLabels = Record<string, string>;
+
+/**
+ * The metrics a plugin may report (served on the agent's `/metrics`). Names start with `camblet_`.
+ * The agent's `MetricsRegistry` implements it.
+ */
+export interface PluginMetrics {
+  counter(name: string, help: string): { inc(labels?: MetricLabels, n?: number): void };
+  gauge(name: string, help: string): { set(value: number, labels?: MetricLabels): void };
 }
 
 /** Anything a plugin creates can hold resources; the loader disposes them in reverse order. */

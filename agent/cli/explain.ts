@@ -11,6 +11,7 @@ import { kernelIp } from "../policy/match_input.ts";
 import { loadPayloads } from "./load_payloads.ts";
 import { addAgentOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
 import { explainJson, explainText } from "./explain_render.ts";
+import { opaDecision, opaText } from "./explain_opa.ts";
 
 const HELP = `
 Description:
@@ -37,6 +38,12 @@ Kernel behaviour shown as it is:
   - IPv6 addresses are printed fully expanded (0000:...:0001), IPv4 dotted
   - a label left out because its fact was not given (e.g. no --source-ip) is reported
 
+OPA:
+  --opa <file> evaluates an opa-compiled issuance policy (policy.wasm, or a bundle tar.gz holding
+  one and its data.json) for the SPIFFE ID the kernel would ask for, with the input the agent
+  gives it: spiffe_id, dns_names, ttl_seconds, task (uid, gid, pid and command from the
+  process:* labels), labels and the matched policy. A denial means a refusal certificate.
+
 Exit status:
   0 the prediction was printed (intercepted or not), 1 the configuration, policies or
   services are invalid, 2 usage error
@@ -48,6 +55,8 @@ Examples:
       --policies-path ./policies --services-path ./services
   camblet agent augment 4242 | camblet-agent explain --labels-file - --direction input --port 443
   camblet-agent explain --label process:uid=501 --direction input --port 8000 --output json
+  camblet-agent explain --label process:name=python3 --label process:uid=1000 --direction input \\
+      --port 8000 --opa bundle.tar.gz
 `;
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -64,6 +73,9 @@ interface ExplainOptions {
   destinationIp?: string;
   sourceIp?: string;
   output?: string;
+  opa?: string;
+  opaData?: string;
+  opaEntrypoint?: string;
 }
 
 function labelProblem(label: string): string | undefined {
@@ -189,8 +201,20 @@ export async function explain(opts: ExplainOptions, cmd: Command): Promise<void>
     defaultTtl: loaded.config.agent.defaultCertTTL,
     policyCount: payloads.load_policies.policies.length,
   };
+  const opa = opts.opa === undefined ? undefined : await opaDecision({
+    file: opts.opa,
+    ...(opts.opaData !== undefined ? { dataFile: opts.opaData } : {}),
+    ...(opts.opaEntrypoint !== undefined ? { entrypoint: opts.opaEntrypoint } : {}),
+    result,
+    labels: conn.labels,
+    payloads,
+    trustDomain: loaded.config.agent.trustDomain,
+    defaultTtl: loaded.config.agent.defaultCertTTL,
+  });
   console.log(
-    output === "json" ? JSON.stringify(explainJson(context), null, 2) : explainText(context),
+    output === "json"
+      ? JSON.stringify({ ...explainJson(context), ...(opa ? { opa } : {}) }, null, 2)
+      : explainText(context) + (opa ? `\n\n${opaText(opa)}` : ""),
   );
 }
 
@@ -213,7 +237,13 @@ export function registerExplain(program: Command): void {
       .option("--source-port <n>", "source port (the real one; the kernel byte-swaps inbound)")
       .option("--destination-ip <ip>", "destination IP; outbound: looked up in the service table")
       .option("--source-ip <ip>", "source IP")
-      .option("--output <format>", "text or json (default: text)"),
+      .option("--output <format>", "text or json (default: text)")
+      .option("--opa <file>", "also show the OPA issuance decision (policy.wasm or a bundle)")
+      .option("--opa-data <file>", "the OPA data document for --opa (JSON; default: the bundle's)")
+      .option(
+        "--opa-entrypoint <rule>",
+        "the rule to evaluate (default: camblet/issuance/decision)",
+      ),
   ).addHelpText("after", HELP)
     .action((opts: ExplainOptions, cmd: Command) => explain(opts, cmd));
 }

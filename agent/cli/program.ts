@@ -15,12 +15,14 @@ import { registerAugment } from "./augment.ts";
 import { registerGeneratePolicy } from "./generate_policy.ts";
 import { registerStatus } from "./status.ts";
 import { registerTrace } from "./trace.ts";
+import { registerSources } from "./sources.ts";
 
 /** Subcommand registrars, in the order `--help` lists them. */
 const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerRun,
   registerStatus,
   registerTrace,
+  registerSources,
   registerValidate,
   registerExplain,
   registerAugment,

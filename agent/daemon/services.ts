@@ -16,6 +16,7 @@ import { createAttestation } from "../attestation/builtin.ts";
 import type { Config } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { IdentityManager } from "../identity/manager.ts";
+import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
 
 /** What the daemon needs from the rest of the agent. */
@@ -48,6 +49,7 @@ export async function createServices(
       clock: systemClock,
       trustDomain,
       signal,
+      metrics: agentMetrics,
     }),
   });
   const ca = plugins.of("ca")[0] as CertificateAuthority;

@@ -23,6 +23,8 @@ export type RefusalReason =
   | "dns_not_allowed"
   | "bad_ttl"
   | "ttl_above_cap"
+  /** The OPA issuance policy denied it. */
+  | "policy_denied"
   | "labels_unavailable"
   | "ca_rejected"
   | "ca_error"

@@ -18,6 +18,8 @@ import { type CertificateAuthority, CsrRejectedError } from "../../plugins/ca/ty
 import { type Clock, systemClock } from "../../plugins/types.ts";
 import { AuditLog, type AuditRecord } from "./audit.ts";
 import { decideIssuance, type RefusalReason } from "./decide.ts";
+import { checkIssuancePolicy } from "./issuance_policy.ts";
+import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import { kernelCsrAnswer, type KernelTrustAnchor, TrustAnchorCache } from "./kernel_answer.ts";
 import { agentMetrics, type MetricsRegistry } from "./metrics.ts";
 import { RefusalIssuer } from "./refusal.ts";
@@ -53,10 +55,17 @@ export interface IdentityManagerOptions {
   log?: Logger;
   /** Which policy entries can give a process a SPIFFE ID (agent/policy/assignable.ts). */
   findAssignable?: typeof defaultFindAssignable;
+  /** The OPA issuance policy in force, if any (asked per request: it changes with the sources). */
+  issuanceHook?: () => IssuanceHook | undefined;
 }
 
 class Refusal extends Error {
-  constructor(readonly reason: RefusalReason, detail: string, readonly spiffeId?: string) {
+  constructor(
+    readonly reason: RefusalReason,
+    detail: string,
+    readonly spiffeId?: string,
+    readonly policyReasons?: string[],
+  ) {
     super(detail);
   }
 }
@@ -231,6 +240,27 @@ export class IdentityManager {
       caMaxTtlMs: o.ca.maxTtlMs,
     });
     if (!decision.ok) throw new Refusal(decision.reason, decision.detail, decision.spiffeId);
+    const hook = o.issuanceHook?.();
+    if (hook) {
+      const task = request.task;
+      const verdict = checkIssuancePolicy(hook, {
+        decision,
+        task,
+        labels,
+        payloads,
+        trustDomain: o.trustDomain,
+      });
+      if (!verdict.allow) {
+        throw new Refusal(
+          "policy_denied",
+          `Cannot sign CSR: issuance policy ${hook.entrypoint} denies "${decision.spiffeId}": ${
+            verdict.reasons.join("; ")
+          }`,
+          decision.spiffeId,
+          verdict.reasons,
+        );
+      }
+    }
     let signed;
     try {
       signed = await untilAborted(
@@ -358,6 +388,7 @@ export class IdentityManager {
         notAfter: cert.notAfter.toISOString(),
       };
       if (spiffeId !== undefined) record.spiffeId = spiffeId;
+      if (r.policyReasons) record.policyReasons = r.policyReasons;
       this.audit.record(record);
       this.#count("refused", r.reason, started);
       return answer;

@@ -48,6 +48,28 @@ export class Counter {
   }
 }
 
+/** A value per label set that goes up and down (e.g. seconds left on a CA certificate). */
+export class Gauge {
+  readonly type = "gauge";
+  #values = new Map<string, { labels: LabelValues; value: number }>();
+  constructor(readonly name: string, readonly help: string) {}
+
+  /** Sets the value for these labels. */
+  set(value: number, labels?: LabelValues): void {
+    this.#values.set(key(labels), { labels: { ...labels }, value });
+  }
+
+  /** The value for exactly these labels (undefined when never set). */
+  get(labels?: LabelValues): number | undefined {
+    return this.#values.get(key(labels))?.value;
+  }
+
+  /** Prometheus text lines. */
+  toText(): string[] {
+    return [...this.#values.values()].map((e) => `${this.name}${render(key(e.labels))} ${e.value}`);
+  }
+}
+
 /** A cumulative histogram of observations (e.g. seconds). */
 export class Histogram {
   readonly type = "histogram";
@@ -106,7 +128,7 @@ export class Histogram {
  * ```
  */
 export class MetricsRegistry {
-  #metrics = new Map<string, Counter | Histogram>();
+  #metrics = new Map<string, Counter | Histogram | Gauge>();
 
   /** The counter called `name`, created on first use. */
   counter(name: string, help: string): Counter {
@@ -126,8 +148,16 @@ export class MetricsRegistry {
     return m;
   }
 
+  /** The gauge called `name`, created on first use. */
+  gauge(name: string, help: string): Gauge {
+    const m = this.#metrics.get(name) ?? new Gauge(name, help);
+    if (!(m instanceof Gauge)) throw new TypeError(`Cannot use metric "${name}" as a gauge`);
+    this.#metrics.set(name, m);
+    return m;
+  }
+
   /** Every metric, by name. */
-  snapshot(): (Counter | Histogram)[] {
+  snapshot(): (Counter | Histogram | Gauge)[] {
     return [...this.#metrics.values()];
   }
 

@@ -1,39 +1,12 @@
 import assert from "node:assert/strict";
-import { ensurePeer } from "../../tests/peers/ensure_peer.ts";
+import { opaBuildWasm, opaTest } from "../../tests/peers/opa.ts";
 import { DEFAULT_ENTRYPOINT, type IssuanceInput, loadIssuanceHook } from "./issuance_hook.ts";
 
 const REGO = new URL("../../policies/rego/", import.meta.url).pathname;
 
-/** Compiles policies/rego with the real opa CLI and returns policy.wasm. */
-async function buildWasm(
-  entrypoint: string,
-  rego = `${REGO}issuance.rego`,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const opa = await ensurePeer("opa");
-  const dir = await Deno.makeTempDir();
-  try {
-    const out = await new Deno.Command(opa, {
-      args: [
-        "build",
-        "-t",
-        "wasm",
-        "-e",
-        entrypoint,
-        "-o",
-        `${dir}/bundle.tar.gz`,
-        rego,
-      ],
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const tar = await new Deno.Command("tar", {
-      args: ["-xzf", `${dir}/bundle.tar.gz`, "-C", dir, "/policy.wasm"],
-    }).output();
-    assert.equal(tar.code, 0);
-    return await Deno.readFile(`${dir}/policy.wasm`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+/** Compiles the Rego in `dir` (test files left out) with the real opa CLI; returns policy.wasm. */
+async function buildWasm(entrypoint: string, dir = REGO): Promise<Uint8Array<ArrayBuffer>> {
+  return await opaBuildWasm(dir, entrypoint) as Uint8Array<ArrayBuffer>;
 }
 
 const input: IssuanceInput = {
@@ -78,7 +51,7 @@ Deno.test("a module without the entrypoint is refused when loaded", async () => 
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/other.rego`, "package other\n\nallow := true\n");
-    const wasm = await buildWasm("other/allow", `${dir}/other.rego`);
+    const wasm = await buildWasm("other/allow", dir);
     await assert.rejects(
       loadIssuanceHook(wasm),
       /entrypoint "camblet\/issuance\/decision" is not in the wasm module \(it has: other\/allow\)/,
@@ -94,4 +67,10 @@ Deno.test("a rule that is not a decision fails closed", async () => {
   const d = hook.decide(input);
   assert.equal(d.allow, false);
   assert.match(d.reasons[0]!, /returned "web", not a decision/);
+});
+
+Deno.test("policies/rego passes opa test", async () => {
+  const r = await opaTest([REGO]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /PASS: \d+\/\d+/);
 });

@@ -11,7 +11,10 @@
 export * from "./protocol.ts";
 export { type PluginHandlers, type ServeOptions, servePlugin } from "./serve.ts";
 export { type CaPlugin, type CaSignInput, type CaSignOutput, serveCa } from "./ca.ts";
-export { csrNames, parseCsr, verifyCsr } from "./csr.ts";
+export { createCsr, csrNames, parseCsr, verifyCsr } from "./csr.ts";
+export { type LocalLeafOptions, signLeafLocally } from "./leaf_signer.ts";
+export { type CaRenewalInput, type CaRenewalPlan, planCaRenewal } from "./renewal.ts";
+export { CapabilityError } from "./errors.ts";
 export { encodePem, fromBase64, parsePem, toBase64 } from "./pem.ts";
 export { exportPkcs8, generateRsaKeyPair, importPrivateKey, type KeyPair } from "./keys.ts";
 export {

@@ -14,16 +14,24 @@ const LDFLAGS = "-ldflags=-s -w";
 
 /** What was run, for BUILD.json. */
 export interface GoBuildRecord {
-  command: string[];
+  /** Shell command lines, in order (paths shown as the final cache directory). */
+  commands: string[];
   goVersion: string;
 }
 
-/** Builds `build`'s binaries into `outDir` with the strategy the catalog names. */
+/**
+ * Builds `build`'s binaries into `outDir` with the strategy the catalog names. `shownDir` is the
+ * directory `outDir` will be renamed to, for the record.
+ */
 export async function runGo(
   build: PeerBuild,
   outDir: string,
+  shownDir: string,
   log: (line: string) => void,
 ): Promise<GoBuildRecord> {
+  const shell = (args: string[]) =>
+    args.map((a) => a.replaceAll(outDir, shownDir)).map((a) => /[\s"]/.test(a) ? `'${a}'` : a)
+      .join(" ");
   const goVersion = (await go(["version"], { log, label: "go version", quiet: true })).trim();
   const label = `${build.key} ${build.version}`;
   log(`peers: ${label}: ${goVersion}; ${build.strategy} ${build.module}@${build.version}`);
@@ -32,7 +40,7 @@ export async function runGo(
       .map((p) => `${p}@${build.version}`);
     const args = ["install", "-v", "-trimpath", LDFLAGS, ...build.buildArgs, ...targets];
     await go(args, { log, label, env: { GOBIN: outDir } });
-    return { command: ["GOBIN=" + outDir, "go", ...args], goVersion };
+    return { commands: [shell([`GOBIN=${outDir}`, "go", ...args])], goVersion };
   }
   const dl = await go(["mod", "download", "-json", `${build.module}@${build.version}`], {
     log,
@@ -43,7 +51,9 @@ export async function runGo(
   if (info.Dir === undefined) {
     throw new Error(`go mod download ${build.module}@${build.version}: ${info.Error ?? dl}`);
   }
+  const commands = [shell(["go", "mod", "download", `${build.module}@${build.version}`])];
   const src = await writableCopyWithoutLocalReplaces(info.Dir, outDir, log, label);
+  commands.push(...src.commands.map(shell));
   const args = [
     "build",
     "-v",
@@ -60,13 +70,15 @@ export async function runGo(
   } finally {
     if (src.dir !== info.Dir) await Deno.remove(src.dir, { recursive: true }).catch(() => {});
   }
-  return { command: [`(cd ${info.Dir}${src.dropped} &&`, "go", ...args, ")"], goVersion };
+  commands.push(shell(["cd", src.dir]), shell(["go", ...args]));
+  return { commands, goVersion };
 }
 
 interface BuildSource {
   dir: string;
   modFlag: string;
-  dropped: string;
+  /** The preparation, as argument lists. */
+  commands: string[][];
 }
 
 // Local-path replaces point at nested modules that are not in the module zip; drop them so the
@@ -81,14 +93,25 @@ async function writableCopyWithoutLocalReplaces(
   const replaces = (mod.Replace ?? []) as { Old: { Path: string }; New: { Path: string } }[];
   const local = replaces.filter((r) => r.New.Path.startsWith("./") || r.New.Path.startsWith("../"))
     .map((r) => r.Old.Path);
-  if (local.length === 0) return { dir, modFlag: "-mod=readonly", dropped: "" };
+  if (local.length === 0) return { dir, modFlag: "-mod=readonly", commands: [] };
   const copy = join(outDir, ".src");
   log(`peers: ${label}: dropping local replace directives for ${local.join(", ")}`);
   await exec("cp", ["-r", dir, copy]);
   await exec("chmod", ["-R", "u+w", copy]);
   const edits = local.map((p) => `-dropreplace=${p}`);
   await go(["mod", "edit", ...edits], { log, label, cwd: copy, quiet: true });
-  return { dir: copy, modFlag: "-mod=mod", dropped: ` && go mod edit ${edits.join(" ")}` };
+  return {
+    dir: copy,
+    modFlag: "-mod=mod",
+    commands: [["cp", "-r", dir, copy], ["chmod", "-R", "u+w", copy], [
+      "go",
+      "-C",
+      copy,
+      "mod",
+      "edit",
+      ...edits,
+    ]],
+  };
 }
 
 interface GoOptions {
@@ -134,7 +157,8 @@ async function go(args: string[], options: GoOptions): Promise<string> {
   if (!status.success) {
     const cmd = ["go", ...args].join(" ");
     const where = options.cwd === undefined ? "" : ` in ${options.cwd}`;
-    throw new Error(`${cmd}${where} exited with ${status.code}:\n${tail.join("\n")}`);
+    const output = [...tail, out.trim().slice(0, 2000)].filter((l) => l !== "").join("\n");
+    throw new Error(`${cmd}${where} exited with ${status.code}:\n${output}`);
   }
   return out;
 }

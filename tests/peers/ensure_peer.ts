@@ -102,13 +102,13 @@ async function buildLocked(build: PeerBuild, log: (line: string) => void): Promi
     await Deno.mkdir(partial, { recursive: true });
     try {
       const started = Date.now();
-      const { command, goVersion } = await runGo(build, partial, log);
+      const { commands, goVersion } = await runGo(build, partial, dir, log);
       const seconds = Math.round((Date.now() - started) / 1000);
       const record = {
         module: build.module,
         version: build.version,
         strategy: build.strategy,
-        command,
+        commands,
         goVersion,
         seconds,
         builtAt: new Date().toISOString(),

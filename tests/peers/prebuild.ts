@@ -2,20 +2,27 @@
  * Builds every pinned peer that is not cached yet, one after another, with progress on stderr.
  * `.ci/peers.sh` runs it before the tests so the build shows as its own CI step.
  *
- * Usage: `deno run -A tests/peers/prebuild.ts`
+ * Usage: `deno run -A tests/peers/prebuild.ts [name...]` (default: every peer)
  *
  * @module
  */
 
 import { join } from "node:path";
-import { binaryName, PEER_NAMES, PEERS } from "./catalog.ts";
+import { PEER_BUILDS, PEER_NAMES, type PeerName, PEERS } from "./catalog.ts";
 import { buildDir, ensurePeer, peersDir } from "./ensure_peer.ts";
 
-/** Builds all peers; returns the number that failed. */
-export async function prebuildAll(): Promise<number> {
+/** Builds the named peers (default: all); returns the number that failed. */
+export async function prebuild(only: readonly string[] = []): Promise<number> {
   let failed = 0;
-  for (const name of PEER_NAMES) {
-    if (name === "bao") continue; // the same build as "vault"
+  const unknown = only.filter((n) => !(PEER_NAMES as string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new TypeError(`Cannot prebuild "${unknown.join(", ")}": known peers are ${PEER_NAMES}`);
+  }
+  // In catalog order (small builds first); "bao" is the same binary as "vault".
+  const names: PeerName[] = only.length > 0
+    ? only as PeerName[]
+    : PEER_BUILDS.flatMap((b) => PEER_NAMES.filter((n) => PEERS[n] === b && n !== "bao"));
+  for (const name of names) {
     const build = PEERS[name];
     const started = Date.now();
     try {
@@ -28,7 +35,7 @@ export async function prebuildAll(): Promise<number> {
     } catch (error) {
       failed++;
       console.error(
-        `peers: ${name} ${build.version} (${binaryName(name)}): ${(error as Error).message}`,
+        `peers: ${name} ${build.version}: ${(error as Error).message}`,
       );
     }
   }
@@ -37,6 +44,6 @@ export async function prebuildAll(): Promise<number> {
 }
 
 if (import.meta.main) {
-  const failed = await prebuildAll();
+  const failed = await prebuild(Deno.args);
   if (failed > 0) Deno.exitCode = 1;
 }

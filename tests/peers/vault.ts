@@ -12,11 +12,20 @@ import { freePort, type LoggedProcess, spawnLogged, waitFor } from "./_process.t
 
 export { VAULT_NOTE };
 
+/** Options for {@linkcode startVault}. */
+export interface VaultOptions {
+  /** Serve HTTPS with a generated CA (`-dev-tls`); see {@linkcode VaultServer.caCertPem}. */
+  tls?: boolean;
+}
+
 /** A running dev-mode server. Unsealed, in-memory, with only the dev defaults configured. */
 export interface VaultServer {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or `https://` with `tls`. */
   address: string;
   rootToken: string;
+  /** With `tls`: the CA that signed the server certificate (PEM) and its file. */
+  caCertPem?: string;
+  caCertPath?: string;
   /** The server's version from `sys/health`. */
   version: string;
   /** The server's log (stdout and stderr). */
@@ -38,32 +47,42 @@ export interface VaultServer {
  * const health = await vaultRequest(vault, "GET", "sys/health");
  * ```
  */
-export async function startVault(): Promise<VaultServer> {
+export async function startVault(options: VaultOptions = {}): Promise<VaultServer> {
   const bin = await ensurePeer("vault");
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) { // a port taken between probe and bind: retry
     const dir = await Deno.makeTempDir({ prefix: "camblet-vault-" });
     const port = freePort();
-    const address = `http://127.0.0.1:${port}`;
+    const address = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
     const rootToken = `camblet-root-${crypto.randomUUID()}`;
     const env: Record<string, string> = { HOME: dir };
     for (const k of ["PATH", "TMPDIR"]) {
       const v = Deno.env.get(k);
       if (v !== undefined) env[k] = v;
     }
+    const args = [
+      "server",
+      "-dev",
+      `-dev-listen-address=127.0.0.1:${port}`,
+      `-dev-root-token-id=${rootToken}`,
+      "-dev-no-store-token",
+    ];
+    const caCertPath = join(dir, "tls", "vault-ca.pem");
+    if (options.tls) args.push("-dev-tls", `-dev-tls-cert-dir=${join(dir, "tls")}`);
     let proc: LoggedProcess | undefined;
     try {
-      proc = await spawnLogged(bin, [
-        "server",
-        "-dev",
-        `-dev-listen-address=127.0.0.1:${port}`,
-        `-dev-root-token-id=${rootToken}`,
-        "-dev-no-store-token",
-      ], { logPath: join(dir, "vault.log"), cwd: dir, env, clearEnv: true });
+      await Deno.mkdir(join(dir, "tls"));
+      proc = await spawnLogged(bin, args, {
+        logPath: join(dir, "vault.log"),
+        cwd: dir,
+        env,
+        clearEnv: true,
+      });
+      let caCertPem: string | undefined;
       const health = await waitFor("vault sys/health", async () => {
-        const res = await fetch(`${address}/v1/sys/health`);
-        const body = await res.json() as { sealed?: boolean; version?: string };
-        return res.status === 200 && body.sealed === false ? body : undefined;
+        if (options.tls) caCertPem ??= await Deno.readTextFile(caCertPath);
+        const body = await vaultRequest({ address, caCertPem }, "GET", "sys/health");
+        return body.sealed === false ? body : undefined;
       }, { timeoutMs: 30_000, exited: proc.child.status });
       const running = proc;
       const stop = async () => {
@@ -73,7 +92,8 @@ export async function startVault(): Promise<VaultServer> {
       return {
         address,
         rootToken,
-        version: health.version ?? "unknown",
+        ...(caCertPem === undefined ? {} : { caCertPem, caCertPath }),
+        version: String(health.version ?? "unknown"),
         logPath: running.logPath,
         pid: running.child.pid,
         stop,
@@ -93,7 +113,7 @@ export async function startVault(): Promise<VaultServer> {
  * The OpenBao-named entry point. Runs the Vault build because OpenBao's server is not installable
  * from the Go module proxy ({@linkcode VAULT_NOTE}); the API the tests use is the same.
  */
-export const startOpenBao: () => Promise<VaultServer> = startVault;
+export const startOpenBao: (options?: VaultOptions) => Promise<VaultServer> = startVault;
 
 /** A Vault API error with the HTTP status and Vault's `errors` list. */
 export class VaultApiError extends Error {
@@ -103,10 +123,12 @@ export class VaultApiError extends Error {
   }
 }
 
-/** Where and as whom to call: a server, or any address and token. */
+/** Where and as whom to call: a server, or any address, token and CA. */
 export interface VaultTarget {
   address: string;
   rootToken?: string;
+  /** Trust this CA (PEM) for an `https` address. */
+  caCertPem?: string | undefined;
 }
 
 /**
@@ -125,12 +147,22 @@ export async function vaultRequest(
   if (token !== undefined) headers["X-Vault-Token"] = token;
   if (options.namespace !== undefined) headers["X-Vault-Namespace"] = options.namespace;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(`${target.address}/v1/${path.replace(/^\/+/, "")}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
+  const client = target.caCertPem === undefined
+    ? undefined
+    : Deno.createHttpClient({ caCerts: [target.caCertPem] });
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`${target.address}/v1/${path.replace(/^\/+/, "")}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(client === undefined ? {} : { client }),
+    });
+    text = await res.text();
+  } finally {
+    client?.close();
+  }
   const json = text === "" ? {} : JSON.parse(text) as Record<string, unknown>;
   if (!res.ok) {
     const errors = Array.isArray(json.errors) ? json.errors.map(String) : [text];

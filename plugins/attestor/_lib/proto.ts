@@ -1,67 +1,15 @@
 /**
- * Just enough protobuf for the few containerd/CRI messages we read: field lists off the wire
- * (`@bufbuild/protobuf/wire`) and string/bool encoders.
+ * The protobuf wire helpers moved to the plugin SDK (`plugins/sdk/proto.ts`); this re-export keeps
+ * the attestors' imports working.
  *
  * @module
  */
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-
-/** A decoded field: length-delimited fields as bytes, varints as bigint. */
-export type ProtoValue = Uint8Array | bigint;
-
-/** Field number → values in wire order (repeated fields have several). */
-export type ProtoFields = Map<number, ProtoValue[]>;
-
-/** Splits a message into its fields; unknown wire types are skipped. */
-export function decodeFields(bytes: Uint8Array): ProtoFields {
-  const out: ProtoFields = new Map();
-  const r = new BinaryReader(bytes);
-  while (r.pos < r.len) {
-    const [no, wt] = r.tag();
-    let v: ProtoValue | undefined;
-    if (wt === WireType.LengthDelimited) v = r.bytes();
-    else if (wt === WireType.Varint) v = BigInt(r.uint64());
-    else r.skip(wt);
-    if (v !== undefined) {
-      const list = out.get(no) ?? [];
-      list.push(v);
-      out.set(no, list);
-    }
-  }
-  return out;
-}
-
-const dec = new TextDecoder();
-
-/** First value of field `no` as a string ("" when absent). */
-export function str(f: ProtoFields, no: number): string {
-  const v = f.get(no)?.[0];
-  return v instanceof Uint8Array ? dec.decode(v) : "";
-}
-
-/** First value of field `no` as an embedded message (empty when absent). */
-export function msg(f: ProtoFields, no: number): ProtoFields {
-  const v = f.get(no)?.[0];
-  return v instanceof Uint8Array ? decodeFields(v) : new Map();
-}
-
-/** A `map<string,string>` field (repeated entries with key = 1, value = 2). */
-export function stringMap(f: ProtoFields, no: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of f.get(no) ?? []) {
-    if (!(v instanceof Uint8Array)) continue;
-    const e = decodeFields(v);
-    out[str(e, 1)] = str(e, 2);
-  }
-  return out;
-}
-
-/** Encodes a message of string and bool fields (by field number). */
-export function encodeMessage(fields: Record<number, string | boolean>): Uint8Array {
-  const w = new BinaryWriter();
-  for (const [no, v] of Object.entries(fields)) {
-    if (typeof v === "string") w.tag(Number(no), WireType.LengthDelimited).string(v);
-    else w.tag(Number(no), WireType.Varint).bool(v);
-  }
-  return w.finish();
-}
+export {
+  decodeFields,
+  encodeMessage,
+  msg,
+  type ProtoFields,
+  type ProtoValue,
+  str,
+  stringMap,
+} from "../../sdk/proto.ts";

@@ -7,14 +7,8 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { Clock } from "../../types.ts";
-import { parseCsr, verifyCsr } from "../../sdk/csr.ts";
-import { issueLeaf } from "../../sdk/x509.ts";
-import {
-  type CertificateAuthority,
-  CsrRejectedError,
-  type SignedCertificate,
-  type SignRequest,
-} from "../types.ts";
+import { signLeafLocally } from "../../sdk/leaf_signer.ts";
+import type { CertificateAuthority, SignedCertificate, SignRequest } from "../types.ts";
 import {
   bundleOf,
   caPaths,
@@ -121,34 +115,15 @@ export class SelfSignedCa implements CertificateAuthority {
   /** Signs a leaf for the CSR's key with exactly the SANs requested. */
   async sign(request: SignRequest, signal: AbortSignal): Promise<SignedCertificate> {
     signal.throwIfAborted();
-    const csr = parseCsr(request.csr);
-    if (!(await verifyCsr(csr))) {
-      throw new CsrRejectedError("Cannot sign CSR: its signature does not verify");
-    }
     const p = this.#prepared;
-    const signer = p.state.material.signer;
-    const now = this.#clock.now();
-    const ttl = Math.min(request.ttlMs, this.maxTtlMs);
-    if (!(ttl > 0)) {
-      throw new RangeError(`Cannot sign CSR: TTL ${request.ttlMs} ms is not positive`);
-    }
-    const notAfter = Math.min(now + ttl, signer.certificate.notAfter.getTime());
-    if (notAfter <= now) {
-      throw new Error(
-        `Cannot sign CSR: CA certificate "${signer.certificate.subject}" expired at ${signer.certificate.notAfter.toISOString()}`,
-      );
-    }
-    const leaf = await issueLeaf(signer, {
-      publicKey: csr.publicKey,
-      subject: csr.subjectName,
-      uris: [request.spiffeId],
-      dnsNames: request.dnsNames,
-      notBefore: new Date(now - this.#config.backdateMs),
-      notAfter: new Date(notAfter),
+    const leaf = await signLeafLocally(p.state.material.signer, request, {
+      now: this.#clock.now(),
+      maxTtlMs: this.maxTtlMs,
+      backdateMs: this.#config.backdateMs,
     });
     // Only count leaves of the root that is still active (a rotation may have happened meanwhile).
     if (this.#prepared === p) {
-      this.#lastIssuedNotAfter = Math.max(this.#lastIssuedNotAfter ?? 0, notAfter);
+      this.#lastIssuedNotAfter = Math.max(this.#lastIssuedNotAfter ?? 0, leaf.notAfter.getTime());
     }
     return { certificate: der(leaf), chain: p.chainDer, trustAnchors: p.anchorsDer };
   }

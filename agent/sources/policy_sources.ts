@@ -1,0 +1,422 @@
+/**
+ * The set of configured policy sources, as the daemon uses it: starts every source, checks it
+ * once, merges everything into one validated, compiled snapshot, then follows changes (debounced)
+ * and emits a new snapshot only for a merged set that is entirely valid. A source that fails, or
+ * delivers something invalid, keeps its last good revision in force; every rejected item is logged
+ * with source, file, line, item and field, and the status says what is in force and why not more.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { type LoadedPlugins, loadPlugins } from "../../plugins/loader.ts";
+import type { AnyPluginDefinition } from "../../plugins/registry.ts";
+import type { PolicySourceInstance, SourceCheck } from "../../plugins/policy_source/types.ts";
+import { type Clock, systemClock } from "../../plugins/types.ts";
+import { formatProblem, type Problem, ValidationError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { type HostResolver, resolveHostnames, systemResolver } from "../policy/resolve.ts";
+import type { Resolutions } from "../policy/services.ts";
+import { type AcceptedSource, type CompiledSet, compileSet } from "./compile_set.ts";
+import { IssuanceLoader } from "./issuance_loader.ts";
+import { type LabelTarget, parseDelivery, sourceProblem } from "./parse_delivery.ts";
+import type { PolicySnapshot } from "./snapshot.ts";
+import type { SourceSpec } from "./spec.ts";
+
+export type { PolicySnapshot } from "./snapshot.ts";
+import type { SourcesStatus, SourceStatus } from "./status.ts";
+
+/** Options of {@linkcode PolicySources.start}. */
+export interface PolicySourcesOptions {
+  specs: readonly SourceSpec[];
+  trustDomain: string;
+  /** Hostname lookup for service addresses (default: /etc/hosts, then DNS). */
+  resolver?: HostResolver;
+  /** Quiet time after a delivery before merging, ms (default 100). */
+  debounceMs?: number;
+  /** Longest the first check of each source may take, ms (default 60 s). */
+  startTimeoutMs?: number;
+  /**
+   * Whether a required (not `optional`) source that fails or is invalid at startup fails the
+   * start (default true). `camblet-agent sources --check` turns it off to report everything.
+   */
+  strict?: boolean;
+  clock?: Clock;
+  log?: Logger;
+  /** Plugin registry (tests). */
+  registry?: readonly AnyPluginDefinition[];
+  /** Aborted when the agent stops (plugins get it). */
+  signal?: AbortSignal;
+}
+
+interface Tracked {
+  spec: SourceSpec;
+  instance: PolicySourceInstance;
+  status: SourceStatus;
+  accepted?: AcceptedSource;
+  pending?:
+    | { check: Extract<SourceCheck, { kind: "delivery" }>; parsed: AcceptedSource }
+    | undefined;
+  lastLogged?: string | undefined;
+}
+
+const EMPTY_ITEMS = { policies: 0, services: 0, issuancePolicy: false };
+
+/** Every configured policy source, merged. Create with {@linkcode PolicySources.start}. */
+export class PolicySources {
+  readonly #o: PolicySourcesOptions;
+  readonly #plugins: LoadedPlugins;
+  readonly #tracked: Tracked[];
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #labels = new Map<string, LabelTarget>();
+  readonly #loader = new IssuanceLoader();
+  readonly #listeners = new Set<(s: PolicySnapshot) => void>();
+  #set!: CompiledSet;
+  #snapshot!: PolicySnapshot;
+  #applying: Promise<unknown> = Promise.resolve();
+  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #disposed = false;
+
+  private constructor(o: PolicySourcesOptions, plugins: LoadedPlugins) {
+    this.#o = o;
+    this.#plugins = plugins;
+    this.#clock = o.clock ?? systemClock;
+    this.#log = o.log ?? logger("sources");
+    const instances = plugins.of("policySource");
+    this.#tracked = o.specs.map((spec, i) => ({
+      spec,
+      instance: instances[i]!,
+      status: {
+        id: spec.id,
+        type: spec.type,
+        location: instances[i]!.location,
+        optional: spec.optional,
+        state: "starting",
+        consecutiveFailures: 0,
+        checks: {},
+        items: { ...EMPTY_ITEMS },
+      },
+    }));
+  }
+
+  /**
+   * Loads the source plugins (all or nothing), checks every source once and builds the first
+   * snapshot, then follows changes. Throws `PluginLoadError` for bad plugin config, and
+   * {@linkcode ValidationError} (every problem, with its source) when a required source fails or
+   * is invalid.
+   */
+  static async start(o: PolicySourcesOptions): Promise<PolicySources> {
+    const signal = o.signal ?? new AbortController().signal;
+    const plugins = await loadPlugins(o.specs.map((s) => s.selection), {
+      enforce: ["policySource"],
+      ...(o.registry ? { registry: o.registry } : {}),
+      context: (kind, name) => ({
+        log: logger("plugin", kind, name),
+        clock: o.clock ?? systemClock,
+        trustDomain: o.trustDomain,
+        signal,
+      }),
+    });
+    const sources = new PolicySources(o, plugins);
+    try {
+      await sources.#initial();
+    } catch (e) {
+      await plugins.dispose();
+      throw e;
+    }
+    return sources;
+  }
+
+  async #initial(): Promise<void> {
+    const deadline = AbortSignal.timeout(this.#o.startTimeoutMs ?? 60_000);
+    const signal = this.#o.signal ? AbortSignal.any([this.#o.signal, deadline]) : deadline;
+    const results = await Promise.all(this.#tracked.map((t) => t.instance.check(signal)));
+    results.forEach((r, i) => this.#record(this.#tracked[i]!, r));
+    const fatal = (t: Tracked) =>
+      (this.#o.strict ?? true) && !t.spec.optional &&
+      (t.status.state === "failing" || t.status.state === "rejected");
+    const problems = () =>
+      this.#tracked.filter(fatal).flatMap((t) => this.#lastProblems.get(t.spec.id) ?? []);
+    if (problems().length) throw new ValidationError("Cannot load policy sources", problems());
+    this.#inForce(
+      await compileSet([], this.#o.trustDomain, (n) => this.#resolve(n), this.#labels),
+    );
+    await this.#applyPending();
+    if (problems().length) throw new ValidationError("Cannot load policy sources", problems());
+    if (!this.#snapshot) this.#publish();
+    for (const t of this.#tracked) t.instance.watch((r) => this.#onCheck(t, r));
+  }
+
+  #lastProblems = new Map<string, Problem[]>();
+
+  #now(): string {
+    return new Date(this.#clock.now()).toISOString();
+  }
+
+  #count(t: Tracked, outcome: string): void {
+    t.status.checks[outcome] = (t.status.checks[outcome] ?? 0) + 1;
+  }
+
+  #fail(t: Tracked, state: "failing" | "rejected", problems: Problem[], revision?: string) {
+    const s = t.status;
+    s.state = state;
+    s.consecutiveFailures++;
+    s.lastError = {
+      at: this.#now(),
+      ...(revision !== undefined ? { revision } : {}),
+      problems: problems.map(formatProblem),
+    };
+    this.#lastProblems.set(t.spec.id, problems);
+    this.#count(t, state === "failing" ? "failure" : "rejected");
+    // A source that keeps failing the same way is logged once, then at debug level.
+    const key = `${state}\n${revision}\n${s.lastError.problems.join("\n")}`;
+    const repeat = key === t.lastLogged;
+    t.lastLogged = key;
+    const props = {
+      source: t.spec.id,
+      revision: s.revision ?? "(none)",
+      problems: problems.length,
+    };
+    const what = state === "failing"
+      ? "Policy source check failed; its last good revision stays in force"
+      : `Policy source revision ${revision} rejected; its last good revision stays in force`;
+    if (repeat) this.#log.debug(what, props);
+    else {
+      this.#log.error(what, props);
+      for (const p of problems) this.#log.error(`Rejected: ${formatProblem(p)}`);
+    }
+  }
+
+  /** Updates status for a check result; parses a delivery into `pending`. */
+  #record(t: Tracked, r: SourceCheck): void {
+    const s = t.status;
+    s.lastCheckAt = this.#now();
+    if (r.kind === "failure") {
+      this.#fail(t, "failing", r.problems.map((p) => sourceProblem(t.spec, p)));
+      return;
+    }
+    if (r.kind === "unchanged") {
+      this.#count(t, "unchanged");
+      s.lastSuccessAt = s.lastCheckAt;
+      // Unchanged after a rejected revision is still that revision.
+      if (s.state !== "rejected" || s.lastError?.revision !== r.revision) {
+        if (s.state !== "starting" || t.accepted) s.state = "ok";
+        s.consecutiveFailures = 0;
+      }
+      return;
+    }
+    this.#count(t, "delivery");
+    s.lastSuccessAt = s.lastCheckAt;
+    const d = r.delivery;
+    const parsed = parseDelivery(t.spec, d, this.#o.trustDomain, this.#labels);
+    if (parsed.problems.length) {
+      this.#fail(t, "rejected", parsed.problems, d.revision);
+      return;
+    }
+    t.pending = { check: r, parsed: { spec: t.spec, parsed } };
+  }
+
+  #onCheck(t: Tracked, r: SourceCheck): void {
+    if (this.#disposed) return;
+    this.#record(t, r);
+    if (t.pending) {
+      clearTimeout(this.#debounce);
+      this.#debounce = setTimeout(() => void this.#queueApply(), this.#o.debounceMs ?? 100);
+    }
+  }
+
+  #queueApply(): Promise<void> {
+    const run = this.#applying.then(() => this.#applyPending());
+    this.#applying = run.catch((e) => this.#log.error("Cannot apply policy sources", { error: e }));
+    return run;
+  }
+
+  /** Addresses of the hostnames in the set in force; only new names are looked up. */
+  #known = new Map<string, readonly string[]>();
+
+  async #resolve(names: string[], fresh = false): Promise<Resolutions> {
+    const lookup = fresh ? names : names.filter((n) => !this.#known.has(n));
+    const found = lookup.length
+      ? await resolveHostnames(lookup, this.#o.resolver ?? systemResolver())
+      : { addresses: new Map<string, readonly string[]>(), errors: new Map<string, string>() };
+    const addresses = new Map<string, readonly string[]>();
+    for (const n of names) {
+      const a = found.addresses.get(n) ?? (fresh ? undefined : this.#known.get(n));
+      if (a) addresses.set(n, a);
+    }
+    return { addresses, ...(found.errors ? { errors: found.errors } : {}) };
+  }
+
+  #inForce(set: CompiledSet): void {
+    this.#set = set;
+    this.#known = new Map(set.resolutions.addresses);
+  }
+
+  /** Tries each pending delivery in declaration order; accepts those that keep the set valid. */
+  async #applyPending(): Promise<void> {
+    let changed = false;
+    for (const t of this.#tracked) {
+      const pending = t.pending;
+      if (!pending || this.#disposed) continue;
+      t.pending = undefined;
+      const d = pending.check.delivery;
+      const candidate = pending.parsed;
+      if (d.opa) {
+        try {
+          candidate.issuance = await this.#loader.load(d.opa, t.spec.entrypoint);
+        } catch (e) {
+          const p = sourceProblem(t.spec, { file: d.opa.path, message: (e as Error).message });
+          this.#fail(t, "rejected", [p], d.revision);
+          continue;
+        }
+      }
+      const accepted = this.#tracked.map((x) => x === t ? candidate : x.accepted)
+        .filter((a): a is AcceptedSource => a !== undefined);
+      const set = await compileSet(
+        accepted,
+        this.#o.trustDomain,
+        (n) => this.#resolve(n),
+        this.#labels,
+      );
+      if (set.problems.length) {
+        this.#fail(t, "rejected", set.problems, d.revision);
+        continue;
+      }
+      t.accepted = candidate;
+      this.#inForce(set);
+      changed = true;
+      const s = t.status;
+      s.state = "ok";
+      s.consecutiveFailures = 0;
+      s.revision = d.revision;
+      s.acceptedAt = this.#now();
+      s.items = {
+        policies: candidate.parsed.policies.length,
+        services: candidate.parsed.services.length,
+        issuancePolicy: candidate.issuance !== undefined,
+      };
+      t.lastLogged = undefined;
+      this.#log.info("Policy source revision accepted", {
+        source: t.spec.id,
+        revision: d.revision,
+        policies: s.items.policies,
+        services: s.items.services,
+      });
+      for (const w of d.warnings) this.#log.warn(formatProblem(sourceProblem(t.spec, w)));
+      void Promise.resolve(t.instance.accepted?.(d.revision)).catch(() => {});
+    }
+    if (changed || !this.#snapshot) this.#publish();
+  }
+
+  #publish(): void {
+    const set = this.#set;
+    const sources: Record<string, string> = {};
+    for (const t of this.#tracked) if (t.status.revision) sources[t.spec.id] = t.status.revision;
+    const snapshot: PolicySnapshot = {
+      revision: (this.#snapshot?.revision ?? 0) + 1,
+      at: this.#now(),
+      payloads: set.payloads,
+      provenance: set.provenance,
+      warnings: set.warnings,
+      sources,
+      files: set.files,
+    };
+    if (set.issuance) {
+      snapshot.issuance = set.issuance;
+      snapshot.issuanceHook = set.issuance.hook;
+    }
+    this.#snapshot = snapshot;
+    for (const fn of this.#listeners) {
+      try {
+        fn(snapshot);
+      } catch (e) {
+        this.#log.error("Policy snapshot listener failed", { error: e });
+      }
+    }
+  }
+
+  /** The snapshot in force (always a valid set). */
+  get current(): PolicySnapshot {
+    return this.#snapshot;
+  }
+
+  /** Calls `fn` with every new snapshot; returns the unsubscribe function. */
+  subscribe(fn: (s: PolicySnapshot) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** Checks every source now (SIGHUP) and applies what changed; resolves with the snapshot. */
+  async refresh(): Promise<PolicySnapshot> {
+    const results = await Promise.all(this.#tracked.map((t) => t.instance.check()));
+    results.forEach((r, i) => this.#record(this.#tracked[i]!, r));
+    clearTimeout(this.#debounce);
+    await this.#queueApply();
+    return this.#snapshot;
+  }
+
+  /**
+   * Looks service hostnames up again and recompiles; a new snapshot only when the payloads
+   * change. A hostname that no longer resolves keeps the last good set (the problems are returned
+   * and logged).
+   */
+  async reresolve(): Promise<Problem[]> {
+    let problems: Problem[] = [];
+    const run = this.#applying.then(async () => {
+      const accepted = this.#tracked.flatMap((t) => t.accepted ? [t.accepted] : []);
+      const set = await compileSet(
+        accepted,
+        this.#o.trustDomain,
+        (n) => this.#resolve(n, true),
+        this.#labels,
+      );
+      problems = set.problems;
+      if (problems.length) {
+        this.#log.error("Service hostnames no longer resolve; the last good set stays in force", {
+          problems: problems.length,
+        });
+        for (const p of problems) this.#log.error(`Rejected: ${formatProblem(p)}`);
+        return;
+      }
+      const before = JSON.stringify(this.#set.payloads.load_sd_info);
+      this.#inForce(set);
+      if (JSON.stringify(set.payloads.load_sd_info) !== before) this.#publish();
+    });
+    this.#applying = run.catch(() => {});
+    await run;
+    return problems;
+  }
+
+  /** Waits until deliveries received so far are merged (tests, benchmarks). */
+  async settled(): Promise<void> {
+    if (this.#tracked.some((t) => t.pending)) {
+      clearTimeout(this.#debounce);
+      await this.#queueApply();
+    }
+    await this.#applying;
+  }
+
+  /** For `/v1/status`, `/metrics` and `camblet-agent sources`. */
+  status(): SourcesStatus {
+    const s = this.#snapshot;
+    const out: SourcesStatus = {
+      revision: s.revision,
+      appliedAt: s.at,
+      warnings: s.warnings.map(formatProblem),
+      sources: this.#tracked.map((t) => structuredClone(t.status)),
+    };
+    if (s.issuance) {
+      const { source, revision, path, entrypoint } = s.issuance;
+      out.issuance = { source, revision, path, entrypoint };
+    }
+    return out;
+  }
+
+  /** Stops every source; never throws. */
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+    clearTimeout(this.#debounce);
+    await this.#applying;
+    await this.#plugins.dispose();
+  }
+}

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { buildSteerObject } from "./build.ts";
+import { STEER_OBJECT_BASE64, STEER_OBJECT_CLANG } from "./steer_object.ts";
+
+async function clangVersion(): Promise<string | undefined> {
+  try {
+    const o = await new Deno.Command("clang", {
+      args: ["--version"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return o.success ? new TextDecoder().decode(o.stdout).split("\n")[0]!.trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const clang = await clangVersion();
+const why = clang === undefined
+  ? "clang is not installed (Debian packages clang llvm libbpf-dev)"
+  : clang !== STEER_OBJECT_CLANG
+  ? `clang is "${clang}", the embedded object was built by "${STEER_OBJECT_CLANG}"`
+  : undefined;
+if (why) console.warn(`SKIP steer_object freshness: ${why}`);
+
+Deno.test({
+  name: "steer_object.ts is the build of steer.bpf.c (run driver/bpf/build.ts after editing)",
+  ignore: why !== undefined,
+  async fn() {
+    const built = await buildSteerObject();
+    const embedded = Buffer.from(STEER_OBJECT_BASE64, "base64");
+    assert.equal(built.clangVersion, STEER_OBJECT_CLANG);
+    assert.ok(
+      Buffer.from(built.bytes).equals(embedded),
+      `steer_object.ts is stale (${embedded.length} bytes embedded, ${built.bytes.length} built): ` +
+        "run `deno run -A driver/bpf/build.ts`",
+    );
+  },
+});
+
+Deno.test("the embedded object is a BPF ELF", () => {
+  const b = Buffer.from(STEER_OBJECT_BASE64, "base64");
+  assert.deepEqual([...b.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46]);
+  assert.equal(b.readUInt16LE(18), 247, "e_machine EM_BPF");
+});

@@ -1,0 +1,100 @@
+/**
+ * What the outbound and inbound handlers share: their dependencies, the decision lookup and the
+ * final relay with its bookkeeping.
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+import type { Logger } from "@logtape/logtape";
+import type { ProxyMetrics } from "./metrics.ts";
+import { relay, type RelayEnd } from "./relay.ts";
+import type { TlsContexts } from "./tls_contexts.ts";
+import type { Outcome, PolicyFn, ProxyConnection, ProxyDecision } from "./types.ts";
+
+/** Dependencies of a connection handler. */
+export interface HandlerDeps {
+  policy: PolicyFn;
+  contexts: TlsContexts;
+  metrics: ProxyMetrics;
+  log: Logger;
+  /** Limit for one TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** Limit for one TCP connect. */
+  connectTimeoutMs: number;
+  /** How long an outbound connection waits for the application's first bytes (TLS detection). */
+  firstBytesTimeoutMs: number;
+  /** Every socket the proxy holds, so `stop()` can close what is left. */
+  sockets: Set<Socket>;
+}
+
+/** `policy` or `policy/egress`, the metrics label of a decision. */
+export function policyLabel(d: ProxyDecision | undefined): string {
+  if (!d?.policy) return "";
+  return d.egress ? `${d.policy.id}/${d.egress.id}` : d.policy.id;
+}
+
+/** `1.2.3.4:80` or `[::1]:80`. */
+export function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** Log fields naming a connection. */
+export function connFields(c: ProxyConnection): Record<string, unknown> {
+  const f: Record<string, unknown> = {
+    direction: c.direction,
+    source: hostPort(c.sourceIp, c.sourcePort),
+    destination: hostPort(c.destinationIp, c.destinationPort),
+  };
+  if (c.process) Object.assign(f, c.process);
+  return f;
+}
+
+/** Tracks `s` in `deps.sockets` until it closes. */
+export function track(deps: HandlerDeps, s: Socket): void {
+  deps.sockets.add(s);
+  s.once("close", () => deps.sockets.delete(s));
+}
+
+/** Asks the policy callback; a throw becomes a logged `error` outcome and `undefined`. */
+export async function decide(
+  deps: HandlerDeps,
+  conn: ProxyConnection,
+): Promise<ProxyDecision | undefined> {
+  try {
+    return await deps.policy(conn);
+  } catch (e) {
+    deps.metrics.count(conn.direction, "error");
+    deps.log.error("Cannot decide on a connection: {error}", {
+      ...connFields(conn),
+      error: (e as Error).message,
+    });
+    return undefined;
+  }
+}
+
+/** Relays `a` ↔ `b`, counting the outcome now and the bytes and active gauge as they go. */
+export function startRelay(
+  deps: HandlerDeps,
+  conn: ProxyConnection,
+  outcome: Outcome,
+  decision: ProxyDecision | undefined,
+  a: RelayEnd,
+  b: RelayEnd,
+): void {
+  const { metrics, log } = deps;
+  metrics.count(conn.direction, outcome, policyLabel(decision));
+  metrics.activeDelta(1);
+  relay(a, b, {
+    onBytes: (n) => metrics.addBytes(conn.direction, n),
+    onDone: (r) => {
+      metrics.activeDelta(-1);
+      log.debug("Connection closed", {
+        ...connFields(conn),
+        outcome,
+        sent: r.aToB,
+        received: r.bToA,
+        ...(r.error ? { error: r.error.message } : {}),
+      });
+    },
+  });
+}
