@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import type { Attestor, Clock, Labels, ParseResult } from "../../types.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 
 /** Config of every cloud attestor (off by default). */
 export const cloudConfigSchema = z.object({
@@ -22,8 +22,7 @@ export type CloudConfig = z.infer<typeof cloudConfigSchema>;
 
 /** The shared config parser. */
 export function parseCloudConfig(raw: unknown): ParseResult<CloudConfig> {
-  const r = cloudConfigSchema.safeParse(raw ?? {});
-  return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+  return parseWith(cloudConfigSchema, raw);
 }
 
 /** A GET/PUT with the configured timeout, chained to the caller's signal. */

@@ -19,7 +19,7 @@ import {
   type TaskContext,
 } from "../../types.ts";
 import { cgroupPathOf, containerIdFromCgroup } from "../_lib/cgroup.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import { GRPC_NOT_FOUND, GrpcError, GrpcUnixClient } from "../_lib/grpc.ts";
 import { LabelBuilder } from "../_lib/labels.ts";
 import { decodeFields, encodeMessage, msg, str, stringMap } from "../_lib/proto.ts";
@@ -134,8 +134,7 @@ export const containerdAttestor = definePlugin({
   description:
     "containerd container id, namespace, image and labels (containerd API over its socket)",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   create: (config: ContainerdConfig, ctx: PluginContext) => new ContainerdAttestor(config, ctx),
 });

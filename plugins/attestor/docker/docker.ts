@@ -14,7 +14,7 @@ import {
   type TaskContext,
 } from "../../types.ts";
 import { cgroupPathOf, containerIdFromCgroup } from "../_lib/cgroup.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import { UnixHttpClient } from "../_lib/unix_http.ts";
 import { envAllowed } from "../process/process.ts";
 import { type ContainerInspect, dockerLabels } from "./docker_labels.ts";
@@ -85,8 +85,7 @@ export const dockerAttestor = definePlugin({
   name: "docker",
   description: "Docker container name, image, labels and network (Engine API over its socket)",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   create: (config: DockerConfig, ctx: PluginContext) => new DockerAttestor(config, ctx),
 });

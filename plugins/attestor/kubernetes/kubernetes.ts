@@ -13,7 +13,7 @@ import {
   type TaskContext,
 } from "../../types.ts";
 import { cgroupPathOf, containerIdFromCgroup, podUidFromCgroup } from "../_lib/cgroup.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import {
   fetchPods,
   type KubeletAuth,
@@ -110,8 +110,7 @@ export const kubernetesAttestor = definePlugin({
   name: "kubernetes",
   description: "pod, namespace, service account, labels, container and image (kubelet /pods)",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   async create(config: KubernetesConfig, ctx: PluginContext) {
     const a = new KubernetesAttestor(config, await resolveAuth(config), ctx);

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { type Attestor, definePlugin, type Labels, type PluginContext } from "../../types.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import { LabelBuilder } from "../_lib/labels.ts";
 
 const configSchema = z.object({
@@ -58,8 +58,7 @@ export const linuxOsAttestor = definePlugin({
   name: "linuxos",
   description: "host OS name and version, kernel release and version",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   create(config: LinuxOsConfig, _ctx: PluginContext): Attestor {
     let labels: Promise<Labels> | undefined;

@@ -23,7 +23,7 @@ import {
   type TaskContext,
 } from "../../types.ts";
 import { LabelBuilder } from "../_lib/labels.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import { PartialLabelsError } from "../_lib/partial.ts";
 import { BinaryHasher } from "./binary_hash.ts";
 import {
@@ -172,8 +172,7 @@ export const processAttestor = definePlugin({
   name: "process",
   description: "process ids, name, command line, binary path and sha256 (procfs)",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   create(config: ProcessConfig, ctx: PluginContext) {
     if (config.extractEnvs && config.envAllowList.length === 0) {

@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { type Attestor, definePlugin, type Labels, type PluginContext } from "../../types.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import { LabelBuilder } from "../_lib/labels.ts";
 
 const configSchema = z.object({
@@ -59,8 +59,7 @@ export const sysfsDmiAttestor = definePlugin({
   name: "sysfsdmi",
   description: "BIOS, chassis and product facts from /sys/class/dmi/id",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   create(config: SysfsDmiConfig, _ctx: PluginContext): Attestor {
     let labels: Promise<Labels> | undefined;

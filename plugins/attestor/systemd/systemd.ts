@@ -17,7 +17,7 @@ import {
   type TaskContext,
 } from "../../types.ts";
 import { cgroupPathOf } from "../_lib/cgroup.ts";
-import { zodProblems } from "../_lib/config.ts";
+import { parseWith } from "../../sdk/config.ts";
 import { LabelBuilder } from "../_lib/labels.ts";
 
 const UNIT = /\.(service|scope|socket|timer|mount|swap|path|target|device|automount)$/;
@@ -60,8 +60,7 @@ export const systemdAttestor = definePlugin({
   name: "systemd",
   description: "systemd unit and slice from the cgroup path",
   parseConfig(raw: unknown) {
-    const r = configSchema.safeParse(raw ?? {});
-    return r.success ? { ok: true, value: r.data } : { ok: false, problems: zodProblems(r.error) };
+    return parseWith(configSchema, raw);
   },
   create(_config: SystemdConfig, _ctx: PluginContext): Attestor {
     return {
