@@ -1,8 +1,9 @@
 /**
  * The daemon: opens the kernel device (through the kernel worker), pushes `load_config`, trace
- * `clear`, `load_sd_info` and `load_policies` in that order, then serves. Reloads on file change
- * (debounced, rename-safe), on SIGHUP and periodically (re-resolving service hostnames), pushing
- * only what changed and keeping the last good set when a reload is rejected. SIGTERM/SIGINT stop
+ * `clear`, `load_sd_info` and `load_policies` in that order, then serves. The policy sources
+ * (agent/sources) follow their own changes; each new valid snapshot, SIGHUP (every source checked
+ * again) and the periodic re-resolution of service hostnames push only what changed. A rejected
+ * delivery keeps the last good set in force and shows as the last reload. SIGTERM/SIGINT stop
  * it gracefully; a dead device is fatal.
  *
  * @module
@@ -11,9 +12,10 @@ import { encodeBase64, encodeTraceRequest } from "../../driver/codec.ts";
 import { DeviceError, ERRNO, openErrorMessage } from "../../driver/ffi.ts";
 import { KernelLink, type LinkStats } from "../../driver/kernel_link.ts";
 import type { KernelPayloads } from "../../driver/payloads.ts";
-import { type LoadedPayloads, loadPayloads } from "../cli/load_payloads.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { formatProblem, ValidationError } from "../errors.ts";
+import type { IssuanceHook } from "../opa/issuance_hook.ts";
+import { type PolicySnapshot, PolicySources, sourcesMetrics, sourceSpecs } from "../sources/mod.ts";
 import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
@@ -24,7 +26,6 @@ import { spawnKernelWorker } from "./kernel_worker.ts";
 import { type PayloadOrigin, PayloadSync } from "./payload_sync.ts";
 import { type AgentServices, createServices } from "./services.ts";
 import { type AgentStatus, kernelStatus, type ReloadRecord } from "./status.ts";
-import { type PathWatch, watchPaths } from "./watch.ts";
 
 /** Options of {@linkcode Daemon.start}. */
 export interface DaemonOptions {
@@ -36,16 +37,15 @@ export interface DaemonOptions {
     loaded: LoadedConfig,
     payloads: () => KernelPayloads,
     signal: AbortSignal,
+    issuanceHook: () => IssuanceHook | undefined,
   ) => Promise<AgentServices>;
   /** Creates the kernel worker (default: agent/daemon/kernel_worker.ts). */
   spawnWorker?: () => Worker;
   /** Listen for SIGTERM, SIGINT and SIGHUP (default true). */
   handleSignals?: boolean;
-  /** Watch policy and service paths (default true). */
-  watch?: boolean;
   /** Re-read and re-resolve services this often, ms (default 60 s; 0 = never). */
   resolveIntervalMs?: number;
-  /** Quiet time after a file event before reloading, ms (default 200). */
+  /** Quiet time after a source change before reloading, ms (default 200). */
   debounceMs?: number;
 }
 
@@ -58,7 +58,7 @@ export interface DaemonExit {
 const log = logger("daemon");
 const kernelLog = logger("kernel");
 
-function origin(p: LoadedPayloads): PayloadOrigin {
+function origin(p: PolicySnapshot): PayloadOrigin {
   return { provenance: p.provenance, servicesFiles: p.files.services };
 }
 
@@ -66,13 +66,15 @@ function origin(p: LoadedPayloads): PayloadOrigin {
 export class Daemon {
   readonly #o: DaemonOptions;
   #loaded: LoadedConfig;
-  #current!: LoadedPayloads;
+  #sources!: PolicySources;
+  #unsubscribe: (() => void) | undefined;
+  /** The snapshot pushed to the kernel. */
+  #current!: PolicySnapshot;
   #services!: AgentServices;
   #link!: KernelLink;
   #sync!: PayloadSync;
   #trace!: TraceHub;
   #listeners: Listener[] = [];
-  #watch: PathWatch | undefined;
   #timers: ReturnType<typeof setTimeout>[] = [];
   #debounce: ReturnType<typeof setTimeout> | undefined;
   #signals: [Deno.Signal, () => void][] = [];
@@ -119,10 +121,22 @@ export class Daemon {
         );
       }
     }
-    this.#current = await loadPayloads(this.#loaded);
+    const { specs, problems } = sourceSpecs(this.#loaded);
+    if (problems.length) throw new ValidationError("Cannot load policy sources", problems);
+    this.#sources = await PolicySources.start({
+      specs,
+      trustDomain: agent.trustDomain,
+      signal: this.#ac.signal,
+    });
+    this.#current = this.#sources.current;
     for (const w of this.#current.warnings) log.warn(formatProblem(w));
-    const make = this.#o.services ?? ((l, p, s) => createServices(l.config, p, s));
-    this.#services = await make(this.#loaded, () => this.#current.payloads, this.#ac.signal);
+    const make = this.#o.services ?? ((l, p, s, h) => createServices(l.config, p, s, h));
+    this.#services = await make(
+      this.#loaded,
+      () => this.#current.payloads,
+      this.#ac.signal,
+      () => this.#current.issuanceHook,
+    );
     const anchors = (await this.#services.trustAnchors()).map((d) => encodeBase64(d));
     this.#trace = new TraceHub((req) =>
       this.#link.push(encodeTraceRequest(req), "manage_trace_requests")
@@ -167,7 +181,8 @@ export class Daemon {
       this.#listeners.push(await serveMetricsTcp(agent.metricsAddress, sources));
     }
     if (this.#o.handleSignals ?? true) this.#installSignals();
-    if (this.#o.watch ?? true) this.#rewatch();
+    // Sources follow their own changes; each new valid snapshot is pushed in a serialized reload.
+    this.#unsubscribe = this.#sources.subscribe(() => this.requestReload("source"));
     const every = this.#o.resolveIntervalMs ?? 60_000;
     if (every > 0) this.#timers.push(setInterval(() => this.requestReload("resolve"), every));
     this.#ready = true;
@@ -186,14 +201,6 @@ export class Daemon {
     on("SIGHUP", () => this.requestReload("sighup", 0));
     on("SIGTERM", () => void this.stop("SIGTERM", 0));
     on("SIGINT", () => void this.stop("SIGINT", 0));
-  }
-
-  #rewatch(): void {
-    this.#watch?.close();
-    const a = this.#loaded.config.agent;
-    const paths = [...a.policiesPath, ...a.servicesPath];
-    if (this.#loaded.file) paths.push(this.#loaded.file);
-    this.#watch = watchPaths(paths, () => this.requestReload("file"));
   }
 
   /** Schedules a reload after `delayMs` of quiet (file events come in bursts). */
@@ -223,9 +230,20 @@ export class Daemon {
       const loaded = reason === "sighup" && this.#o.reloadConfig
         ? await this.#o.reloadConfig()
         : this.#loaded;
-      const next = await loadPayloads(loaded);
+      const errorsBefore = this.#sourceErrors();
+      if (reason === "sighup") await this.#sources.refresh();
+      else if (reason === "resolve") await this.#sources.reresolve();
+      const next = this.#sources.current;
       record.changed = await this.#sync.pushChanged(next.payloads, origin(next));
       if (loaded !== this.#loaded) this.#configChanged(loaded);
+      const seen = new Set(errorsBefore.map((e) => e.key));
+      const fresh = this.#sourceErrors().filter((e) => !seen.has(e.key));
+      if (record.changed.length === 0 && fresh.length > 0) {
+        throw new ValidationError(
+          "Policy sources rejected",
+          fresh.map((e) => ({ message: e.problem })),
+        );
+      }
       this.#current = next;
       if (record.changed.length > 0) {
         this.#revision++;
@@ -252,8 +270,37 @@ export class Daemon {
     }
     this.#reloads[record.outcome] = (this.#reloads[record.outcome] ?? 0) + 1;
     this.#lastReload = record;
-    if ((this.#o.watch ?? true) && !this.#stopping) this.#rewatch();
     return record;
+  }
+
+  /** `at` + problems of every failing or rejected source, to spot new errors. */
+  #sourceErrors(): { key: string; problem: string }[] {
+    return this.#sources.status().sources.flatMap((s) =>
+      s.lastError && (s.state === "failing" || s.state === "rejected")
+        ? s.lastError.problems.map((problem) => ({ key: `${s.lastError!.at} ${problem}`, problem }))
+        : []
+    );
+  }
+
+  /**
+   * The last reload, or a source rejection newer than it (sources reject on their own, between
+   * the daemon's reloads).
+   */
+  #lastReloadRecord(): ReloadRecord | undefined {
+    let last = this.#lastReload;
+    for (const s of this.#sources?.status().sources ?? []) {
+      const e = s.lastError;
+      if (!e || (s.state !== "failing" && s.state !== "rejected")) continue;
+      if (last && Date.parse(last.at) >= Date.parse(e.at)) continue;
+      last = {
+        at: e.at,
+        reason: `source ${s.id}`,
+        outcome: "rejected",
+        changed: [],
+        problems: e.problems,
+      };
+    }
+    return last;
   }
 
   #configChanged(next: LoadedConfig): void {
@@ -271,6 +318,13 @@ export class Daemon {
       if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
         log.warn("Configuration change needs a restart to take effect", { key: `agent.${key}` });
       }
+    }
+    // Sources are started once; a changed source list (or paths) takes a restart.
+    const specs = (l: LoadedConfig) => JSON.stringify(sourceSpecs(l).specs);
+    if (specs(this.#loaded) !== specs(next)) {
+      log.warn("Configuration change needs a restart to take effect", {
+        key: "plugins.policySource",
+      });
     }
     this.#loaded = next;
   }
@@ -291,13 +345,14 @@ export class Daemon {
     this.#signals = [];
     clearTimeout(this.#debounce);
     for (const t of this.#timers) clearInterval(t);
-    this.#watch?.close();
+    this.#unsubscribe?.();
     this.#trace?.closeAll();
     for (const l of this.#listeners) await l.close().catch(() => {});
     await this.#reloading;
     if (this.#link) await this.#link.close();
     this.#ac.abort();
     await this.#services?.dispose().catch(() => {});
+    await this.#sources?.dispose().catch(() => {});
   }
 
   /** `/v1/status`. */
@@ -322,10 +377,12 @@ export class Daemon {
       },
       plugins: this.#services.plugins(),
       traceSubscribers: this.#trace.subscribers,
+      sources: this.#sources.status(),
     };
     if (!this.#ready) s.readyReason = this.#stopping ? "stopping" : "starting";
     if (a.metricsAddress) s.metricsAddress = a.metricsAddress;
-    if (this.#lastReload) s.policy.lastReload = this.#lastReload;
+    const lastReload = this.#lastReloadRecord();
+    if (lastReload) s.policy.lastReload = lastReload;
     const stats = await this.#stats();
     if (stats) s.kernel = kernelStatus(stats);
     return s;
@@ -357,6 +414,6 @@ export class Daemon {
       ...(last !== undefined ? { lastReloadSeconds: last } : {}),
       plugins: this.#services.plugins(),
       traceSubscribers: this.#trace.subscribers,
-    }, agentMetrics.toPrometheus());
+    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()));
   }
 }

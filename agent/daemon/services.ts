@@ -18,6 +18,7 @@ import { parseDuration } from "../duration.ts";
 import { IdentityManager } from "../identity/manager.ts";
 import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
+import type { IssuanceHook } from "../opa/issuance_hook.ts";
 
 /** What the daemon needs from the rest of the agent. */
 export interface AgentServices {
@@ -40,6 +41,7 @@ export async function createServices(
   config: Config,
   payloads: () => KernelPayloads,
   signal: AbortSignal,
+  issuanceHook?: () => IssuanceHook | undefined,
 ): Promise<AgentServices> {
   const trustDomain = config.agent.trustDomain;
   const plugins = await loadPlugins([caSelection(config)], {
@@ -68,6 +70,7 @@ export async function createServices(
       ca,
       trustDomain,
       payloads,
+      ...(issuanceHook ? { issuanceHook } : {}),
       labelsFor,
       defaultCertTtlMs: parseDuration(config.agent.defaultCertTTL),
     });

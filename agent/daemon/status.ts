@@ -7,6 +7,7 @@
 import type { LinkStats } from "../../driver/kernel_link.ts";
 import { type HistogramSnapshot, LATENCY_BUCKETS_MS } from "../../driver/stats.ts";
 import type { Problem } from "../errors.ts";
+import type { SourcesStatus } from "../sources/mod.ts";
 
 /** The last reload attempt. */
 export interface ReloadRecord {
@@ -57,6 +58,8 @@ export interface AgentStatus {
   };
   plugins: Record<string, number>;
   traceSubscribers: number;
+  /** The policy sources (`camblet-agent sources` reads this). */
+  sources: SourcesStatus;
 }
 
 /** Approximate percentile from a histogram: the upper bound of the bucket holding it. */
