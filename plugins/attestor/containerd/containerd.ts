@@ -20,9 +20,9 @@ import {
 } from "../../types.ts";
 import { cgroupPathOf, containerIdFromCgroup } from "../_lib/cgroup.ts";
 import { parseWith } from "../../sdk/config.ts";
-import { GRPC_NOT_FOUND, GrpcError, GrpcUnixClient } from "../_lib/grpc.ts";
+import { GRPC_NOT_FOUND, GrpcError, GrpcUnixClient } from "../../sdk/grpc.ts";
 import { LabelBuilder } from "../_lib/labels.ts";
-import { decodeFields, encodeMessage, msg, str, stringMap } from "../_lib/proto.ts";
+import { decodeFields, encodeMessage, msg, str, stringMap } from "../../sdk/proto.ts";
 
 const configSchema = z.object({
   enabled: z.boolean().default(false),
