@@ -105,7 +105,8 @@ const NOT_LOADED_HELP =
   "the camblet kernel module is not loaded. Install camblet-driver with DKMS " +
   "(apt install dkms linux-headers-$(uname -r), then install the camblet-driver package or run " +
   "`dkms install camblet/<version>` from its sources), load it with `modprobe camblet`, and start " +
-  "the agent again (or point --kernel-module-device at another device, e.g. the kernel emulator)";
+  "the agent again (or point --kernel-module-device at another device, e.g. the kernel emulator; " +
+  "or run with --driver proxy: the eBPF-steered proxy data plane needs no module)";
 
 /**
  * Explains why `open(path)` failed with `errnoValue`, the way an operator needs to read it.

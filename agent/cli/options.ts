@@ -16,6 +16,8 @@ function collect(value: string, previous: string[] | undefined): string[] {
 /** Commander option key → config path. */
 const FLAG_PATHS: Record<string, string> = {
   kernelModuleDevice: "agent.kernelModuleDevice",
+  driver: "agent.driver",
+  failClosed: "agent.proxy.failClosed",
   policiesPath: "agent.policiesPath",
   servicesPath: "agent.servicesPath",
   trustDomain: "agent.trustDomain",
@@ -38,6 +40,17 @@ const FLAG_NAMES: Record<string, string> = Object.fromEntries(
 export function addAgentOptions(cmd: Command): Command {
   return cmd
     .option("--kernel-module-device <path>", "camblet-driver device (default: /dev/camblet)")
+    .addOption(
+      new Option(
+        "--driver <kind>",
+        "data plane: kernel (camblet-driver), proxy (eBPF + mTLS proxy, no module) or auto " +
+          "(kernel when its device exists) (default: auto)",
+      ).choices(["auto", "kernel", "proxy"]),
+    )
+    .option(
+      "--fail-closed",
+      "proxy data plane: refuse protected connections while no agent serves (default: off)",
+    )
     .addOption(
       new Option(
         "--policies-path <path>",

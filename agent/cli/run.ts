@@ -10,12 +10,20 @@ import { Daemon } from "../daemon/daemon.ts";
 
 const HELP = `
 Description:
-  Runs the agent: opens the camblet-driver device, pushes the trust domain, services and
-  policies, then answers the kernel's requests (process labels, certificate signing) and reloads
-  policies and services when their files change or on SIGHUP.
+  Runs the agent. With the camblet-driver kernel module (/dev/camblet) it pushes the trust
+  domain, services and policies to the kernel and answers its requests (process labels,
+  certificate signing). Without it (--driver auto picks this, or --driver proxy) it protects the
+  same connections itself: eBPF programs steer connections to services and to local ports that
+  inbound policies protect into the agent, which speaks mTLS with the workloads' SPIFFE
+  certificates. Policies and services reload when their files change or on SIGHUP.
+
+  The proxy data plane fails open: when the agent stops, its BPF programs detach and traffic
+  flows directly, unprotected. --fail-closed keeps them pinned in agent.proxy.pinDir so
+  protected connections are refused until an agent serves again (remove the directory to lift).
 
 Examples:
   camblet-agent run
+  camblet-agent --driver proxy --fail-closed
   camblet-agent --ca vault --trust-domain acme.corp
   camblet-agent agent --policies-path /etc/camblet/policies --services-path /etc/camblet/services
 `;
@@ -27,6 +35,7 @@ export async function runDaemon(cmd: Command): Promise<void> {
   log.info("Configuration loaded", {
     file: loaded.file ?? "(defaults)",
     trustDomain: loaded.config.agent.trustDomain,
+    driver: loaded.config.agent.driver,
   });
   const daemon = await Daemon.start({ loaded, reloadConfig: () => resolveConfig(cmd) });
   const exit = await daemon.done;

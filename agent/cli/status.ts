@@ -10,9 +10,10 @@ import { outputFormat, resolveConfig } from "./options.ts";
 
 const HELP = `
 Description:
-  Shows the running agent's state: readiness, the kernel device, trust domain, policy revision and
-  the last reload (with every rejected item), the kernel requests answered with their latency and
-  deadline misses, plugins and trace clients. Reads the control socket (root-only).
+  Shows the running agent's state: readiness, the data plane (kernel module or proxy), trust
+  domain, policy revision and the last reload (with every rejected item), the kernel requests
+  answered with their latency and deadline misses, or the proxy's listeners, protected
+  destinations and connections, plugins and trace clients. Reads the control socket (root-only).
 
 Exit status:
   0 the agent is ready, 1 it is not ready or cannot be reached, 2 usage error
@@ -47,7 +48,12 @@ export function formatStatus(s: AgentStatus): string {
     `camblet-agent ${s.version} (pid ${s.pid}), up ${duration(s.uptimeSeconds)}: ${state}`,
   );
   const row = (k: string, v: string) => lines.push(`  ${k.padEnd(16)}${v}`);
-  row("device", s.device);
+  const plane = s.dataPlane;
+  if (plane?.kind === "proxy") {
+    row("data plane", `proxy: eBPF steering + mTLS proxy (${plane.reason})`);
+  } else {
+    row("data plane", `kernel module ${s.device}${plane ? ` (${plane.reason})` : ""}`);
+  }
   row(
     "control socket",
     s.controlSocket + (s.metricsAddress ? `; metrics on tcp ${s.metricsAddress}` : ""),
@@ -91,6 +97,19 @@ export function formatStatus(s: AgentStatus): string {
         `${k.pushesWaiting} (the kernel's write budget is used up until its next read)`,
       );
     }
+  }
+  if (s.proxy) {
+    const p = s.proxy;
+    row("listeners", `outbound ${p.outbound.join(" ")}; inbound ${p.inbound.join(" ")}`);
+    row(
+      "protected",
+      `${p.protectedDestinations} service address${
+        p.protectedDestinations === 1 ? "" : "es"
+      }; local ports ${p.protectedPorts.join(", ") || "(none)"}; ` +
+        (p.failClosed ? "fail-closed" : "fail-open when the agent stops"),
+    );
+    const conns = Object.entries(p.connections).map(([k, n]) => `${k} ${n}`).join(", ");
+    row("connections", `${p.activeConnections} active; ${conns || "none yet"}`);
   }
   const plugins = Object.entries(s.plugins).map(([id, up]) => `${id} ${up ? "up" : "DOWN"}`).join(
     ", ",

@@ -73,6 +73,32 @@ const attestation = z.object({
   cacheTTL: duration.default("1m"),
 }).strict();
 
+/** The data plane: the kernel module, or our eBPF-steered proxy where the module is absent. */
+export const DRIVERS = ["auto", "kernel", "proxy"] as const;
+
+const port = z.number().int().min(1).max(65535);
+
+/** `agent.proxy`: the proxy data plane (not in the Go agent). */
+const proxy = z.object({
+  /** Loopback port steered outbound connections arrive on. */
+  outboundPort: port.default(15001),
+  /** Loopback port steered inbound connections arrive on. */
+  inboundPort: port.default(15006),
+  /**
+   * Keep the steering pinned while no agent serves, so protected destinations are refused
+   * rather than reached in plaintext. Lifted by removing `pinDir`.
+   */
+  failClosed: z.boolean().default(false),
+  /** bpffs directory for the pinned links (fail-closed only). */
+  pinDir: z.string().default("/sys/fs/bpf/camblet"),
+  /** Workload keys the agent generates: rsa talks to camblet-driver peers (ECDHE-RSA only). */
+  keyType: z.enum(["rsa", "ecdsa"]).default("rsa"),
+  /** How often listening sockets are matched against inbound policies. */
+  listenerScanInterval: duration.default("2s"),
+  /** cgroup v2 directory the steering attaches to (default: the root). */
+  cgroupPath: z.string().optional(),
+}).strict();
+
 /** `agent.*` keys. */
 export const agentSchema = z.object({
   trustDomain: trustDomain.default("camblet"),
@@ -80,6 +106,9 @@ export const agentSchema = z.object({
   /** Go agent's gRPC trace address; accepted for compatibility, unused (we serve on a Unix socket). */
   localAddress: z.string().optional(),
   kernelModuleDevice: z.string().default("/dev/camblet"),
+  /** `auto`: the kernel module when its device exists, else the proxy data plane. */
+  driver: z.enum(DRIVERS).default("auto"),
+  proxy: proxy.prefault({}),
   caPEMPath: z.string().default(`${CONFIG_DIR}/ca.pem`),
   policiesPath: pathList.default([`${CONFIG_DIR}/policies`]),
   servicesPath: pathList.default([`${CONFIG_DIR}/services`]),

@@ -1,5 +1,6 @@
 /**
- * The daemon: opens the kernel device (through the kernel worker), pushes `load_config`, trace
+ * The daemon: starts the data plane (the kernel device through the kernel worker, or the proxy
+ * data plane where the module is absent: agent/daemon/data_plane.ts), pushes `load_config`, trace
  * `clear`, `load_sd_info` and `load_policies` in that order, then serves. The policy sources
  * (agent/sources) follow their own changes; each new valid snapshot, SIGHUP (every source checked
  * again) and the periodic re-resolution of service hostnames push only what changed. A rejected
@@ -8,12 +9,9 @@
  *
  * @module
  */
-import { encodeBase64, encodeTraceRequest } from "../../driver/codec.ts";
-import { DeviceError, ERRNO, openErrorMessage } from "../../driver/ffi.ts";
-import { KernelLink, type LinkStats } from "../../driver/kernel_link.ts";
 import type { KernelPayloads } from "../../driver/payloads.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { formatProblem, ValidationError } from "../errors.ts";
+import { CapabilityError, formatProblem, ValidationError } from "../errors.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import { type PolicySnapshot, PolicySources, sourcesMetrics, sourceSpecs } from "../sources/mod.ts";
 import { agentMetrics } from "../identity/metrics.ts";
@@ -22,10 +20,12 @@ import { VERSION } from "../version.ts";
 import { renderMetrics } from "../control/metrics.ts";
 import { type Listener, serveControlSocket, serveMetricsTcp } from "../control/server.ts";
 import { TraceHub } from "../control/trace_hub.ts";
-import { spawnKernelWorker } from "./kernel_worker.ts";
-import { type PayloadOrigin, PayloadSync } from "./payload_sync.ts";
+import { chooseDataPlane, type DataPlane } from "./data_plane.ts";
+import { assertDevice, openKernelPlane } from "./kernel_plane.ts";
+import type { PayloadOrigin } from "./payload_sync.ts";
+import { openProxyPlane, type ProxyPlaneOptions } from "./proxy_plane.ts";
 import { type AgentServices, createServices } from "./services.ts";
-import { type AgentStatus, kernelStatus, type ReloadRecord } from "./status.ts";
+import type { AgentStatus, ReloadRecord } from "./status.ts";
 
 /** Options of {@linkcode Daemon.start}. */
 export interface DaemonOptions {
@@ -38,7 +38,10 @@ export interface DaemonOptions {
     payloads: () => KernelPayloads,
     signal: AbortSignal,
     issuanceHook: () => IssuanceHook | undefined,
+    dataPlane: "kernel" | "proxy",
   ) => Promise<AgentServices>;
+  /** Starts the proxy data plane (default: agent/daemon/proxy_plane.ts). */
+  openProxy?: (o: ProxyPlaneOptions) => Promise<DataPlane>;
   /** Creates the kernel worker (default: agent/daemon/kernel_worker.ts). */
   spawnWorker?: () => Worker;
   /** Listen for SIGTERM, SIGINT and SIGHUP (default true). */
@@ -56,7 +59,6 @@ export interface DaemonExit {
 }
 
 const log = logger("daemon");
-const kernelLog = logger("kernel");
 
 function origin(p: PolicySnapshot): PayloadOrigin {
   return { provenance: p.provenance, servicesFiles: p.files.services };
@@ -71,8 +73,7 @@ export class Daemon {
   /** The snapshot pushed to the kernel. */
   #current!: PolicySnapshot;
   #services!: AgentServices;
-  #link!: KernelLink;
-  #sync!: PayloadSync;
+  #plane!: DataPlane;
   #trace!: TraceHub;
   #listeners: Listener[] = [];
   #timers: ReturnType<typeof setTimeout>[] = [];
@@ -110,17 +111,10 @@ export class Daemon {
 
   async #start(): Promise<void> {
     const agent = this.#loaded.config.agent;
-    // Fail fast, before starting plugins, when the module is not loaded at all.
-    try {
-      await Deno.stat(agent.kernelModuleDevice);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new DeviceError(
-          openErrorMessage(agent.kernelModuleDevice, ERRNO.ENOENT),
-          ERRNO.ENOENT,
-        );
-      }
-    }
+    const choice = await chooseDataPlane(agent);
+    log.info("Data plane", { kind: choice.kind, reason: choice.reason });
+    // Fail fast, before starting plugins, when the module was asked for and is not loaded.
+    if (choice.kind === "kernel") await assertDevice(agent.kernelModuleDevice);
     const { specs, problems } = sourceSpecs(this.#loaded);
     if (problems.length) throw new ValidationError("Cannot load policy sources", problems);
     this.#sources = await PolicySources.start({
@@ -130,42 +124,54 @@ export class Daemon {
     });
     this.#current = this.#sources.current;
     for (const w of this.#current.warnings) log.warn(formatProblem(w));
-    const make = this.#o.services ?? ((l, p, s, h) => createServices(l.config, p, s, h));
+    const make = this.#o.services ?? ((l, p, s, h, k) => createServices(l.config, p, s, h, k));
     this.#services = await make(
       this.#loaded,
       () => this.#current.payloads,
       this.#ac.signal,
       () => this.#current.issuanceHook,
+      choice.kind,
     );
-    const anchors = (await this.#services.trustAnchors()).map((d) => encodeBase64(d));
-    this.#trace = new TraceHub((req) =>
-      this.#link.push(encodeTraceRequest(req), "manage_trace_requests")
-    );
+    this.#trace = new TraceHub((req) => this.#plane.pushTrace(req));
     const services = this.#services;
-    this.#link = await KernelLink.open((this.#o.spawnWorker ?? spawnKernelWorker)(), {
-      device: agent.kernelModuleDevice,
-      setup: { anchors },
-      handlers: {
-        augment: (task, signal) => services.augment(task, signal),
-        csrSign: (task, data, id) => services.csrSign(task, data, id),
-        log: (m) => this.#trace.deliver(m),
-      },
-      onEvent: (level, message, props) => {
-        if (level === "error") kernelLog.error(message, props);
-        else if (level === "warning") kernelLog.warn(message, props);
-        else if (level === "info") kernelLog.info(message, props);
-        else kernelLog.debug(message, props);
-      },
-    });
-    log.info("Kernel device open", { device: agent.kernelModuleDevice });
-    this.#link.ended.then((e) => {
+    if (choice.kind === "kernel") {
+      this.#plane = await openKernelPlane({
+        choice,
+        device: agent.kernelModuleDevice,
+        services,
+        onLog: (m) => this.#trace.deliver(m),
+        ...(this.#o.spawnWorker ? { spawnWorker: this.#o.spawnWorker } : {}),
+      });
+    } else {
+      if (!services.identities) {
+        throw new CapabilityError(
+          "The proxy data plane needs the identity manager's workload keys",
+        );
+      }
+      try {
+        this.#plane = await (this.#o.openProxy ?? openProxyPlane)({
+          choice,
+          agent,
+          payloads: () => this.#current.payloads,
+          labelsFor: (task, signal) => services.augment(task, signal),
+          identities: services.identities,
+        });
+      } catch (e) {
+        const fix = choice.reason.startsWith("auto")
+          ? `; load camblet-driver (modprobe camblet) or fix the above`
+          : "";
+        throw new CapabilityError(
+          `Cannot start the proxy data plane (${choice.reason}): ${(e as Error).message}${fix}`,
+          { cause: e },
+        );
+      }
+    }
+    this.#plane.ended.then((why) => {
       if (this.#stopping) return;
-      const why = e.reason === "eof" ? "the kernel device was closed" : e.message ?? e.reason;
-      log.error("Kernel link lost", { reason: why });
-      void this.stop(`kernel link lost: ${why}`, 1);
+      log.error("Data plane lost", { reason: why });
+      void this.stop(`${choice.kind === "kernel" ? "kernel link" : "data plane"} lost: ${why}`, 1);
     });
-    this.#sync = new PayloadSync(this.#link);
-    await this.#sync.pushInitial(this.#current.payloads, origin(this.#current));
+    await this.#plane.pushInitial(this.#current.payloads, origin(this.#current));
     this.#revision = 1;
     const sources = {
       ready: () =>
@@ -234,7 +240,7 @@ export class Daemon {
       if (reason === "sighup") await this.#sources.refresh();
       else if (reason === "resolve") await this.#sources.reresolve();
       const next = this.#sources.current;
-      record.changed = await this.#sync.pushChanged(next.payloads, origin(next));
+      record.changed = await this.#plane.pushChanged(next.payloads, origin(next));
       if (loaded !== this.#loaded) this.#configChanged(loaded);
       const seen = new Set(errorsBefore.map((e) => e.key));
       const fresh = this.#sourceErrors().filter((e) => !seen.has(e.key));
@@ -349,7 +355,7 @@ export class Daemon {
     this.#trace?.closeAll();
     for (const l of this.#listeners) await l.close().catch(() => {});
     await this.#reloading;
-    if (this.#link) await this.#link.close();
+    if (this.#plane) await this.#plane.close();
     this.#ac.abort();
     await this.#services?.dispose().catch(() => {});
     await this.#sources?.dispose().catch(() => {});
@@ -366,6 +372,7 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
       ready: this.#ready,
       device: a.kernelModuleDevice,
+      dataPlane: { ...this.#plane.choice },
       controlSocket: a.controlSocket,
       trustDomain: p.load_config.trust_domain,
       policy: {
@@ -383,29 +390,16 @@ export class Daemon {
     if (a.metricsAddress) s.metricsAddress = a.metricsAddress;
     const lastReload = this.#lastReloadRecord();
     if (lastReload) s.policy.lastReload = lastReload;
-    const stats = await this.#stats();
-    if (stats) s.kernel = kernelStatus(stats);
+    if (!this.#stopping) Object.assign(s, await this.#plane.status());
     return s;
-  }
-
-  async #stats(): Promise<LinkStats | undefined> {
-    if (this.#stopping) return undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        this.#link.stats(),
-        new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), 1000)),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** `/metrics`. */
   async metrics(): Promise<string> {
     const p = this.#current.payloads;
     const last = this.#lastReload ? Date.parse(this.#lastReload.at) / 1000 : undefined;
-    return renderMetrics(await this.#stats(), {
+    const plane = this.#stopping ? { text: "" } : await this.#plane.metrics();
+    return renderMetrics(plane.link, {
       ready: this.#ready,
       policyRevision: this.#revision,
       policies: p.load_policies.policies.length,
@@ -414,6 +408,6 @@ export class Daemon {
       ...(last !== undefined ? { lastReloadSeconds: last } : {}),
       plugins: this.#services.plugins(),
       traceSubscribers: this.#trace.subscribers,
-    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()));
+    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()) + plane.text);
   }
 }

@@ -18,6 +18,7 @@ import { parseDuration } from "../duration.ts";
 import { IdentityManager } from "../identity/manager.ts";
 import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
+import type { WorkloadIdentities } from "./proxy_plane.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
 
 /** What the daemon needs from the rest of the agent. */
@@ -28,6 +29,8 @@ export interface AgentServices {
   csrSign(task: TaskContext, data: CsrSignData, id?: string): Promise<string>;
   /** The CA's current trust anchors (DER), for the kernel worker's refusal certificates. */
   trustAnchors(): Promise<Uint8Array[]>;
+  /** Proxy data plane only: the agent's own workload keys and certificates. */
+  identities?: WorkloadIdentities;
   /** `kind/name` → 1 when running. */
   plugins(): Record<string, number>;
   dispose(): Promise<void>;
@@ -42,6 +45,7 @@ export async function createServices(
   payloads: () => KernelPayloads,
   signal: AbortSignal,
   issuanceHook?: () => IssuanceHook | undefined,
+  dataPlane: "kernel" | "proxy" = "kernel",
 ): Promise<AgentServices> {
   const trustDomain = config.agent.trustDomain;
   const plugins = await loadPlugins([caSelection(config)], {
@@ -73,6 +77,8 @@ export async function createServices(
       ...(issuanceHook ? { issuanceHook } : {}),
       labelsFor,
       defaultCertTtlMs: parseDuration(config.agent.defaultCertTTL),
+      // Refusal certificates and RSA anchors are what camblet-driver needs; the proxy does not.
+      kernelDriver: dataPlane === "kernel",
     });
   } catch (e) {
     await attestation.dispose();

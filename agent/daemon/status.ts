@@ -26,6 +26,25 @@ export interface LatencySummary {
   meanMs: number;
 }
 
+/** The proxy data plane's part of the status. */
+export interface ProxyStatus {
+  /** Listener addresses. */
+  outbound: string[];
+  inbound: string[];
+  failClosed: boolean;
+  /** Service-table entries steered to the outbound listener. */
+  protectedDestinations: number;
+  /** Local ports whose listening process an inbound policy protects. */
+  protectedPorts: number[];
+  activeConnections: number;
+  /** `direction/outcome` → count. */
+  connections: Record<string, number>;
+  /** The BPF programs' counters. */
+  steering?: Record<string, number>;
+  /** The workload certificates the agent holds (never keys). */
+  identities?: unknown;
+}
+
 /** `/v1/status`. */
 export interface AgentStatus {
   version: string;
@@ -35,6 +54,8 @@ export interface AgentStatus {
   ready: boolean;
   readyReason?: string;
   device: string;
+  /** The data plane serving and why it was chosen. */
+  dataPlane: { kind: "kernel" | "proxy"; reason: string };
   controlSocket: string;
   metricsAddress?: string;
   trustDomain: string;
@@ -56,6 +77,7 @@ export interface AgentStatus {
     writes: number;
     pushesWaiting: number;
   };
+  proxy?: ProxyStatus;
   plugins: Record<string, number>;
   traceSubscribers: number;
   /** The policy sources (`camblet-agent sources` reads this). */

@@ -12,7 +12,10 @@ Deno.test("status prints the running agent's state; json for scripts", async () 
     const text = await runCli(["status", "--control-socket", agent.socket]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^camblet-agent \S+ \(pid \d+\), up \d+s: ready$/m);
-    assert.match(text.stdout, /device +\/dev\/pts\/\d+/);
+    assert.match(
+      text.stdout,
+      /data plane +kernel module \/dev\/pts\/\d+ \(auto: \/dev\/pts\/\d+ exists\)/,
+    );
     assert.match(text.stdout, /trust domain +acme\.test/);
     assert.match(text.stdout, /policies +2 \(revision 1\); 1 service address/);
     assert.match(text.stdout, /augment +5 \(ok 5\); latency p50 ≤[\d.]+ ms, p99 ≤[\d.]+ ms/);
@@ -25,6 +28,7 @@ Deno.test("status prints the running agent's state; json for scripts", async () 
     assert.equal(s.ready, true);
     assert.equal(s.kernel.requests.augment.ok, 5);
     assert.equal(s.kernel.deadlineMisses, 0);
+    assert.equal(s.dataPlane.kind, "kernel");
   } finally {
     await agent.stop();
     await emu.close();

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { runCli } from "../cli/_run.ts";
 
-Deno.test("no camblet module: run exits 1 and says how to install it", async () => {
+Deno.test("--driver kernel without the module: run exits 1 and says how to install it", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const r = await runCli([
       "run",
+      "--driver",
+      "kernel",
       "--kernel-module-device",
       "/dev/camblet-missing",
       "--ca-pem-path",

@@ -1,0 +1,263 @@
+/**
+ * The proxy data plane as the daemon runs it: eBPF steering plus our mTLS proxy
+ * (driver/proxy), fed by the same policies, services, attestation and CA as the kernel module.
+ * Per connection it attests the process (the dialling one outbound, the listening one inbound),
+ * decides with the kernel's own matching rules (agent/policy/match.ts) and obtains the workload's
+ * certificate through the identity manager before a byte is forwarded.
+ *
+ * Protected destinations are the service table (the module only evaluates outbound connections
+ * to services); protected local ports are those whose listening process an inbound policy matches,
+ * rescanned periodically and after every policy change.
+ *
+ * @module
+ */
+import type { TraceRequest } from "../../driver/codec.ts";
+import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
+import type { ProtectedDestination } from "../../driver/bpf/steering.ts";
+import { type ProxyDataPlane, startProxyDataPlane } from "../../driver/proxy/dataplane.ts";
+import type {
+  CertificateBundle,
+  ProxyConnection,
+  ProxyDecision,
+} from "../../driver/proxy/types.ts";
+import { taskContextFromProc } from "../attestation/task_from_proc.ts";
+import type { AgentConfig } from "../config/schema.ts";
+import { parseDuration } from "../duration.ts";
+import { logger } from "../log.ts";
+import { matchConnection } from "../policy/match.ts";
+import type { DataPlane, DataPlaneChoice } from "./data_plane.ts";
+import { ListenerTable } from "./listeners.ts";
+import type { PayloadOrigin } from "./payload_sync.ts";
+import type { ProxyStatus } from "./status.ts";
+
+const log = logger("dataplane", "proxy");
+
+/** The identity manager's per-workload keys, as the proxy plane uses them. */
+export interface WorkloadIdentities {
+  /** Issues (or returns the cached) certificate for `spiffeId`, checked against `requester`. */
+  prepare(
+    spiffeId: string,
+    requester: { task: TaskContext; labels: string[] },
+  ): Promise<CertificateBundle>;
+  certificateFor(spiffeId: string): CertificateBundle | Promise<CertificateBundle>;
+  stats?(): unknown;
+}
+
+/** Options of {@linkcode openProxyPlane}. */
+export interface ProxyPlaneOptions {
+  choice: DataPlaneChoice;
+  agent: AgentConfig;
+  /** The policies and services in force. */
+  payloads: () => KernelPayloads;
+  /** Labels of a process (the attestation collectors; partial rather than late). */
+  labelsFor: (task: TaskContext, signal: AbortSignal) => Promise<string[]>;
+  identities: WorkloadIdentities;
+  /** Test seams. */
+  steering?: false;
+  listenIp6?: string | null;
+}
+
+/** Splits a service-table key (`ip` or `ip:port`, IPv6 fully expanded) into a destination. */
+export function destinationOf(key: string): ProtectedDestination {
+  const colons = key.split(":").length - 1;
+  // IPv4 "a.b.c.d[:port]"; IPv6 has 7 colons, plus one with a port.
+  if (colons === 0 || colons === 7) return { ip: key };
+  const i = key.lastIndexOf(":");
+  return { ip: key.slice(0, i), port: Number(key.slice(i + 1)) };
+}
+
+/** Starts the steering and the listeners (a {@linkcode CapabilityError} says what is missing). */
+export async function openProxyPlane(o: ProxyPlaneOptions): Promise<DataPlane> {
+  const plane = new ProxyPlane(o);
+  await plane.start();
+  return plane;
+}
+
+class ProxyPlane implements DataPlane {
+  readonly choice: DataPlaneChoice;
+  readonly ended: Promise<string> = new Promise(() => {});
+  #o: ProxyPlaneOptions;
+  #dp!: ProxyDataPlane;
+  #listeners = new ListenerTable();
+  /** Local port → owning pid, from the last scan. */
+  #owners = new Map<number, number>();
+  #inboundPorts: number[] = [];
+  #protected = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #scanning: Promise<void> | undefined;
+  #lastPayloads = "";
+  #budgetMs: number;
+
+  constructor(o: ProxyPlaneOptions) {
+    this.choice = o.choice;
+    this.#o = o;
+    this.#budgetMs = parseDuration(o.agent.attestation.budget);
+  }
+
+  async start(): Promise<void> {
+    const p = this.#o.agent.proxy;
+    this.#dp = await startProxyDataPlane({
+      outboundPort: p.outboundPort,
+      inboundPort: p.inboundPort,
+      ...(this.#o.listenIp6 !== undefined ? { listenIp6: this.#o.listenIp6 } : {}),
+      steering: this.#o.steering === false ? false : {
+        ...(p.failClosed ? { pinDir: p.pinDir } : {}),
+        ...(p.cgroupPath ? { cgroupPath: p.cgroupPath } : {}),
+      },
+      policy: (conn) => this.#decide(conn),
+      identity: { certificateFor: (id) => this.#o.identities.certificateFor(id) },
+    });
+    log.info("Proxy data plane serving", {
+      outbound: this.#dp.outbound.join(" "),
+      inbound: this.#dp.inbound.join(" "),
+      failClosed: p.failClosed,
+    });
+    const every = parseDuration(p.listenerScanInterval);
+    this.#timer = setInterval(() => void this.rescan(), every);
+  }
+
+  async #task(pid: number | undefined): Promise<TaskContext | undefined> {
+    if (pid === undefined || pid === Deno.pid) return undefined;
+    return await taskContextFromProc(pid);
+  }
+
+  async #labels(task: TaskContext | undefined): Promise<string[]> {
+    if (!task) return [];
+    return await this.#o.labelsFor(task, AbortSignal.timeout(this.#budgetMs));
+  }
+
+  async #decide(conn: ProxyConnection): Promise<ProxyDecision> {
+    let pid = conn.process?.pid;
+    if (conn.direction === "input") {
+      pid = this.#owners.get(conn.destinationPort);
+      if (pid === undefined) {
+        await this.rescan();
+        pid = this.#owners.get(conn.destinationPort);
+      }
+    }
+    const task = await this.#task(pid);
+    if (conn.direction === "output" && !task) {
+      // Steered because its destination is protected: never let it out unattested.
+      throw new Error(`Cannot attest the dialling process (pid ${pid ?? "unknown"})`);
+    }
+    const labels = await this.#labels(task);
+    const r = matchConnection(this.#o.payloads(), {
+      labels,
+      direction: conn.direction,
+      sourceIp: conn.sourceIp,
+      sourcePort: conn.sourcePort,
+      destinationIp: conn.destinationIp,
+      destinationPort: conn.destinationPort,
+    });
+    if (r.intercepted && r.spiffeId && task) {
+      // Issue (or reuse) before the handshake, with the same guard as the kernel's csr_sign.
+      await this.#o.identities.prepare(r.spiffeId, { task, labels });
+    }
+    return r;
+  }
+
+  /** Matches every listening process against the inbound policies; updates the steered ports. */
+  rescan(): Promise<void> {
+    this.#scanning ??= this.#scan().finally(() => this.#scanning = undefined);
+    return this.#scanning;
+  }
+
+  async #scan(): Promise<void> {
+    const p = this.#o.agent.proxy;
+    const payloads = this.#o.payloads();
+    const owners = new Map<number, number>();
+    const ports = new Set<number>();
+    for (const l of await this.#listeners.scan()) {
+      if (l.pid === undefined || l.pid === Deno.pid) continue;
+      if (l.port === p.outboundPort || l.port === p.inboundPort) continue;
+      owners.set(l.port, l.pid);
+      try {
+        const labels = await this.#labels(await this.#task(l.pid));
+        const r = matchConnection(payloads, {
+          labels,
+          direction: "input",
+          destinationPort: l.port,
+        });
+        if (r.intercepted) ports.add(l.port);
+      } catch (e) {
+        log.warn("Cannot attest listening process", {
+          pid: l.pid,
+          port: l.port,
+          error: (e as Error).message,
+        });
+      }
+    }
+    this.#owners = owners;
+    const next = [...ports].sort((a, b) => a - b);
+    if (next.join() !== this.#inboundPorts.join()) {
+      log.info("Protected local ports", { ports: next.join(",") || "(none)" });
+      this.#inboundPorts = next;
+      this.#dp.setInboundPorts(next);
+    }
+  }
+
+  #apply(p: KernelPayloads): void {
+    const dests = Object.keys(p.load_sd_info).map(destinationOf);
+    this.#protected = dests.length;
+    this.#dp.setProtectedDestinations(dests);
+  }
+
+  async pushInitial(p: KernelPayloads, _origin: PayloadOrigin): Promise<void> {
+    this.#lastPayloads = JSON.stringify(p);
+    this.#apply(p);
+    await this.rescan();
+  }
+
+  async pushChanged(p: KernelPayloads, _origin: PayloadOrigin): Promise<string[]> {
+    const before = JSON.parse(this.#lastPayloads) as KernelPayloads;
+    const changed = (["load_config", "load_sd_info", "load_policies"] as const).filter((k) =>
+      JSON.stringify(before[k]) !== JSON.stringify(p[k])
+    );
+    if (changed.length === 0) return [];
+    this.#lastPayloads = JSON.stringify(p);
+    this.#apply(p);
+    await this.rescan();
+    return changed;
+  }
+
+  pushTrace(_request: TraceRequest): Promise<void> {
+    return Promise.resolve();
+  }
+
+  status(): Promise<{ proxy: ProxyStatus }> {
+    const m = this.#dp.metrics();
+    const connections: Record<string, number> = {};
+    for (const c of m.connections) {
+      const k = `${c.direction}/${c.outcome}`;
+      connections[k] = (connections[k] ?? 0) + c.count;
+    }
+    const steering = this.#dp.steeringStats();
+    const s: ProxyStatus = {
+      outbound: [...this.#dp.outbound],
+      inbound: [...this.#dp.inbound],
+      failClosed: this.#dp.steering?.failClosed ?? false,
+      protectedDestinations: this.#protected,
+      protectedPorts: [...this.#inboundPorts],
+      activeConnections: m.active,
+      connections,
+    };
+    if (steering) {
+      s.steering = Object.fromEntries(
+        Object.entries(steering).map(([k, v]) => [k, Number(v)]),
+      );
+    }
+    const ids = this.#o.identities.stats?.();
+    if (ids !== undefined) s.identities = ids;
+    return Promise.resolve({ proxy: s });
+  }
+
+  metrics(): Promise<{ text: string }> {
+    return Promise.resolve({ text: this.#dp.prometheus() });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#scanning;
+    await this.#dp?.stop({ graceMs: 0 });
+  }
+}
