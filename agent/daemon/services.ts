@@ -16,6 +16,7 @@ import { createAttestation } from "../attestation/builtin.ts";
 import type { Config } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { IdentityManager } from "../identity/manager.ts";
+import { WorkloadCertificates } from "../identity/workload_certs.ts";
 import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
 import type { WorkloadIdentities } from "./proxy_plane.ts";
@@ -87,6 +88,10 @@ export async function createServices(
   }
   // `augmentLabels()` users see the daemon's collectors.
   useAttestation(attestation);
+  // Proxy mode: the agent terminates TLS itself, so it holds a key per workload identity.
+  const identities = dataPlane === "proxy"
+    ? new WorkloadCertificates({ identity, keyType: config.agent.proxy.keyType })
+    : undefined;
   const up: Record<string, number> = { [`ca/${ca.name}`]: 1 };
   for (const name of attestation.attestorNames) up[`attestor/${name}`] = 1;
   return {
@@ -98,8 +103,10 @@ export async function createServices(
         ...(id ? { id } : {}),
       }),
     trustAnchors: () => ca.trustBundle(),
+    ...(identities ? { identities } : {}),
     plugins: () => ({ ...up }),
     dispose: async () => {
+      await identities?.dispose();
       useAttestation(undefined);
       await attestation.dispose();
       await plugins.dispose();

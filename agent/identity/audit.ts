@@ -10,7 +10,7 @@ import type { TaskContext } from "../../driver/payloads.ts";
 import { logger } from "../log.ts";
 import type { RefusalReason } from "./decide.ts";
 
-/** One `csr_sign` outcome. */
+/** One issuance decision: a `csr_sign` or a proxy workload issuance. */
 export interface AuditRecord {
   /** ISO time of the decision. */
   time: string;
@@ -32,6 +32,8 @@ export interface AuditRecord {
   egressId?: string;
   task: Pick<TaskContext, "pid" | "uid" | "gid" | "command_path" | "command_name" | "cgroup_path">;
   durationMs: number;
+  /** Who asked: the kernel's `csr_sign` or the proxy data plane (absent in older records: kernel). */
+  via?: "kernel" | "proxy";
 }
 
 /** Options for {@linkcode AuditLog}. */

@@ -5,6 +5,10 @@
  * it. It never answers with an error (that crashes camblet-driver 0.8.0): every refusal is a
  * refusal certificate, counted and logged with its reason.
  *
+ * The proxy data plane (no kernel module) asks through {@linkcode IdentityManager.issueForWorkload}:
+ * the same checks and the same CA call, but the answer is DER and a refusal is a thrown
+ * {@linkcode IssuanceRefusedError}.
+ *
  * @module
  */
 import type { Logger } from "@logtape/logtape";
@@ -45,6 +49,8 @@ export interface IdentityManagerOptions {
   defaultCertTtlMs: number;
   /** Time for labels + CA together before refusing (default 500 ms; the kernel waits 1 s). */
   budgetMs?: number;
+  /** Time for the CA in {@linkcode IdentityManager.issueForWorkload} (default 5 s: no kernel waits). */
+  workloadBudgetMs?: number;
   /** Lifetime of refusal certificates (default 60 s). */
   refusalValidityMs?: number;
   /** Driving camblet-driver: trust anchors must be RSA (default true). */
@@ -59,15 +65,62 @@ export interface IdentityManagerOptions {
   issuanceHook?: () => IssuanceHook | undefined;
 }
 
-class Refusal extends Error {
+/** A CSR the agent made for a workload it terminates TLS for (proxy mode). */
+export interface WorkloadIssueRequest {
+  /** The process the certificate is for (audit record, issuance hook input). */
+  task: TaskContext;
+  /** Its labels (`name=value`), as the proxy resolved them: `labelsFor` is not called. */
+  labels: readonly string[];
+  /** PKCS#10, DER, with the SPIFFE ID as its one URI SAN. */
+  csrDer: Uint8Array;
+  /** Lifetime to ask for in the kernel's form (`"3600s"`); default: the policy's cap. */
+  ttl?: string;
+  /** Aborts the CA call (e.g. at shutdown). */
+  signal?: AbortSignal;
+}
+
+/** A certificate the CA issued and the manager checked; DER, for the caller to encode. */
+export interface IssuedCertificate {
+  spiffeId: string;
+  /** The leaf. */
+  certificate: Uint8Array;
+  /** Intermediates from the leaf's issuer up (may be empty). */
+  chain: Uint8Array[];
+  /** The roots peers trust now (never empty). */
+  trustAnchors: Uint8Array[];
+  notBefore: Date;
+  notAfter: Date;
+  /** Hex. */
+  serial: string;
+  policyId: string;
+  egressId?: string;
+}
+
+/**
+ * Issuance was refused: `reason` is the metric label, `message` the explanation naming the value
+ * (`Cannot sign CSR: no loaded policy assigns "spiffe://acme.test/x" to the requesting process`).
+ */
+export class IssuanceRefusedError extends Error {
+  override name = "IssuanceRefusedError";
   constructor(
     readonly reason: RefusalReason,
     detail: string,
     readonly spiffeId?: string,
     readonly policyReasons?: string[],
+    options?: ErrorOptions,
   ) {
-    super(detail);
+    super(detail, options);
   }
+}
+
+/** Which path asked: the kernel's `csr_sign` or the proxy data plane. */
+type Via = "kernel" | "proxy";
+
+/** Who asked, for the audit record. */
+interface Asker {
+  id?: string;
+  task: TaskContext;
+  via: Via;
 }
 
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -85,7 +138,9 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 const BUDGET = Symbol("budget");
 
 type Resolved =
-  & Required<Pick<IdentityManagerOptions, "budgetMs" | "clock" | "findAssignable">>
+  & Required<
+    Pick<IdentityManagerOptions, "budgetMs" | "workloadBudgetMs" | "clock" | "findAssignable">
+  >
   & IdentityManagerOptions;
 
 interface ParsedRequest {
@@ -128,6 +183,7 @@ export class IdentityManager {
   static async create(options: IdentityManagerOptions): Promise<IdentityManager> {
     const o = {
       budgetMs: 500,
+      workloadBudgetMs: 5_000,
       clock: systemClock,
       findAssignable: defaultFindAssignable,
       ...options,
@@ -160,6 +216,8 @@ export class IdentityManager {
     const started = performance.now();
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(BUDGET), this.#o.budgetMs);
+    const asker: Asker = { task: request.task, via: "kernel" };
+    if (request.id !== undefined) asker.id = request.id;
     let publicKey: x509.PublicKey | undefined;
     let spiffeId: string | undefined;
     try {
@@ -167,13 +225,92 @@ export class IdentityManager {
       publicKey = parsed.csr.publicKey;
       spiffeId = parsed.names.uris[0];
       if (!(await verifyCsr(parsed.csr))) {
-        throw new Refusal("csr_signature", "Cannot sign CSR: its signature does not verify");
+        throw new IssuanceRefusedError(
+          "csr_signature",
+          "Cannot sign CSR: its signature does not verify",
+        );
       }
       this.#lastKernelKey = publicKey;
-      return await this.#issue(request, parsed, ctl.signal, started);
+      const labels = await this.#labels(request.task, ctl.signal);
+      const issued = await this.#issue(parsed, labels, request.task, ctl.signal, this.#o.budgetMs);
+      let anchors: KernelTrustAnchor[];
+      try {
+        anchors = issued.trustAnchors.map((der) => this.#anchors.get(der));
+      } catch (e) {
+        throw new IssuanceRefusedError(
+          "bad_ca_answer",
+          `Cannot use CA answer: ${(e as Error).message}`,
+          issued.spiffeId,
+        );
+      }
+      this.#lastAnchors = anchors;
+      const answer = kernelCsrAnswer(issued.certificate, issued.chain, anchors);
+      this.#recordIssued(asker, issued, started);
+      return answer;
     } catch (e) {
       const r = this.#asRefusal(e);
-      return await this.#refuse(request, r, publicKey, spiffeId ?? r.spiffeId, started);
+      return await this.#refuse(asker, r, publicKey, spiffeId ?? r.spiffeId, started);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Issues a certificate for a workload the agent terminates TLS for (proxy mode), through the
+   * same checks as {@linkcode IdentityManager.signForKernel}: the CSR's signature, the SPIFFE ID in
+   * the trust domain and assignable to `labels` by the loaded policies, the issuance hook, the TTL
+   * caps, and the CA's answer. The CA gets `workloadBudgetMs`. Audited and counted with
+   * `via: "proxy"`.
+   *
+   * @throws {IssuanceRefusedError} with the refusal reason; no refusal certificate is made.
+   *
+   * @example
+   * ```ts ignore
+   * const issued = await manager.issueForWorkload({ task, labels: ["process:name=web"], csrDer });
+   * issued.spiffeId; // "spiffe://acme.test/web"
+   * ```
+   */
+  async issueForWorkload(request: WorkloadIssueRequest): Promise<IssuedCertificate> {
+    const started = performance.now();
+    const budgetMs = this.#o.workloadBudgetMs;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(BUDGET), budgetMs);
+    const signal = request.signal ? AbortSignal.any([ctl.signal, request.signal]) : ctl.signal;
+    const asker: Asker = { task: request.task, via: "proxy" };
+    let spiffeId: string | undefined;
+    try {
+      let csr: x509.Pkcs10CertificateRequest;
+      try {
+        csr = parseCsr(request.csrDer);
+      } catch (e) {
+        throw new IssuanceRefusedError("bad_csr", (e as Error).message);
+      }
+      const parsed: ParsedRequest = { csr, names: csrNames(csr), ttl: request.ttl };
+      spiffeId = parsed.names.uris[0];
+      if (!(await verifyCsr(csr))) {
+        throw new IssuanceRefusedError(
+          "csr_signature",
+          "Cannot sign CSR: its signature does not verify",
+          spiffeId,
+        );
+      }
+      const issued = await this.#issue(parsed, request.labels, request.task, signal, budgetMs);
+      this.#recordIssued(asker, issued, started);
+      return issued;
+    } catch (e) {
+      const r = this.#asRefusal(e);
+      const record: AuditRecord = {
+        ...this.#base(asker, started),
+        outcome: "refused",
+        reason: r.reason,
+        detail: r.message,
+      };
+      const id = spiffeId ?? r.spiffeId;
+      if (id !== undefined) record.spiffeId = id;
+      if (r.policyReasons) record.policyReasons = r.policyReasons;
+      this.audit.record(record);
+      this.#count("refused", r.reason, started, "proxy");
+      throw r;
     } finally {
       clearTimeout(timer);
     }
@@ -185,15 +322,18 @@ export class IdentityManager {
       try {
         data = JSON.parse(data);
       } catch (e) {
-        throw new Refusal("bad_request", `Cannot read csr_sign data: ${(e as Error).message}`);
+        throw new IssuanceRefusedError(
+          "bad_request",
+          `Cannot read csr_sign data: ${(e as Error).message}`,
+        );
       }
     }
     const d = data as Record<string, unknown> | null;
     if (typeof d !== "object" || d === null || typeof d["csr"] !== "string") {
-      throw new Refusal("bad_request", 'Cannot read csr_sign data: no "csr" string');
+      throw new IssuanceRefusedError("bad_request", 'Cannot read csr_sign data: no "csr" string');
     }
     if (d["ttl"] !== undefined && typeof d["ttl"] !== "string") {
-      throw new Refusal(
+      throw new IssuanceRefusedError(
         "bad_ttl",
         `Cannot sign CSR: ttl ${JSON.stringify(d["ttl"])} is not a string`,
       );
@@ -202,29 +342,36 @@ export class IdentityManager {
     try {
       csr = parseCsr(d["csr"]);
     } catch (e) {
-      throw new Refusal("bad_csr", (e as Error).message);
+      throw new IssuanceRefusedError("bad_csr", (e as Error).message);
     }
     return { csr, names: csrNames(csr), ttl: d["ttl"] as string | undefined };
   }
 
-  async #issue(
-    request: CsrSignRequest,
-    parsed: ParsedRequest,
-    signal: AbortSignal,
-    started: number,
-  ): Promise<string> {
-    const o = this.#o;
-    let labels: string[];
+  async #labels(task: TaskContext, signal: AbortSignal): Promise<string[]> {
     try {
-      labels = await untilAborted(o.labelsFor(request.task, signal), signal);
+      return await untilAborted(this.#o.labelsFor(task, signal), signal);
     } catch (e) {
-      throw new Refusal(
+      throw new IssuanceRefusedError(
         "labels_unavailable",
-        `Cannot sign CSR: labels of pid ${request.task.pid} unavailable: ${
-          e === BUDGET ? `not within ${o.budgetMs} ms` : (e as Error).message
+        `Cannot sign CSR: labels of pid ${task.pid} unavailable: ${
+          e === BUDGET ? `not within ${this.#o.budgetMs} ms` : (e as Error).message
         }`,
       );
     }
+  }
+
+  /**
+   * The guarded path both askers share: decide, ask the issuance hook, have the CA sign within
+   * `budgetMs` (for the message; `signal` enforces it), check its answer. Throws refusals.
+   */
+  async #issue(
+    parsed: ParsedRequest,
+    labels: readonly string[],
+    task: TaskContext,
+    signal: AbortSignal,
+    budgetMs: number,
+  ): Promise<IssuedCertificate> {
+    const o = this.#o;
     const payloads = o.payloads();
     const decision = decideIssuance({
       names: parsed.names,
@@ -239,10 +386,11 @@ export class IdentityManager {
       defaultTtlMs: o.defaultCertTtlMs,
       caMaxTtlMs: o.ca.maxTtlMs,
     });
-    if (!decision.ok) throw new Refusal(decision.reason, decision.detail, decision.spiffeId);
+    if (!decision.ok) {
+      throw new IssuanceRefusedError(decision.reason, decision.detail, decision.spiffeId);
+    }
     const hook = o.issuanceHook?.();
     if (hook) {
-      const task = request.task;
       const verdict = checkIssuancePolicy(hook, {
         decision,
         task,
@@ -251,7 +399,7 @@ export class IdentityManager {
         trustDomain: o.trustDomain,
       });
       if (!verdict.allow) {
-        throw new Refusal(
+        throw new IssuanceRefusedError(
           "policy_denied",
           `Cannot sign CSR: issuance policy ${hook.entrypoint} denies "${decision.spiffeId}": ${
             verdict.reasons.join("; ")
@@ -274,57 +422,67 @@ export class IdentityManager {
       );
     } catch (e) {
       if (e === BUDGET) {
-        throw new Refusal(
+        throw new IssuanceRefusedError(
           "ca_timeout",
-          `Cannot sign CSR: CA "${o.ca.name}" did not answer within ${o.budgetMs} ms`,
+          `Cannot sign CSR: CA "${o.ca.name}" did not answer within ${budgetMs} ms`,
           decision.spiffeId,
         );
       }
       const why = e instanceof Error ? e.message : String(e);
-      throw new Refusal(
+      throw new IssuanceRefusedError(
         e instanceof CsrRejectedError ? "ca_rejected" : "ca_error",
         why,
         decision.spiffeId,
+        undefined,
+        { cause: e },
       );
     }
     const leaf = this.#checkLeaf(signed.certificate, parsed.csr, decision.spiffeId, decision.ttlMs);
-    let anchors: KernelTrustAnchor[];
-    try {
-      anchors = signed.trustAnchors.map((der) => this.#anchors.get(der));
-      if (anchors.length === 0) throw new Error("no trust anchors");
-    } catch (e) {
-      throw new Refusal(
+    if (signed.trustAnchors.length === 0) {
+      throw new IssuanceRefusedError(
         "bad_ca_answer",
-        `Cannot use CA answer: ${(e as Error).message}`,
+        "Cannot use CA answer: no trust anchors",
         decision.spiffeId,
       );
     }
-    this.#lastAnchors = anchors;
-    const answer = kernelCsrAnswer(signed.certificate, signed.chain, anchors);
-    const record: AuditRecord = {
-      ...this.#base(request, started),
-      outcome: "issued",
-      spiffeId: decision.spiffeId,
-      serial: leaf.serialNumber,
-      notAfter: leaf.notAfter.toISOString(),
-      policyId: decision.policyId,
-    };
-    if (decision.egressId !== undefined) record.egressId = decision.egressId;
-    this.audit.record(record);
-    this.#count("issued", undefined, started);
     if (decision.clamped) {
       this.#log.debug("TTL clamped to the CA maximum", {
         spiffeId: decision.spiffeId,
         maxTtlMs: o.ca.maxTtlMs,
       });
     }
-    return answer;
+    const issued: IssuedCertificate = {
+      spiffeId: decision.spiffeId,
+      certificate: signed.certificate,
+      chain: signed.chain,
+      trustAnchors: signed.trustAnchors,
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+      serial: leaf.serialNumber,
+      policyId: decision.policyId,
+    };
+    if (decision.egressId !== undefined) issued.egressId = decision.egressId;
+    return issued;
+  }
+
+  #recordIssued(asker: Asker, issued: IssuedCertificate, started: number): void {
+    const record: AuditRecord = {
+      ...this.#base(asker, started),
+      outcome: "issued",
+      spiffeId: issued.spiffeId,
+      serial: issued.serial,
+      notAfter: issued.notAfter.toISOString(),
+      policyId: issued.policyId,
+    };
+    if (issued.egressId !== undefined) record.egressId = issued.egressId;
+    this.audit.record(record);
+    this.#count("issued", undefined, started, asker.via);
   }
 
   /** The CA must have issued what was decided: the CSR's key, the one SPIFFE ID, no PSS, no longer TTL. */
   #checkLeaf(der: Uint8Array, csr: x509.Pkcs10CertificateRequest, spiffeId: string, ttlMs: number) {
     const bad = (why: string) =>
-      new Refusal(
+      new IssuanceRefusedError(
         "bad_ca_answer",
         `Cannot use certificate from CA "${this.#o.ca.name}": ${why}`,
         spiffeId,
@@ -355,17 +513,17 @@ export class IdentityManager {
     return leaf;
   }
 
-  #asRefusal(e: unknown): Refusal {
-    if (e instanceof Refusal) return e;
-    return new Refusal(
+  #asRefusal(e: unknown): IssuanceRefusedError {
+    if (e instanceof IssuanceRefusedError) return e;
+    return new IssuanceRefusedError(
       "internal",
       `Cannot sign CSR: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
 
   async #refuse(
-    request: CsrSignRequest,
-    r: Refusal,
+    asker: Asker,
+    r: IssuanceRefusedError,
     csrKey: x509.PublicKey | undefined,
     spiffeId: string | undefined,
     started: number,
@@ -380,7 +538,7 @@ export class IdentityManager {
       const answer = kernelCsrAnswer(der, [], anchors);
       const cert = new x509.X509Certificate(der.slice().buffer as ArrayBuffer);
       const record: AuditRecord = {
-        ...this.#base(request, started),
+        ...this.#base(asker, started),
         outcome: "refused",
         reason: r.reason,
         detail: r.message,
@@ -399,8 +557,8 @@ export class IdentityManager {
     }
   }
 
-  #base(request: CsrSignRequest, started: number) {
-    const t = request.task;
+  #base(asker: Asker, started: number) {
+    const t = asker.task;
     const base: Omit<AuditRecord, "outcome"> = {
       time: new Date(this.#o.clock.now()).toISOString(),
       task: {
@@ -412,21 +570,32 @@ export class IdentityManager {
         cgroup_path: t?.cgroup_path,
       },
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      via: asker.via,
     };
-    if (request.id !== undefined) base.requestId = request.id;
+    if (asker.id !== undefined) base.requestId = asker.id;
     return base;
   }
 
-  #count(result: "issued" | "refused", reason: RefusalReason | undefined, started: number) {
+  /** Kernel series keep their labels; proxy issuances add `via="proxy"` to tell them apart. */
+  #count(
+    result: "issued" | "refused",
+    reason: RefusalReason | undefined,
+    started: number,
+    via: Via = "kernel",
+  ) {
+    const labels: Record<string, string> = reason ? { result, reason } : { result };
+    if (via === "proxy") labels["via"] = via;
     this.#metrics.counter(
       "camblet_csr_sign_total",
-      "csr_sign requests by result and refusal reason",
-    )
-      .inc(reason ? { result, reason } : { result });
+      "csr_sign requests (and proxy issuances, via=proxy) by result and refusal reason",
+    ).inc(labels);
     this.#metrics.histogram(
       "camblet_csr_sign_duration_seconds",
-      "time to answer csr_sign",
+      "time to answer csr_sign (or a proxy issuance, via=proxy)",
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    ).observe((performance.now() - started) / 1000, { result });
+    ).observe(
+      (performance.now() - started) / 1000,
+      via === "proxy" ? { result, via } : { result },
+    );
   }
 }

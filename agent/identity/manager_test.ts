@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { IdentityManager, type IdentityManagerOptions } from "./manager.ts";
+import { IdentityManager, type IdentityManagerOptions, IssuanceRefusedError } from "./manager.ts";
 import { checkKernelAnswer } from "./answer_check.ts";
 import { AuditLog } from "./audit.ts";
 import { MetricsRegistry } from "./metrics.ts";
@@ -323,6 +323,63 @@ Deno.test("identity manager", async (t) => {
       assert.match(text, /camblet_csr_sign_total\{reason="not_assignable",result="refused"\} 2/);
       assert.match(text, /camblet_csr_sign_duration_seconds_count\{result="refused"\} \d+/);
       assert.ok(audit.entries().length > 10);
+    });
+
+    await t.step("issueForWorkload: the same checks, DER out, refusals thrown", async () => {
+      const csrDer = new Uint8Array(parseCsr(JSON.parse(web.data).csr).rawData);
+      const labels = taskLabels(web.task_context);
+      const issued = await manager.issueForWorkload({ task: web.task_context, labels, csrDer });
+      assert.equal(issued.spiffeId, "spiffe://acme.test/web");
+      assert.equal(issued.policyId, "web-policy");
+      assert.equal(issued.notAfter.getTime(), CAPTURE_TIME + H, "no ttl asked: the policy's 3600s");
+      assert.deepEqual(issued.trustAnchors, await ca.trustBundle());
+      const leaf = new x509.X509Certificate(issued.certificate.slice().buffer as ArrayBuffer);
+      assert.equal(leaf.serialNumber, issued.serial);
+      let rec = audit.entries().at(-1)!;
+      assert.deepEqual([rec.outcome, rec.via, rec.serial], ["issued", "proxy", issued.serial]);
+      assert.equal(count({ result: "issued", via: "proxy" }), 1);
+
+      await assert.rejects(
+        manager.issueForWorkload({
+          task: curl.task_context,
+          labels: taskLabels(curl.task_context),
+          csrDer,
+        }),
+        (e: Error) => {
+          assert.ok(e instanceof IssuanceRefusedError);
+          assert.equal(e.name, "IssuanceRefusedError");
+          assert.equal(e.reason, "not_assignable");
+          assert.equal(e.spiffeId, "spiffe://acme.test/web");
+          assert.match(e.message, /no loaded policy assigns "spiffe:\/\/acme.test\/web"/);
+          return true;
+        },
+      );
+      rec = audit.entries().at(-1)!;
+      assert.deepEqual([rec.outcome, rec.via, rec.reason], ["refused", "proxy", "not_assignable"]);
+      assert.equal(rec.serial, undefined, "no refusal certificate");
+      assert.equal(count({ result: "refused", reason: "not_assignable", via: "proxy" }), 1);
+      await assert.rejects(
+        manager.issueForWorkload({ task: web.task_context, labels, csrDer: new Uint8Array(8) }),
+        (e: Error) => e instanceof IssuanceRefusedError && e.reason === "bad_csr",
+      );
+
+      const hanging = await IdentityManager.create({
+        ...options,
+        workloadBudgetMs: 50,
+        ca: {
+          name: "hanging",
+          maxTtlMs: ca.maxTtlMs,
+          trustBundle: () => ca.trustBundle(),
+          sign: (_request, signal) =>
+            new Promise((_resolve, reject) =>
+              signal.addEventListener("abort", () => reject(signal.reason))
+            ),
+        },
+      });
+      await assert.rejects(
+        hanging.issueForWorkload({ task: web.task_context, labels, csrDer }),
+        /^IssuanceRefusedError: Cannot sign CSR: CA "hanging" did not answer within 50 ms$/,
+      );
     });
   } finally {
     await ca.dispose();
