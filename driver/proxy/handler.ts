@@ -88,13 +88,13 @@ export function startRelay(
     onBytes: (n) => metrics.addBytes(conn.direction, n),
     onDone: (r) => {
       metrics.activeDelta(-1);
-      log.debug("Connection closed", {
+      log.debug("Connection closed", () => ({
         ...connFields(conn),
         outcome,
         sent: r.aToB,
         received: r.bToA,
         ...(r.error ? { error: r.error.message } : {}),
-      });
+      }));
     },
   });
 }

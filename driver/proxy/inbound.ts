@@ -108,9 +108,10 @@ function fields(conn: ProxyConnection, d: ProxyDecision, peerId?: string): Recor
 }
 
 /**
- * The server side of the handshake. A throwaway `tls.Server` (never listening) does it, because
- * only a server reports `authorized`/`authorizationError` for the client certificate; it
- * requests one under mTLS but never rejects by itself, so every refusal is ours and logged.
+ * The server side of the handshake. A `tls.Server` (never listening) does it, because only a
+ * server reports `authorized`/`authorizationError` for the client certificate; it requests one
+ * under mTLS but never rejects by itself, so every refusal is ours and logged. The server is
+ * shared per identity and settings (tls_contexts.ts), except for passthrough.
  */
 async function terminate(
   peer: Socket,
@@ -156,26 +157,42 @@ async function terminate(
   peer.unshift(hello.data);
   const split = passthrough ? splitTransport(peer) : undefined;
   const fd = split ? undefined : socketFdDup(peer); // before TLS takes the handle over
-  const server = tls.createServer({
-    ...ctx.serverOptions,
-    // Passthrough needs TLS 1.2: no TLS 1.3 tickets after the handshake in the raw stream.
-    ...(passthrough ? { maxVersion: "TLSv1.2" as const } : {}),
-    requestCert: decision.mtls,
-    rejectUnauthorized: false,
-    ...(alpn ? { ALPNProtocols: alpn } : {}),
-    handshakeTimeout: deps.handshakeTimeoutMs,
+  let forget: (() => void) | undefined;
+  peer.once("close", () => {
+    forget?.();
+    fail(new Error("connection closed by the client"));
   });
-  server.once("tlsClientError", (e: Error) => fail(e));
-  peer.once("close", () => fail(new Error("connection closed by the client")));
-  server.once("secureConnection", (t: tls.TLSSocket) => {
+  const secure = (t: tls.TLSSocket) => {
     if (settled) return void t.destroy();
     settled = true;
     clearTimeout(timer);
     guard(t);
     track(deps, t);
     void accepted(t, peer, fd, split, conn, decision, deps);
+  };
+  if (!split) {
+    // The common case: a server shared by every connection with these settings.
+    forget = ctx.server({
+      requestCert: decision.mtls,
+      alpn,
+      handshakeTimeoutMs: deps.handshakeTimeoutMs,
+    }).accept(peer, { secure, error: fail });
+    return;
+  }
+  // Passthrough runs over the split transport, which a shared server could not match back to
+  // its connection: a server of its own (rare: only applications that speak TLS themselves).
+  const server = tls.createServer({
+    ...ctx.serverOptions,
+    // Passthrough needs TLS 1.2: no TLS 1.3 tickets after the handshake in the raw stream.
+    maxVersion: "TLSv1.2",
+    requestCert: decision.mtls,
+    rejectUnauthorized: false,
+    ...(alpn ? { ALPNProtocols: alpn } : {}),
+    handshakeTimeout: deps.handshakeTimeoutMs,
   });
-  server.emit("connection", split ? split.transport : peer);
+  server.once("tlsClientError", (e: Error) => fail(e));
+  server.once("secureConnection", secure);
+  server.emit("connection", split.transport);
 }
 
 async function accepted(
@@ -200,13 +217,13 @@ async function accepted(
       return void peer.destroy();
     }
   }
-  deps.log.debug("Accepted a protected connection from {peerSpiffeId}", {
+  deps.log.debug("Accepted a protected connection from {peerSpiffeId}", () => ({
     ...fields(conn, decision, id.spiffeId),
     peerSpiffeId: id.spiffeId ?? "(none)",
     protocol: t.getProtocol(),
     cipher: t.getCipher()?.name,
     alpn: t.alpnProtocol || "",
-  });
+  }));
   t.pause();
   const app = await onward(conn, deps, decision);
   if (!app) {

@@ -221,13 +221,13 @@ async function wrapped(
     }
   }
   const passthrough = split !== undefined && t.alpnProtocol === ALPN_PASSTHROUGH;
-  deps.log.debug("Connection protected", {
+  deps.log.debug("Connection protected", () => ({
     ...connFields(conn),
     ...identities(decision, peer.spiffeId),
     protocol: t.getProtocol(),
     cipher: t.getCipher()?.name,
     alpn: t.alpnProtocol || "",
-  });
+  }));
   const outcome = passthrough ? "passthrough" : decision.mtls ? "mtls" : "tls";
   let up: RelayEnd = { stream: t, tcp, fd };
   if (passthrough) {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Socket } from "node:net";
 import tls from "node:tls";
 import type { CertificateBundle, IdentitySource } from "./types.ts";
 
@@ -50,6 +51,82 @@ export interface IdentityTls {
    * algorithm" (Deno 2.9), while the same material as options works.
    */
   serverOptions: tls.SecureContextOptions;
+  /**
+   * The shared server side for one combination of settings (see {@linkcode SharedTlsServer}),
+   * made on first use and kept as long as this material is current.
+   */
+  server(settings: ServerSettings): SharedTlsServer;
+}
+
+/** What varies between the server sides of one identity. */
+export interface ServerSettings {
+  /** Request a client certificate (never rejects by itself: every refusal is ours). */
+  requestCert: boolean;
+  /** ALPN protocols to answer with, in preference order; `undefined`: no ALPN answer. */
+  alpn: readonly string[] | undefined;
+  /** `handshakeTimeout` of the TLS socket. */
+  handshakeTimeoutMs: number;
+}
+
+/** The outcome callbacks of one server-side handshake. */
+export interface ServerHandshake {
+  secure(t: tls.TLSSocket): void;
+  error(e: Error): void;
+}
+
+/**
+ * One `tls.Server` (never listening) that runs the server side of many handshakes: accepted
+ * sockets are handed to it with {@linkcode accept}. Building a `tls.Server` validates and parses
+ * the key and certificates (for an ECDSA key Deno's `createPrivateKey` alone costs ~0.3 ms), so
+ * one per connection was a large part of the per-connection CPU. Only a server reports
+ * `authorized`/`authorizationError` for the client certificate, hence a server and not a bare
+ * `TLSSocket`.
+ *
+ * The TLS socket a server makes is matched back to its connection through `TLSSocket._parent`
+ * (the wrapped `net.Socket`, as in Node); a socket that cannot be matched is destroyed.
+ */
+export class SharedTlsServer {
+  #server: tls.Server;
+  #pending = new Map<Socket, ServerHandshake>();
+
+  constructor(options: tls.TlsOptions) {
+    this.#server = tls.createServer(options);
+    this.#server.on("secureConnection", (t: tls.TLSSocket) => {
+      const h = this.#take(t);
+      if (h) h.secure(t);
+      else t.destroy();
+    });
+    this.#server.on("tlsClientError", (e: Error, t: tls.TLSSocket | Socket) => {
+      // After the handshake, errors belong to whoever holds the socket (the relay).
+      const h = this.#take(t);
+      if (!h) return;
+      h.error(e);
+      t.destroy();
+    });
+  }
+
+  /** Connections handed over whose handshake has not ended yet. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  #take(t: tls.TLSSocket | Socket): ServerHandshake | undefined {
+    const parent = (t as { _parent?: unknown })._parent ?? t;
+    const h = this.#pending.get(parent as Socket);
+    if (h) this.#pending.delete(parent as Socket);
+    return h;
+  }
+
+  /**
+   * Runs the server side of a handshake on `socket`; exactly one of `h.secure`/`h.error` is
+   * called, unless `socket` closes first (the caller watches that and calls the returned
+   * function to forget the connection).
+   */
+  accept(socket: Socket, h: ServerHandshake): () => void {
+    this.#pending.set(socket, h);
+    this.#server.emit("connection", socket);
+    return () => this.#pending.delete(socket);
+  }
 }
 
 /** TLS material per SPIFFE ID, rebuilt when the certificate or the trust bundle changes. */
@@ -86,10 +163,26 @@ export class TlsContexts {
         : bundle.certPem,
       ca: bundle.bundlePem,
     };
-    const entry = {
+    const servers = new Map<string, SharedTlsServer>();
+    const entry: IdentityTls = {
       context: tls.createSecureContext(serverOptions),
       context12: tls.createSecureContext({ ...serverOptions, maxVersion: "TLSv1.2" }),
       serverOptions,
+      server(o) {
+        const key = `${o.requestCert ? 1 : 0}|${o.handshakeTimeoutMs}|${o.alpn?.join(",") ?? "-"}`;
+        let s = servers.get(key);
+        if (!s) {
+          s = new SharedTlsServer({
+            ...serverOptions,
+            requestCert: o.requestCert,
+            rejectUnauthorized: false,
+            ...(o.alpn ? { ALPNProtocols: [...o.alpn] } : {}),
+            handshakeTimeout: o.handshakeTimeoutMs,
+          });
+          servers.set(key, s);
+        }
+        return s;
+      },
     };
     this.#cache.delete(spiffeId);
     if (this.#cache.size >= MAX_CACHED) this.#cache.delete(this.#cache.keys().next().value!);

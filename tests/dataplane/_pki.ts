@@ -76,19 +76,19 @@ export class TestPki {
   ): Promise<TestIdentity> {
     const n = this.#serial++;
     const base = `leaf${n}`;
-    await openssl([
-      "genpkey",
+    const keyOpts = options.ecdsa ? ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"] : [
       "-algorithm",
       "RSA",
       "-pkeyopt",
       "rsa_keygen_bits:2048",
       ...(options.exponent3 ? ["-pkeyopt", "rsa_keygen_pubexp:3"] : []),
-      "-out",
-      `${base}.key`,
-    ], this.dir); // deno-fmt-ignore
+    ]; // deno-fmt-ignore
+    await openssl(["genpkey", ...keyOpts, "-out", `${base}.key`], this.dir);
     await Deno.writeTextFile(
       `${this.dir}/${base}.ext`,
-      `subjectAltName=URI:${spiffeId}\nkeyUsage=critical,digitalSignature,keyEncipherment\n` +
+      `subjectAltName=URI:${spiffeId}\nkeyUsage=critical,digitalSignature${
+        options.ecdsa ? "" : ",keyEncipherment"
+      }\n` +
         `extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:false\n`,
     );
     await openssl([

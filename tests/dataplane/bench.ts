@@ -9,6 +9,7 @@
  */
 import { createHosts, destroyHosts, type Hosts, IDS, startAgent } from "./_hosts.ts";
 import { HOST_A, netnsSkipReason, type NsProcess } from "./_netns.ts";
+import type { TestIdentity, TestPki } from "./_pki.ts";
 
 const LOADGEN = new URL("./_loadgen.ts", import.meta.url).pathname;
 const SECS = Number(Deno.args[0] ?? 8);
@@ -65,6 +66,68 @@ async function loadgen(h: Hosts, args: string[]): Promise<Record<string, number>
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
 }
 
+async function openssl(args: string[], cwd: string): Promise<void> {
+  const o = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
+    .output();
+  if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
+}
+
+/**
+ * An ECDSA P-256 leaf for `spiffeId`, signed by the test root. Made here because the shared
+ * test PKI issues RSA-2048 leaves whatever it is asked.
+ */
+async function issueEcdsa(pki: TestPki, spiffeId: string, n: number): Promise<TestIdentity> {
+  const base = `${pki.dir}/bench-ec${n}`;
+  await openssl(
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${base}.key`],
+    pki.dir,
+  );
+  await Deno.writeTextFile(
+    `${base}.ext`,
+    `subjectAltName=URI:${spiffeId}\nkeyUsage=critical,digitalSignature\n` +
+      `extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:false\n`,
+  );
+  await openssl([
+    "req",
+    "-new",
+    "-key",
+    `${base}.key`,
+    "-subj",
+    "/CN=camblet-protected-workload",
+    "-out",
+    `${base}.csr`,
+  ], pki.dir);
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${base}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-set_serial",
+    String(9000 + n),
+    "-days",
+    "1",
+    "-sha256",
+    "-extfile",
+    `${base}.ext`,
+    "-out",
+    `${base}.crt`,
+  ], pki.dir); // deno-fmt-ignore
+  return {
+    spiffeId,
+    certPem: await Deno.readTextFile(`${base}.crt`),
+    keyPem: await Deno.readTextFile(`${base}.key`),
+    chainPem: "",
+    bundlePem: pki.caPem,
+    certFile: `${base}.crt`,
+    keyFile: `${base}.key`,
+    caFile: pki.caFile,
+  };
+}
+
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const f = (n: number, d = 2) => Number.isFinite(n) ? n.toFixed(d) : String(n);
 
@@ -77,8 +140,22 @@ if (import.meta.main) {
   let h: Hosts | undefined;
   const servers: NsProcess[] = [];
   try {
-    h = await createHosts("b", { ecdsa: ECDSA });
-    console.log(`workload keys: ${ECDSA ? "ECDSA P-256" : "RSA-2048"}`);
+    h = await createHosts("b");
+    if (ECDSA) {
+      h.client = await issueEcdsa(h.pki, IDS.client, 1);
+      h.server = await issueEcdsa(h.pki, IDS.server, 2);
+    }
+    const leafKey = new TextDecoder().decode(
+      (await new Deno.Command("openssl", {
+        args: ["x509", "-noout", "-text", "-in", h.server.certFile],
+      }).output()).stdout,
+    ).match(/Public Key Algorithm: (\S+)/)?.[1];
+    // Tens of thousands of short connections from b to the same two ports leave as many
+    // TIME_WAIT sockets: widen b's ephemeral range and let connect() reuse them.
+    for (const [k, v] of [["ip_local_port_range", "1024 65000"], ["tcp_tw_reuse", "1"]]) {
+      await h.pair.exec(h.pair.b, ["sysctl", "-q", "-w", `net.ipv4.${k}=${v}`]);
+    }
+    console.log(`workload keys: ${ECDSA ? "ECDSA P-256" : "RSA-2048"} (server leaf: ${leafKey})`);
     for (const port of [5201, 5202]) {
       servers.push(h.pair.spawn(h.pair.a, ["iperf3", "-s", "-p", String(port)]));
     }
