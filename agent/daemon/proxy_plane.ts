@@ -40,8 +40,13 @@ export interface WorkloadIdentities {
     requester: { task: TaskContext; labels: string[] },
   ): Promise<CertificateBundle>;
   certificateFor(spiffeId: string): CertificateBundle | Promise<CertificateBundle>;
+  /** Drops an identity (stops renewing it). */
+  forget?(spiffeId: string): boolean;
   stats?(): unknown;
 }
+
+/** Identities no connection used for this long are dropped rather than renewed forever. */
+const IDLE_IDENTITY_MS = 60 * 60_000;
 
 /** Options of {@linkcode openProxyPlane}. */
 export interface ProxyPlaneOptions {
@@ -86,6 +91,8 @@ class ProxyPlane implements DataPlane {
   #timer: ReturnType<typeof setInterval> | undefined;
   #scanning: Promise<void> | undefined;
   #lastPayloads = "";
+  /** SPIFFE ID → when a connection last needed it. */
+  #used = new Map<string, number>();
   #budgetMs: number;
 
   constructor(o: ProxyPlaneOptions) {
@@ -113,7 +120,10 @@ class ProxyPlane implements DataPlane {
       failClosed: p.failClosed,
     });
     const every = parseDuration(p.listenerScanInterval);
-    this.#timer = setInterval(() => void this.rescan(), every);
+    this.#timer = setInterval(() => {
+      void this.rescan();
+      this.#forgetIdle();
+    }, every);
   }
 
   async #task(pid: number | undefined): Promise<TaskContext | undefined> {
@@ -151,9 +161,19 @@ class ProxyPlane implements DataPlane {
     });
     if (r.intercepted && r.spiffeId && task) {
       // Issue (or reuse) before the handshake, with the same guard as the kernel's csr_sign.
+      this.#used.set(r.spiffeId, Date.now());
       await this.#o.identities.prepare(r.spiffeId, { task, labels });
     }
     return r;
+  }
+
+  #forgetIdle(): void {
+    const before = Date.now() - IDLE_IDENTITY_MS;
+    for (const [id, at] of this.#used) {
+      if (at >= before) continue;
+      this.#used.delete(id);
+      if (this.#o.identities.forget?.(id)) log.info("Idle identity dropped", { spiffeId: id });
+    }
   }
 
   /** Matches every listening process against the inbound policies; updates the steered ports. */
