@@ -59,6 +59,8 @@ export interface DaemonExit {
 }
 
 const log = logger("daemon");
+/** Reload reasons, weakest first: a SIGHUP also re-reads config and refreshes every source. */
+const RELOAD_RANK = ["resolve", "source", "sighup"];
 
 function origin(p: PolicySnapshot): PayloadOrigin {
   return { provenance: p.provenance, servicesFiles: p.files.services };
@@ -78,6 +80,8 @@ export class Daemon {
   #listeners: Listener[] = [];
   #timers: ReturnType<typeof setTimeout>[] = [];
   #debounce: ReturnType<typeof setTimeout> | undefined;
+  /** The strongest reason asked for since the last scheduled reload (see {@linkcode requestReload}). */
+  #pendingReason: string | undefined;
   #signals: [Deno.Signal, () => void][] = [];
   #ac = new AbortController();
   #ready = false;
@@ -209,11 +213,22 @@ export class Daemon {
     on("SIGINT", () => void this.stop("SIGINT", 0));
   }
 
-  /** Schedules a reload after `delayMs` of quiet (file events come in bursts). */
+  /**
+   * Schedules a reload after `delayMs` of quiet (file events come in bursts). Requests coalesce
+   * into one that keeps the strongest reason, so a file event never swallows a SIGHUP's full
+   * refresh.
+   */
   requestReload(reason: string, delayMs = this.#o.debounceMs ?? 200): void {
     if (this.#stopping) return;
+    if (reason === "sighup") log.info("SIGHUP: reloading configuration and every source");
+    const rank = (r: string | undefined) => r === undefined ? -1 : RELOAD_RANK.indexOf(r);
+    if (rank(reason) >= rank(this.#pendingReason)) this.#pendingReason = reason;
     clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.reloadNow(reason), delayMs);
+    this.#debounce = setTimeout(() => {
+      const why = this.#pendingReason ?? reason;
+      this.#pendingReason = undefined;
+      void this.reloadNow(why);
+    }, delayMs);
   }
 
   /** Re-validates and pushes what changed; a rejected set leaves the last good one in force. */
@@ -260,7 +275,9 @@ export class Daemon {
           revision: this.#revision,
         });
       } else {
-        log.debug("Reload found nothing to push", { reason });
+        // A user's SIGHUP deserves an answer; periodic and file-burst reloads stay quiet.
+        if (reason === "sighup") log.info("Reloaded; nothing changed", { reason });
+        else log.debug("Reload found nothing to push", { reason });
       }
     } catch (e) {
       record.outcome = "rejected";

@@ -135,6 +135,23 @@ Deno.test("the agent drives the emulated kernel end to end", async (t) => {
       assert.equal(emu.received.length, before);
     });
 
+    await t.step("a SIGHUP amid file events still reloads as a SIGHUP", async () => {
+      // The file's own events arrive around the signal; the reloads they coalesce into must
+      // include the SIGHUP's (config re-read, every source refreshed), and say so in the log.
+      const from = agent.log().length;
+      const file = `${agent.dir}/policies/burst.yaml`;
+      await Deno.writeTextFile(
+        file,
+        "- selectors: [{process:name: redis}]\n  certificate: {workloadID: redis}\n",
+      );
+      agent.kill("SIGHUP");
+      await emu.waitFor(() => emu.state.policies.policies.length === 3, "the new policy pushed");
+      await until(() => /reason=sighup/.test(agent.log().slice(from)), "a reload logged as sighup");
+      assert.match(agent.log().slice(from), /"SIGHUP: reloading configuration and every source"/);
+      await Deno.remove(file);
+      await emu.waitFor(() => emu.state.policies.policies.length === 2, "the policy removed");
+    });
+
     await t.step(
       "zero deadline misses while the agent's listeners accept connections",
       async () => {
@@ -177,13 +194,15 @@ Deno.test("the agent drives the emulated kernel end to end", async (t) => {
 
     await t.step("metrics over TCP and the socket", async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const { revision } = (await control.json<AgentStatus>("/v1/status")).policy;
+      assert.ok(revision >= 5, `five pushes so far, revision ${revision}`);
       for (
         const name of [
           'camblet_kernel_requests_total{command="augment",outcome="ok"}',
           'camblet_kernel_answer_duration_seconds_bucket{command="csr_sign",le="+Inf"}',
           'camblet_kernel_deadline_misses_total{command="csr_sign"} 0',
           "camblet_certificates_issued_total",
-          "camblet_policy_revision 3",
+          `camblet_policy_revision ${revision}`,
           'camblet_plugin_up{kind="ca",name="self-signed"} 1',
           "process_resident_memory_bytes",
         ]
