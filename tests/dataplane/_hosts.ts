@@ -109,8 +109,17 @@ export async function destroyHosts(h: Hosts | undefined): Promise<void> {
   await h.pki.remove();
 }
 
+/** What {@linkcode capture} and {@linkcode httpServer} need: the namespaces and a scratch dir. */
+export interface Scratch {
+  pair: NetnsPair;
+  pki: { dir: string };
+}
+
 /** A tcpdump on host b's veth; `stop()` returns the reassembled TCP streams. */
-export async function capture(h: Hosts, filter: string): Promise<{ stop(): Promise<TcpStream[]> }> {
+export async function capture(
+  h: Scratch,
+  filter: string,
+): Promise<{ stop(): Promise<TcpStream[]> }> {
   const file = `${h.pki.dir}/cap-${Date.now()}-${Math.random().toString(36).slice(2)}.pcap`;
   // --immediate-mode: otherwise packets wait in a capture block and a quick stop loses them.
   const args = ["-i", "veth-b", "--immediate-mode", "-U", "-s", "0", "-w", file, filter];
@@ -118,7 +127,16 @@ export async function capture(h: Hosts, filter: string): Promise<{ stop(): Promi
   await p.waitFor(/listening on/, 10_000, "err");
   return {
     async stop() {
-      await new Promise((r) => setTimeout(r, 200)); // last packets
+      // The last packets (FINs, a late record) can trail the client's exit on a loaded machine:
+      // wait until the packet-buffered file has been quiet for 300 ms (at most 5 s).
+      const size = () => Deno.stat(file).then((s) => s.size, () => 0);
+      let last = await size();
+      let quietSince = Date.now();
+      for (const end = Date.now() + 5000; Date.now() < end && Date.now() - quietSince < 300;) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = await size();
+        if (now !== last) [last, quietSince] = [now, Date.now()];
+      }
       await p.stop("SIGINT");
       return tcpStreams(await Deno.readFile(file));
     },
@@ -126,7 +144,7 @@ export async function capture(h: Hosts, filter: string): Promise<{ stop(): Promi
 }
 
 /** A python3 http.server in host a serving `dir` on `port` (all addresses, dual stack). */
-export async function httpServer(h: Hosts, port: number, dir: string): Promise<NsProcess> {
+export async function httpServer(h: Scratch, port: number, dir: string): Promise<NsProcess> {
   const p = h.pair.spawn(h.pair.a, [
     "python3",
     "-u",

@@ -218,7 +218,7 @@ export class NetnsPair {
   spawn(
     ns: string,
     cmd: string[],
-    options: { stdin?: boolean; env?: Record<string, string> } = {},
+    options: { stdin?: boolean; env?: Record<string, string>; clearEnv?: boolean } = {},
   ): NsProcess {
     const [c, args] = NetnsPair.wrap(ns, cmd);
     const child = new Deno.Command(c, {
@@ -227,6 +227,7 @@ export class NetnsPair {
       stdout: "piped",
       stderr: "piped",
       ...(options.env ? { env: options.env } : {}),
+      ...(options.clearEnv ? { clearEnv: true } : {}),
     }).spawn();
     const p = new NsProcess(child, options.stdin ?? false);
     this.#procs.add(p);
