@@ -72,7 +72,10 @@ export async function decide(
   }
 }
 
-/** Relays `a` ↔ `b`, counting the outcome now and the bytes and active gauge as they go. */
+/**
+ * Relays `a` ↔ `b`, counting the outcome now and the bytes and active gauge as they go;
+ * `aToBAhead`: bytes the caller already wrote from `a` to `b` (a peeked first chunk).
+ */
 export function startRelay(
   deps: HandlerDeps,
   conn: ProxyConnection,
@@ -80,11 +83,14 @@ export function startRelay(
   decision: ProxyDecision | undefined,
   a: RelayEnd,
   b: RelayEnd,
+  aToBAhead = 0,
 ): void {
   const { metrics, log } = deps;
   metrics.count(conn.direction, outcome, policyLabel(decision));
   metrics.activeDelta(1);
+  if (aToBAhead > 0) metrics.addBytes(conn.direction, aToBAhead);
   relay(a, b, {
+    aToBAhead,
     onBytes: (n) => metrics.addBytes(conn.direction, n),
     onDone: (r) => {
       metrics.activeDelta(-1);

@@ -237,5 +237,6 @@ async function wrapped(
   } else split?.keepTls();
   if (peek.data) up.stream.write(peek.data);
   if (peek.ended) up.stream.end();
-  startRelay(deps, conn, outcome, decision, { stream: app, tcp: app }, up);
+  const ahead = peek.data?.length ?? 0;
+  startRelay(deps, conn, outcome, decision, { stream: app, tcp: app }, up, ahead);
 }

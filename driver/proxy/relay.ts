@@ -72,9 +72,14 @@ function tcpHandle(end: RelayEnd): ReadControl | undefined {
 export function relay(
   a: RelayEnd,
   b: RelayEnd,
-  hooks: { onBytes?: (n: number) => void; onDone?: (r: RelayResult) => void } = {},
+  hooks: {
+    onBytes?: (n: number) => void;
+    onDone?: (r: RelayResult) => void;
+    /** Bytes the caller already moved from `a` to `b` (a peeked first chunk). */
+    aToBAhead?: number;
+  } = {},
 ): void {
-  const result: RelayResult = { aToB: 0, bToA: 0 };
+  const result: RelayResult = { aToB: hooks.aToBAhead ?? 0, bToA: 0 };
   let closed = 0;
   let failed = false;
   const onBytes = hooks.onBytes;

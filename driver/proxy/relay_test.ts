@@ -40,8 +40,8 @@ function readAll(s: net.Socket): Promise<string> {
   });
 }
 
-/** client ↔ [a relay b] ↔ server, all plain TCP. */
-async function plainChain() {
+/** client ↔ [a relay b] ↔ server, all plain TCP; `ahead` bytes were written to b already. */
+async function plainChain(ahead = 0) {
   const front = await listener();
   const back = await listener();
   const client = await connect(front.port);
@@ -51,7 +51,7 @@ async function plainChain() {
   server.resume();
   let done!: (r: RelayResult) => void;
   const finished = new Promise<RelayResult>((r) => done = r);
-  relay({ stream: a, tcp: a }, { stream: b, tcp: b }, { onDone: done });
+  relay({ stream: a, tcp: a }, { stream: b, tcp: b }, { onDone: done, aToBAhead: ahead });
   return {
     client,
     server,
@@ -82,6 +82,24 @@ Deno.test("relay: bytes both ways and half-close as FIN", async () => {
   assert.equal(await fromServer, "echo:hello");
   const r = await c.finished;
   assert.deepEqual([r.aToB, r.bToA, r.error], [5, 10, undefined]);
+  await c.close();
+});
+
+Deno.test("relay: a first chunk the caller forwarded itself counts as sent", async () => {
+  // What the outbound proxy does with the bytes it peeked to tell TLS from plaintext.
+  const c = await plainChain(4);
+  const atServer = new Promise<string>((resolve) => {
+    let got = "";
+    c.server.on("data", (d) => got += String(d));
+    c.server.once("end", () => {
+      c.server.end();
+      resolve(got);
+    });
+  });
+  c.client.end("rest");
+  assert.equal(await atServer, "rest");
+  const r = await c.finished;
+  assert.deepEqual([r.aToB, r.bToA], [8, 0]);
   await c.close();
 });
 
