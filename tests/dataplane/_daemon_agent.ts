@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { agentEntry, REPO_ROOT } from "../cli/_run.ts";
+import { agentEntry, REPO_ROOT, runCli } from "../cli/_run.ts";
 import { ControlClient } from "../../agent/control/client.ts";
 import type { AgentStatus } from "../../agent/daemon/status.ts";
 import type { NetnsPair, NsProcess } from "./_netns.ts";
@@ -27,6 +27,15 @@ export interface DaemonAgentOptions {
   proxy?: Record<string, unknown>;
   /** Extra arguments after `run`. */
   args?: string[];
+  /** `-v`: 1 (debug, the default here) logs every connection; 0 is what users run. */
+  verbosity?: number;
+}
+
+/** Makes a root CA with `camblet-agent ca create-root`, as a user would, and saves it at `path`. */
+export async function createRootCa(path: string, name: string): Promise<void> {
+  const root = await runCli(["ca", "create-root", name]);
+  if (root.code !== 0) throw new Error(`ca create-root failed (${root.code}): ${root.stderr}`);
+  await Deno.writeTextFile(path, root.stdout);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -100,7 +109,7 @@ export class DaemonAgent {
       "--config",
       `${o.dir}/config.yaml`,
       "-v",
-      "1",
+      String(o.verbosity ?? 1),
       "run",
       "--driver",
       "proxy",
@@ -174,6 +183,37 @@ export class DaemonAgent {
       return await r.text();
     } finally {
       c.close();
+    }
+  }
+
+  /**
+   * The pid of the agent itself (the status' `pid`), checked to be the process started here:
+   * `nsenter --net` execs the agent rather than staying as its parent.
+   */
+  async pid(): Promise<number> {
+    const { pid } = await this.status();
+    const comm = (await Deno.readTextFile(`/proc/${pid}/comm`)).trim();
+    if (pid !== this.process.child.pid || comm !== "deno") {
+      throw new Error(
+        `The agent reports pid ${pid} (${comm}), but the process started is ${this.process.child.pid}`,
+      );
+    }
+    return pid;
+  }
+
+  /** Polls the status until every one of `ports` is protected (the listener scan found it). */
+  async waitForProtectedPorts(ports: number[], timeoutMs = 15_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const have = (await this.status()).proxy?.protectedPorts ?? [];
+      if (ports.every((p) => have.includes(p))) return;
+      if (Date.now() > end) {
+        throw new Error(
+          `Ports ${ports.join(",")} not protected after ${timeoutMs} ms (have ${have.join(",")})` +
+            `:\n${this.log.slice(-3000)}`,
+        );
+      }
+      await sleep(100);
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { runCli } from "../cli/_run.ts";
-import { DaemonAgent } from "./_daemon_agent.ts";
+import { createRootCa, DaemonAgent } from "./_daemon_agent.ts";
 import { capture, httpServer, type Scratch } from "./_hosts.ts";
 import { HOST_A, HOST_B, NetnsPair, netnsSkipReason, type NsProcess } from "./_netns.ts";
 import { contains, notTlsRecords } from "./_pcap.ts";
@@ -106,9 +106,7 @@ Deno.test({
         apps.set(port, await httpServer(scratch, port, `${dir}/www`));
       }
       // One CA for both agents, as the Go agent's `ca create-root` would make it.
-      const root = await runCli(["ca", "create-root", "dp.test root"]);
-      assert.equal(root.code, 0, root.stderr);
-      await Deno.writeTextFile(`${dir}/ca.pem`, root.stdout);
+      await createRootCa(`${dir}/ca.pem`, "dp.test root");
       const common = {
         caPemPath: `${dir}/ca.pem`,
         trustDomain: TD,
@@ -261,11 +259,7 @@ print(urllib.request.urlopen("${page}", timeout=10).read().decode().strip())`;
       await step("a listener started after the agent is protected by the next scan", async () => {
         const before = await a.connections("input/mtls");
         apps.set(8004, await httpServer(scratch, 8004, `${dir}/www`));
-        const end = Date.now() + 15_000; // the scan runs every 500 ms
-        while (!(await a.status()).proxy?.protectedPorts.includes(8004)) {
-          if (Date.now() > end) assert.fail(`8004 not protected:\n${a.log.slice(-3000)}`);
-          await sleep(100);
-        }
+        await a.waitForProtectedPorts([8004]); // the scan runs every 500 ms
         const r = await curl(`http://${HOST_A.ip4}:8004/hello.txt`);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout.trim(), MARKER);
