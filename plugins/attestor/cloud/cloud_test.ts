@@ -76,9 +76,12 @@ Deno.test("cloud: gcp and azure documented metadata documents", async () => {
   const server = serveTcp((req, url) => {
     if (url.pathname.startsWith("/computeMetadata/")) {
       if (req.headers.get("metadata-flavor") !== "Google") return new Response("", { status: 403 });
+      // The id as GCE sends it: a bare 64-bit number (a JS number literal would be rounded).
+      const exactId = (r: Response) =>
+        r.text().then((t) => new Response(t.replace('"@ID@"', "4520031799277581759"), r));
       return url.pathname.includes("/instance/")
-        ? json({
-          id: 4520031799277581759,
+        ? exactId(json({
+          id: "@ID@",
           name: "web-1",
           cpuPlatform: "Intel Broadwell",
           image: "projects/debian-cloud/global/images/debian-12-bookworm-v20240515",
@@ -91,12 +94,19 @@ Deno.test("cloud: gcp and azure documented metadata documents", async () => {
             mac: "42:01:0a:84:00:02",
             accessConfigs: [{ externalIp: "34.1.2.3" }],
           }],
+          serviceAccounts: {
+            default: {
+              aliases: ["default"],
+              email: "123456789-compute@developer.gserviceaccount.com",
+              scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+            },
+          },
           scheduling: {
             automaticRestart: "TRUE",
             onHostMaintenance: "MIGRATE",
             preemptible: "FALSE",
           },
-        })
+        }))
         : json({
           projectId: "acme-prod",
           numericProjectId: 123456789,
@@ -134,6 +144,14 @@ Deno.test("cloud: gcp and azure documented metadata documents", async () => {
       task,
       AbortSignal.timeout(5000),
     );
+    // 64-bit ids stay exact (JSON numbers beyond 2^53 would be rounded).
+    assert.deepEqual(gl["gcp:instance:id"], ["4520031799277581759"]);
+    assert.deepEqual(gl["gcp:instance:serviceaccount:default:email"], [
+      "123456789-compute@developer.gserviceaccount.com",
+    ]);
+    assert.deepEqual(gl["gcp:instance:serviceaccount:default:scope"], [
+      "https://www.googleapis.com/auth/cloud-platform",
+    ]);
     assert.deepEqual(gl["gcp:instance:placement:zone"], ["europe-west1-b"]);
     assert.deepEqual(gl["gcp:instance:placement:region"], ["europe-west1"]);
     assert.deepEqual(gl["gcp:instance:machine:type"], ["e2-medium"]);

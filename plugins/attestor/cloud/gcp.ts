@@ -5,7 +5,7 @@
  * `gcp:instance:placement:{project,zone,region}`, `gcp:instance:attribute:<k>` (no `ssh-keys`,
  * no multi-line values), `gcp:instance:network:{mac,private-ipv4,public-ipv4,…}`,
  * `gcp:instance:scheduling:{automatic-restart,onHostMaintenance,preemptible}`,
- * `gcp:project:id`, `gcp:project:id:numeric`, `gcp:project:attribute:<k>`. Off by default.
+ * `gcp:instance:serviceaccount:<name>:{alias,email,scope}`, `gcp:project:id`, `gcp:project:id:numeric`, `gcp:project:attribute:<k>`. Off by default.
  *
  * @module
  */
@@ -25,6 +25,7 @@ export interface GceInstance {
   attributes?: Record<string, string>;
   scheduling?: { automaticRestart?: string; onHostMaintenance?: string; preemptible?: string };
   networkInterfaces?: { mac?: string; ip?: string; accessConfigs?: { externalIp?: string }[] }[];
+  serviceAccounts?: Record<string, { aliases?: string[]; email?: string; scopes?: string[] }>;
 }
 
 /** GCE `project/?recursive=true`. */
@@ -70,6 +71,11 @@ export function gcpLabels(i: GceInstance, p: GceProject): Labels {
       b.add(`instance:network:public-ipv${v6 ? 6 : 4}`, ac.externalIp);
     }
   }
+  for (const [name, sa] of Object.entries(i.serviceAccounts ?? {})) {
+    const at = `instance:serviceaccount:${name}`;
+    b.add(`${at}:alias`, ...sa.aliases ?? []).add(`${at}:email`, sa.email)
+      .add(`${at}:scope`, ...sa.scopes ?? []);
+  }
   b.add("project:id", p.projectId).add("project:id:numeric", p.numericProjectId)
     .addMap("project:attribute", singleLine(p.attributes));
   return b.build();
@@ -83,7 +89,18 @@ export async function fetchGcpLabels(config: CloudConfig, signal: AbortSignal): 
     imdsRequest(config, "/computeMetadata/v1/project/?recursive=true", signal, { headers }),
   ]);
   if (i === undefined) throw new Error("Cannot read GCE instance metadata: 404");
-  return gcpLabels(JSON.parse(i), p ? JSON.parse(p) : {});
+  return gcpLabels(parseExactIds(i), p ? parseExactIds(p) : {});
+}
+
+/** JSON.parse that keeps the 64-bit instance and project ids exact (they exceed 2^53). */
+function parseExactIds<T>(text: string): T {
+  return JSON.parse(
+    text,
+    (key, value, context?: { source?: string }) =>
+      (key === "id" || key === "numericProjectId") && typeof value === "number"
+        ? context?.source ?? String(value)
+        : value,
+  );
 }
 
 /** The plugin: `agent.metadataCollectors.gcp`. */
