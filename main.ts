@@ -16,6 +16,8 @@ export async function main(args: string[]): Promise<number> {
     const v = thisCommand.opts()["verbosity"] ?? Number(Deno.env.get("VERBOSITY") ?? 0);
     await configureLogging(levelFor(Number.isFinite(v) ? Number(v) : 0));
   });
+  // `deno task start -- --flag` passes the `--` on (npm habit); it would end option parsing.
+  if (args[0] === "--") args = args.slice(1);
   try {
     await program.parseAsync(args, { from: "user" });
     return 0;

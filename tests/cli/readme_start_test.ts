@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { REPO_ROOT } from "./_run.ts";
+
+/** The first command of the README's opening block, e.g. `sudo npx -y deno@… task start …`. */
+async function readmeStartArgs(): Promise<string[]> {
+  const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
+  const block = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+  const first = block.split("\n")[0]!.replace(/#.*/, "").trim().split(/\s+/);
+  const task = first.indexOf("task");
+  assert.ok(task > 0 && first[task + 1] === "start", `README opens with: ${first.join(" ")}`);
+  return first.slice(task); // what follows `deno`
+}
+
+const canRun = Deno.uid() === 0 && new Deno.Command("unshare", { args: ["--help"] }).outputSync()
+  .success;
+
+// The README's first command, as written, starts the daemon and stops cleanly. It runs in a
+// network namespace of its own, with the agent's files redirected through AGENT_* variables.
+Deno.test({
+  name: "README: `task start` runs the agent (auto picks the proxy without a module)",
+  ignore: !canRun,
+  async fn() {
+    const args = await readmeStartArgs();
+    const dir = await Deno.makeTempDir({ prefix: "camblet-readme-" });
+    try {
+      const env: Record<string, string> = {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? "/root",
+        NO_COLOR: "1",
+        AGENT_CAPEMPATH: `${dir}/ca.pem`,
+        AGENT_POLICIESPATH: `${dir}/policies`,
+        AGENT_SERVICESPATH: `${dir}/services`,
+        AGENT_CONTROLSOCKET: `${dir}/run/agent.sock`,
+        AGENT_KERNELMODULEDEVICE: `${dir}/no-camblet-device`,
+      };
+      for (const k of ["DENO_DIR", "CAMBLET_PEERS_DIR"]) {
+        const v = Deno.env.get(k);
+        if (v) env[k] = v;
+      }
+      await Deno.mkdir(`${dir}/policies`);
+      await Deno.mkdir(`${dir}/services`);
+      const child = new Deno.Command("unshare", {
+        args: ["--net", "--", Deno.execPath(), ...args],
+        cwd: REPO_ROOT,
+        env,
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let log = "";
+      const dec = new TextDecoder();
+      const pump = async (s: ReadableStream<Uint8Array>) => {
+        for await (const c of s) log += dec.decode(c);
+      };
+      const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+      const end = Date.now() + 60_000;
+      while (!/"Agent ready"/.test(log) && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const ready = /"Agent ready"/.test(log);
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await pumps;
+      assert.ok(ready, `no "Agent ready" within 60 s:\n${log}`);
+      assert.equal(status.code, 0, log);
+      assert.match(log, /trustDomain=acme\.corp/);
+      assert.match(log, /"Data plane" kind=proxy reason="auto: .* does not exist/);
+      const ca = await Deno.stat(`${dir}/ca.pem`);
+      assert.equal(ca.mode! & 0o777, 0o600, "the CA key file is 0600");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
