@@ -84,3 +84,30 @@ Deno.test("bad configuration exits 1 naming every layer", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// Camblet users start the Go agent as `camblet-agent agent`; the alias must be the daemon itself.
+Deno.test("`agent`, `run` and no subcommand all start the daemon", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const flags = [
+      "--driver",
+      "kernel",
+      "--kernel-module-device",
+      `${dir}/no-device`,
+      "--control-socket",
+      `${dir}/agent.sock`,
+      "--policies-path",
+      dir,
+      "--services-path",
+      dir,
+    ];
+    for (const sub of [["agent"], ["run"], []]) {
+      const r = await runCli([...sub, ...flags]);
+      assert.equal(r.code, 1, `${sub.join(" ") || "(none)"}: ${r.stderr}`);
+      assert.match(r.stderr, /"Data plane" kind=kernel reason="--driver kernel"/);
+      assert.match(r.stderr, /the camblet kernel module is not loaded/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
