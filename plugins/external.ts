@@ -123,6 +123,24 @@ function spec(config: ExternalPluginConfig, ctx: PluginContext): ProcessSpec {
   return s;
 }
 
+/**
+ * `plugin.health` of a process, never rejecting: a process that is not `ready` (restarting after
+ * a crash, given up) fails the call at once with the reason, and that reason is the answer.
+ */
+async function processHealth(process: PluginProcess, signal?: AbortSignal): Promise<HealthResult> {
+  let r: unknown;
+  try {
+    r = await process.call(METHOD.health, {}, signal ? { signal } : {});
+  } catch (e) {
+    return { ok: false, message: e instanceof Error ? e.message : String(e) };
+  }
+  const { ok, message } = (r ?? {}) as { ok?: unknown; message?: unknown };
+  if (typeof ok !== "boolean") {
+    return { ok: false, message: `plugin.health answered ${JSON.stringify(r)}, not {ok: boolean}` };
+  }
+  return typeof message === "string" && message !== "" ? { ok, message } : { ok };
+}
+
 function der(b64: unknown, what: string): Uint8Array {
   if (typeof b64 !== "string") throw new TypeError(`Cannot read ${what}: not a base64 string`);
   return fromBase64(b64);
@@ -173,9 +191,9 @@ export class ExternalCa implements CertificateAuthority {
     return (r?.trustAnchors ?? []).map((c, i) => der(c, `ca.trustBundle trustAnchors[${i}]`));
   }
 
-  /** `plugin.health`. */
-  async health(): Promise<HealthResult> {
-    return await this.#process.call(METHOD.health, {}) as HealthResult;
+  /** `plugin.health` within `callTimeout` (and `signal`); not ok while the process is not ready. */
+  health(signal?: AbortSignal): Promise<HealthResult> {
+    return processHealth(this.#process, signal);
   }
 
   /** The process state (`ready`, `restarting`, …). */
@@ -207,6 +225,11 @@ export class ExternalAttestor implements Attestor {
       if (Array.isArray(v)) out[k] = v.filter((x): x is string => typeof x === "string");
     }
     return out;
+  }
+
+  /** `plugin.health` within `callTimeout` (and `signal`); not ok while the process is not ready. */
+  health(signal?: AbortSignal): Promise<HealthResult> {
+    return processHealth(this.#process, signal);
   }
 
   dispose(): Promise<void> {

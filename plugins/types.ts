@@ -65,8 +65,23 @@ export interface PluginMetrics {
   gauge(name: string, help: string): { set(value: number, labels?: MetricLabels): void };
 }
 
+/** What a plugin says about its health (`plugin.health` for external plugins). */
+export interface HealthResult {
+  ok: boolean;
+  /** Why it is not ok (shown by `camblet-agent status`); may also describe an ok state. */
+  message?: string;
+}
+
 /** Anything a plugin creates can hold resources; the loader disposes them in reverse order. */
 export interface PluginInstance {
+  /**
+   * Whether the plugin can do its job right now. The agent asks right after start and every 15 s,
+   * with a signal that aborts after 2 s, and reports the answer as `camblet_plugin_up` and in
+   * `camblet-agent status`. Must be cheap (report known state, do not probe the backend on every
+   * call) and should not throw: say what is wrong in `message`. A plugin without it is up while
+   * it is loaded.
+   */
+  health?(signal: AbortSignal): Promise<HealthResult> | HealthResult;
   /** Releases sockets, timers, child processes. Must not throw. */
   dispose?(): Promise<void> | void;
 }

@@ -143,6 +143,11 @@ export class Attestation {
     return this.#attestors.map((a) => a.name);
   }
 
+  /** The attestors, in order (the daemon checks their health). */
+  get attestors(): readonly Attestor[] {
+    return this.#attestors;
+  }
+
   /**
    * Starts the exited-process sweep and warms the cache in the background. Returns at once; the
    * returned promise (also awaited by {@linkcode dispose}) resolves with the number of processes

@@ -111,9 +111,10 @@ export function formatStatus(s: AgentStatus): string {
     const conns = Object.entries(p.connections).map(([k, n]) => `${k} ${n}`).join(", ");
     row("connections", `${p.activeConnections} active; ${conns || "none yet"}`);
   }
-  const plugins = Object.entries(s.plugins).map(([id, up]) => `${id} ${up ? "up" : "DOWN"}`).join(
-    ", ",
-  );
+  const plugins = Object.entries(s.plugins).map(([id, up]) => {
+    const why = up ? undefined : s.pluginHealth?.[id]?.message;
+    return `${id} ${up ? "up" : "DOWN"}${why ? ` (${why})` : ""}`;
+  }).join(", ");
   row("plugins", plugins || "(none)");
   row("trace clients", String(s.traceSubscribers));
   return lines.join("\n");

@@ -21,6 +21,7 @@ import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
 import type { WorkloadIdentities } from "./proxy_plane.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
+import { PluginHealth, type PluginHealthEntry } from "./plugin_health.ts";
 
 /** What the daemon needs from the rest of the agent. */
 export interface AgentServices {
@@ -32,8 +33,10 @@ export interface AgentServices {
   trustAnchors(): Promise<Uint8Array[]>;
   /** Proxy data plane only: the agent's own workload keys and certificates. */
   identities?: WorkloadIdentities;
-  /** `kind/name` → 1 when running. */
+  /** `kind/name` → 1 when the last health check said up, 0 when down. */
   plugins(): Record<string, number>;
+  /** `kind/name` → the last health check's answer. */
+  pluginHealth(): Record<string, PluginHealthEntry>;
   dispose(): Promise<void>;
 }
 
@@ -92,8 +95,12 @@ export async function createServices(
   const identities = dataPlane === "proxy"
     ? new WorkloadCertificates({ identity, keyType: config.agent.proxy.keyType })
     : undefined;
-  const up: Record<string, number> = { [`ca/${ca.name}`]: 1 };
-  for (const name of attestation.attestorNames) up[`attestor/${name}`] = 1;
+  // Asked now and every 15 s: what `camblet_plugin_up` and `status` report.
+  const health = new PluginHealth([
+    ...plugins.all,
+    ...attestation.attestors.map((a) => ({ kind: "attestor" as const, name: a.name, instance: a })),
+  ]);
+  health.start();
   return {
     augment: labelsFor,
     csrSign: (task, data, id) =>
@@ -104,8 +111,10 @@ export async function createServices(
       }),
     trustAnchors: () => ca.trustBundle(),
     ...(identities ? { identities } : {}),
-    plugins: () => ({ ...up }),
+    plugins: () => health.up(),
+    pluginHealth: () => health.status(),
     dispose: async () => {
+      await health.dispose();
       await identities?.dispose();
       useAttestation(undefined);
       await attestation.dispose();

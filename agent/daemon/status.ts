@@ -8,6 +8,7 @@ import type { LinkStats } from "../../driver/kernel_link.ts";
 import { type HistogramSnapshot, LATENCY_BUCKETS_MS } from "../../driver/stats.ts";
 import type { Problem } from "../errors.ts";
 import type { SourcesStatus } from "../sources/mod.ts";
+import type { PluginHealthEntry } from "./plugin_health.ts";
 
 /** The last reload attempt. */
 export interface ReloadRecord {
@@ -78,7 +79,10 @@ export interface AgentStatus {
     pushesWaiting: number;
   };
   proxy?: ProxyStatus;
+  /** `kind/name` → 1 up, 0 down (the last health check). */
   plugins: Record<string, number>;
+  /** `kind/name` → the last health check's answer, with the reason when down. */
+  pluginHealth?: Record<string, PluginHealthEntry>;
   traceSubscribers: number;
   /** The policy sources (`camblet-agent sources` reads this). */
   sources: SourcesStatus;

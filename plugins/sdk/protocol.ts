@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { PluginKind, TaskContext } from "../types.ts";
+import type { HealthResult, PluginKind, TaskContext } from "../types.ts";
 
 /** Protocol name sent in the handshake. */
 export const PROTOCOL = "camblet-plugin";
@@ -107,11 +107,8 @@ export interface AttestorCollectResult {
   labels: Record<string, string[]>;
 }
 
-/** `plugin.health` result. */
-export interface HealthResult {
-  ok: boolean;
-  message?: string;
-}
+/** `plugin.health` result: the same shape as a built-in plugin's `health()`. */
+export type { HealthResult };
 
 /** A JSON-RPC request (with `id`) or notification (without). */
 export interface RpcRequest {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import type { PluginMetrics } from "../types.ts";
+import type { HealthResult, PluginMetrics } from "../types.ts";
 import { formatDuration } from "./duration.ts";
 
 /** A snapshot for status pages and tests. */
@@ -121,6 +121,16 @@ export class UpstreamHealth {
       "seconds until the agent-held CA certificate expires",
       Math.max(0, Math.round((n - now) / 1000)),
     );
+  }
+
+  /**
+   * What the CA plugin's `health()` answers: ok while the upstream answered its last call, else
+   * not ok with the last error. (An intermediate-mode CA still signs while its upstream is down;
+   * the agent reports that as down all the same, so that someone fixes it before it expires.)
+   */
+  result(): HealthResult {
+    const s = this.#status;
+    return s.lastError === undefined ? { ok: s.up } : { ok: s.up, message: s.lastError };
   }
 
   /** A copy of the status. */

@@ -4,12 +4,16 @@
  * `ok` (a working CA or attestor), `hang-sign`, `die-on-sign`, `die-once` (dies on the first
  * sign, works after its restart; needs `--marker=<file>`), `hang-handshake`, `bad-version`,
  * `bad-config`, `no-max-ttl`. `--kind=attestor` serves `attestor.collect` instead.
+ * `--health-file=<file>` makes `plugin.health` follow the file: absent or empty → ok; `exit` → the
+ * plugin removes the file and exits with code 5 (so its restart is healthy); any other text → not
+ * ok with that text as the message.
  *
  * @module
  */
 import {
   createRootCa,
   ERROR,
+  type HealthResult,
   issueLeaf,
   type PluginHandlers,
   PluginRpcError,
@@ -24,6 +28,17 @@ const mode = arg("mode") ?? "ok";
 const kind = arg("kind") ?? "ca";
 const marker = arg("marker");
 const hang = () => new Promise<never>(() => setInterval(() => {}, 1 << 30));
+const healthFile = arg("health-file");
+
+async function health(): Promise<HealthResult> {
+  if (!healthFile) return { ok: true };
+  const text = (await Deno.readTextFile(healthFile).catch(() => "")).trim();
+  if (text === "exit") {
+    await Deno.remove(healthFile);
+    Deno.exit(5);
+  }
+  return text === "" ? { ok: true } : { ok: false, message: text };
+}
 
 console.error(`fake plugin starting: kind=${kind} mode=${mode} pid=${Deno.pid}`);
 
@@ -42,6 +57,7 @@ if (mode === "bad-version") {
 if (kind === "attestor") {
   const handlers: PluginHandlers = {
     kind: "attestor",
+    health,
     methods: {
       "attestor.collect": (p) => ({
         labels: { "fake:pid": [String((p as { task: { pid: number } }).task.pid)] },
@@ -90,4 +106,5 @@ await serveCa({
     return { certificate: leaf, chain: [], trustAnchors: [root.certificate] };
   },
   trustBundle: () => Promise.resolve([root.certificate]),
+  health,
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import type { Clock } from "../../types.ts";
+import type { Clock, HealthResult } from "../../types.ts";
 import { signLeafLocally } from "../../sdk/leaf_signer.ts";
 import type { CertificateAuthority, SignedCertificate, SignRequest } from "../types.ts";
 import {
@@ -131,6 +131,25 @@ export class SelfSignedCa implements CertificateAuthority {
   /** The active root and the retired roots still kept. */
   trustBundle(): Promise<Uint8Array[]> {
     return Promise.resolve(this.#prepared.anchorsDer);
+  }
+
+  /**
+   * Not ok once the signing certificate or the root has expired (the hourly maintenance rotates
+   * before that; this catches a rotation that keeps failing): leaves would no longer verify.
+   */
+  health(): HealthResult {
+    const m = this.#prepared.state.material;
+    const now = this.#clock.now();
+    const certs = [["signing certificate", m.signer.certificate], ["root", m.root]] as const;
+    for (const [what, cert] of certs) {
+      if (cert.notAfter.getTime() <= now) {
+        return {
+          ok: false,
+          message: `The CA's ${what} "${cert.subject}" expired at ${cert.notAfter.toISOString()}`,
+        };
+      }
+    }
+    return { ok: true };
   }
 
   /** What the CA looks like now. */

@@ -121,6 +121,21 @@ Deno.test("self-signed CA at run time", async (t) => {
       },
     );
 
+    await t.step("health: ok while the signer is valid, not ok once it expired", async () => {
+      let now = Date.now();
+      const ca = await openCa(`${dir}/health/ca.pem`, { now: () => now });
+      try {
+        assert.deepEqual(ca.health(), { ok: true });
+        // No maintenance runs here, as when rotations keep failing.
+        now += 11 * 365 * 86_400_000; // past the default 10-year root
+        const h = ca.health();
+        assert.equal(h.ok, false);
+        assert.match(h.message!, /^The CA's signing certificate ".*" expired at \d{4}-/);
+      } finally {
+        await ca.dispose();
+      }
+    });
+
     await t.step(
       "`ca rotate` by another process is picked up by the running CA (watch)",
       async () => {

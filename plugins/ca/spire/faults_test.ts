@@ -159,6 +159,9 @@ Deno.test("spire faults: what issuance does", async (t) => {
       await ca!.maintain();
       assert.ok(ca!.status().failures >= 1, "renewal failed");
       assert.equal(metrics.gauge("camblet_ca_upstream_up", "").get({ ca: "spire" }), 0);
+      // Still signing, but the agent reports the CA down (with why) until the server answers.
+      assert.deepEqual(ca!.health(), { ok: false, message: ca!.status().lastError });
+      assert.ok(ca!.health().message, "the health answer says why");
       issued(await path.ask(), "after the failed renewal");
       proxy.delayMs = 0;
       proxy.dropAll();
@@ -179,6 +182,7 @@ Deno.test("spire faults: what issuance does", async (t) => {
         "leaves chain to the new CA",
       );
       assert.equal(metrics.gauge("camblet_ca_upstream_up", "").get({ ca: "spire" }), 1);
+      assert.deepEqual(ca!.health(), { ok: true });
     });
 
     await t.step(
@@ -226,6 +230,7 @@ Deno.test("spire faults: what issuance does", async (t) => {
         clock.advance(20_000);
         await ca!.maintain();
         assert.ok(ca!.status().failures >= 2);
+        assert.equal(ca!.health().ok, false, "server stopped: down");
         clock.advance(2 * HOUR);
         refused(
           await path.ask(),

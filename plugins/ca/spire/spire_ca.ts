@@ -9,7 +9,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import type { Clock, PluginMetrics } from "../../types.ts";
+import type { Clock, HealthResult, PluginMetrics } from "../../types.ts";
 import type { CertificateAuthority, SignedCertificate, SignRequest } from "../types.ts";
 import { AnchorBook } from "../../sdk/anchor_book.ts";
 import { certOf, derOf, requireRsa } from "../../sdk/ca_chain.ts";
@@ -75,7 +75,8 @@ export class SpireCa implements CertificateAuthority {
   readonly name = "spire";
   readonly maxTtlMs: number;
   readonly trustDomain: string;
-  readonly health: UpstreamHealth;
+  /** The SPIRE server's health as this CA has seen it. */
+  readonly upstream: UpstreamHealth;
   readonly anchors: AnchorBook;
   #config: SpireConfig;
   #o: SpireCaOptions;
@@ -95,7 +96,7 @@ export class SpireCa implements CertificateAuthority {
     this.#watcher = watcher;
     this.maxTtlMs = config.maxTtlMs;
     this.trustDomain = o.trustDomain;
-    this.health = new UpstreamHealth({
+    this.upstream = new UpstreamHealth({
       ca: "spire",
       upstream: "the SPIRE server",
       log: o.log,
@@ -231,7 +232,7 @@ export class SpireCa implements CertificateAuthority {
   #adopted(message: string): void {
     const c = this.#current;
     const now = this.#o.clock.now();
-    this.health.signer(c.notAfter, now);
+    this.upstream.signer(c.notAfter, now);
     this.#o.log.info(message, {
       subject: c.credentials.certificate.subject,
       serial: c.credentials.certificate.serialNumber,
@@ -263,7 +264,7 @@ export class SpireCa implements CertificateAuthority {
       throw new Error(
         `Cannot sign CSR: the SPIRE downstream CA expired at ${
           new Date(c.notAfter).toISOString()
-        } and could not be renewed (${this.health.status().lastError ?? "no renewal yet"})`,
+        } and could not be renewed (${this.upstream.status().lastError ?? "no renewal yet"})`,
         { cause: e },
       );
     }
@@ -289,7 +290,7 @@ export class SpireCa implements CertificateAuthority {
     const signal = this.#ac.signal;
     const c = this.#current;
     const now = this.#o.clock.now();
-    this.health.tick(now);
+    this.upstream.tick(now);
     const plan = planCaRenewal({
       now,
       notBefore: c.notBefore,
@@ -303,22 +304,31 @@ export class SpireCa implements CertificateAuthority {
       this.#failures = 0;
       this.#lastFailureAt = undefined;
       this.#renewals++;
-      this.health.success();
-      this.health.renewal("ok");
+      this.upstream.success();
+      this.upstream.renewal("ok");
       this.#adopted(`Renewed the downstream CA (${plan.reason})`);
     } catch (e) {
       if (signal.aborted) return;
       this.#failures++;
       this.#lastFailureAt = this.#o.clock.now();
-      this.health.renewal("error");
-      this.health.failure("renew the downstream CA from the SPIRE server", e, this.#o.clock.now());
+      this.upstream.renewal("error");
+      this.upstream.failure(
+        "renew the downstream CA from the SPIRE server",
+        e,
+        this.#o.clock.now(),
+      );
     }
+  }
+
+  /** Up while the SPIRE server answered the last renewal; else its error. */
+  health(): HealthResult {
+    return this.upstream.result();
   }
 
   /** The downstream CA's state. */
   status(): SpireCaStatus {
     const c = this.#current;
-    const h = this.health.status();
+    const h = this.upstream.status();
     const s: SpireCaStatus = {
       spiffeId: this.#watcher.latest?.svids[0]?.spiffeId ?? "",
       notAfter: new Date(c.notAfter).toISOString(),

@@ -9,6 +9,7 @@
  */
 import { hostname } from "node:os";
 import type { CertificateAuthority, SignedCertificate, SignRequest } from "../types.ts";
+import type { HealthResult } from "../../types.ts";
 import { createCsr } from "../../sdk/csr.ts";
 import { generateRsaKeyPair } from "../../sdk/keys.ts";
 import { signLeafLocally } from "../../sdk/leaf_signer.ts";
@@ -189,6 +190,11 @@ export class VaultIntermediateCa implements CertificateAuthority {
       session.health.renewal("error");
       session.failed("renew the intermediate CA from Vault", e);
     }
+  }
+
+  /** Up while Vault answered the last call (issuer poll, intermediate renewal); else its error. */
+  health(): HealthResult {
+    return this.session.health.result();
   }
 
   /** The intermediate's state. */

@@ -17,6 +17,7 @@ import { requireRsa, sameDer, splitChain } from "../../sdk/ca_chain.ts";
 import type { VaultConfig } from "./config.ts";
 import { signLeaf } from "./pki.ts";
 import type { VaultCaOptions } from "./intermediate_ca.ts";
+import type { HealthResult } from "../../types.ts";
 import { RSA_FIX, VaultSession } from "./vault_session.ts";
 import { VaultHttpError, VaultUnreachableError } from "./vault_client.ts";
 
@@ -127,6 +128,11 @@ export class VaultLeafCa implements CertificateAuthority {
       this.#running = undefined
     );
     return this.#running;
+  }
+
+  /** Up while Vault answered the last call (issuer poll, leaf signing); else its error. */
+  health(): HealthResult {
+    return this.session.health.result();
   }
 
   /** Stops the timer, aborts requests in flight and closes connections. */
