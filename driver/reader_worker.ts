@@ -35,9 +35,10 @@ export interface Reader {
   /** Resolves when the loop has ended (end of file, error, or stopped and woken). */
   readonly ended: Promise<ReadEnd>;
   /**
-   * Asks the loop to stop after its current `read()` returns. The caller must then make that read
-   * return (close the pty's other side, or write a byte to it) and may only reuse the fd number
-   * after `ended` resolves.
+   * Asks the loop to stop after its current `read()` returns. What that read returns is still
+   * delivered: on the kernel device it is requests the module now waits on. The caller must then
+   * make that read return (a request from the kernel, close the pty's other side, or write a byte
+   * to it) and may only reuse the fd number after `ended` resolves.
    */
   stop(): void;
   /** Kills the worker (its thread may stay blocked in `read()` until the process exits). */
@@ -54,7 +55,6 @@ export function spawnReader(bufferBytes?: number): Promise<Reader> {
   let resolveEnded!: (e: ReadEnd) => void;
   const ended = new Promise<ReadEnd>((r) => resolveEnded = r);
   let onChunk: (chunk: Uint8Array<ArrayBuffer>, at: number) => void = () => {};
-  const stopped = () => Atomics.load(ctl, STOP) !== 0;
   const go = (state: number) => {
     Atomics.store(ctl, STATE, state);
     Atomics.notify(ctl, STATE);
@@ -80,10 +80,7 @@ export function spawnReader(bufferBytes?: number): Promise<Reader> {
     worker.onmessage = (e: MessageEvent<ReaderMessage>) => {
       const m = e.data;
       if (m.t === "ready") return resolve(reader);
-      if (m.t === "chunk") {
-        if (!stopped()) onChunk(m.chunk, m.at);
-        return;
-      }
+      if (m.t === "chunk") return onChunk(m.chunk, m.at);
       worker.terminate();
       resolveEnded(m.end);
     };
@@ -120,19 +117,11 @@ function runReader(): void {
     while (Atomics.load(ctl, STATE) === 0) Atomics.wait(ctl, STATE, 0);
     if (Atomics.load(ctl, STATE) !== GO) return scope.close();
     const fd = Atomics.load(ctl, FD);
-    const stop = () => Atomics.load(ctl, STOP) !== 0;
-    let stopped = false;
     const end = readLoop(
       fd,
-      (chunk, at) => {
-        if (stop()) {
-          stopped = true;
-          return;
-        }
-        scope.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]);
-      },
+      (chunk, at) => scope.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),
       bufferBytes,
-      () => stopped || stop(),
+      () => Atomics.load(ctl, STOP) !== 0,
     );
     scope.postMessage({ t: "end", end, at: sharedNow() });
     scope.close();

@@ -132,10 +132,18 @@ export function runKernelWorker(setup: WorkerSetup): void {
   }
 
   async function close(): Promise<void> {
+    if (dispatcher && dispatcher.outstanding > 0) {
+      event("info", "Closing the kernel device: answering the requests in flight first", {
+        outstanding: dispatcher.outstanding,
+      });
+    }
     if (dispatcher) await dispatcher.drain();
     reader?.stop();
     // Give the reader a moment to leave read() before the fd number can be reused.
     if (reader) await Promise.race([reader.ended, new Promise((r) => setTimeout(r, 200))]);
+    // That last read may have brought requests: the module waits on them like on any other (an
+    // unanswered csr_sign crashes it), so they are answered before the device closes.
+    if (dispatcher) await dispatcher.drain();
     writer?.close();
     post({ t: "closed" });
   }

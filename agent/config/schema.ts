@@ -112,6 +112,8 @@ export const agentSchema = z.object({
   caPEMPath: z.string().default(`${CONFIG_DIR}/ca.pem`),
   policiesPath: pathList.default([`${CONFIG_DIR}/policies`]),
   servicesPath: pathList.default([`${CONFIG_DIR}/services`]),
+  /** How often service hostnames are looked up again (changes are pushed); `0s` = never. */
+  serviceResolveInterval: duration.default("1m"),
   ca: z.string().regex(
     /^[a-z0-9][a-z0-9_-]*$/,
     "plugin name must be lower-case letters, digits, - or _",

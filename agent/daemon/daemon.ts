@@ -12,6 +12,7 @@
 import type { KernelPayloads } from "../../driver/payloads.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { CapabilityError, formatProblem, ValidationError } from "../errors.ts";
+import { parseDuration } from "../duration.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import { type PolicySnapshot, PolicySources, sourcesMetrics, sourceSpecs } from "../sources/mod.ts";
 import { agentMetrics } from "../identity/metrics.ts";
@@ -46,7 +47,7 @@ export interface DaemonOptions {
   spawnWorker?: () => Worker;
   /** Listen for SIGTERM, SIGINT and SIGHUP (default true). */
   handleSignals?: boolean;
-  /** Re-read and re-resolve services this often, ms (default 60 s; 0 = never). */
+  /** Re-resolve service hostnames this often, ms (0 = never; default: the config's value). */
   resolveIntervalMs?: number;
   /** Quiet time after a source change before reloading, ms (default 200). */
   debounceMs?: number;
@@ -193,7 +194,7 @@ export class Daemon {
     if (this.#o.handleSignals ?? true) this.#installSignals();
     // Sources follow their own changes; each new valid snapshot is pushed in a serialized reload.
     this.#unsubscribe = this.#sources.subscribe(() => this.requestReload("source"));
-    const every = this.#o.resolveIntervalMs ?? 60_000;
+    const every = this.#o.resolveIntervalMs ?? parseDuration(agent.serviceResolveInterval);
     if (every > 0) this.#timers.push(setInterval(() => this.requestReload("resolve"), every));
     this.#ready = true;
     log.info("Agent ready", {
@@ -336,6 +337,7 @@ export class Daemon {
         "caPEMPath",
         "controlSocket",
         "metricsAddress",
+        "serviceResolveInterval",
       ] as const
     ) {
       if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
@@ -400,6 +402,7 @@ export class Daemon {
         warnings: this.#current.warnings.map(formatProblem),
       },
       plugins: this.#services.plugins(),
+      pluginHealth: this.#services.pluginHealth(),
       traceSubscribers: this.#trace.subscribers,
       sources: this.#sources.status(),
     };

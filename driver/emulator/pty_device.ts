@@ -35,7 +35,10 @@ export class PtyDevice {
     const keeper = openDevice(slavePath);
     const device = new PtyDevice(masterFd, slavePath, keeper);
     device.#reader = reader;
-    reader.begin(masterFd, onChunk);
+    // The byte close() writes to wake the reader is ours, not the agent's.
+    reader.begin(masterFd, (chunk, at) => {
+      if (!device.#closed) onChunk(chunk, at);
+    });
     return device;
   }
 
