@@ -20,7 +20,7 @@ import type {
   ProxyConnection,
   ProxyDecision,
 } from "../../driver/proxy/types.ts";
-import { taskContextFromProc } from "../attestation/task_from_proc.ts";
+import { taskContextFromProcSync } from "../attestation/task_from_proc.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { logger } from "../log.ts";
@@ -126,9 +126,10 @@ class ProxyPlane implements DataPlane {
     }, every);
   }
 
-  async #task(pid: number | undefined): Promise<TaskContext | undefined> {
+  /** Synchronous: `/proc` answers from memory, and this runs for every new connection. */
+  #task(pid: number | undefined): TaskContext | undefined {
     if (pid === undefined || pid === Deno.pid) return undefined;
-    return await taskContextFromProc(pid);
+    return taskContextFromProcSync(pid);
   }
 
   async #labels(task: TaskContext | undefined): Promise<string[]> {
@@ -145,7 +146,7 @@ class ProxyPlane implements DataPlane {
         pid = this.#owners.get(conn.destinationPort);
       }
     }
-    const task = await this.#task(pid);
+    const task = this.#task(pid);
     if (conn.direction === "output" && !task) {
       // Steered because its destination is protected: never let it out unattested.
       throw new Error(`Cannot attest the dialling process (pid ${pid ?? "unknown"})`);
@@ -192,7 +193,7 @@ class ProxyPlane implements DataPlane {
       if (l.port === p.outboundPort || l.port === p.inboundPort) continue;
       owners.set(l.port, l.pid);
       try {
-        const labels = await this.#labels(await this.#task(l.pid));
+        const labels = await this.#labels(this.#task(l.pid));
         const r = matchConnection(payloads, {
           labels,
           direction: "input",

@@ -55,6 +55,11 @@ export async function readCgroupPath(pid: number, procRoot = "/proc"): Promise<s
   } catch {
     return undefined;
   }
+  return cgroupV2Path(text);
+}
+
+/** The `0::` (cgroup v2) path of `/proc/<pid>/cgroup` text, if any. */
+export function cgroupV2Path(text: string): string | undefined {
   for (const line of text.split("\n")) {
     if (line.startsWith("0::")) return line.slice(3);
   }

@@ -100,12 +100,16 @@ export async function readNamespaceId(
   procRoot = "/proc",
 ): Promise<number | undefined> {
   try {
-    const link = await Deno.readLink(`${procRoot}/${pid}/ns/${kind}`);
-    const m = /\[(\d+)\]$/.exec(link);
-    return m ? Number(m[1]) : undefined;
+    return namespaceInode(await Deno.readLink(`${procRoot}/${pid}/ns/${kind}`));
   } catch {
     return undefined;
   }
+}
+
+/** The inode of a namespace link target (`net:[4026531840]`), or `undefined`. */
+export function namespaceInode(link: string | undefined): number | undefined {
+  const m = link === undefined ? null : /\[(\d+)\]$/.exec(link);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** `readlink /proc/<pid>/exe` (the agent's view of the path), or `undefined`. */
