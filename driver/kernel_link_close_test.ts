@@ -7,14 +7,7 @@
 import assert from "node:assert/strict";
 import { syntheticTask } from "./emulator/tasks.ts";
 import { openHarness } from "../tests/fakes/link_harness.ts";
-
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { until } from "../tests/fakes/until.ts";
 
 Deno.test("closing the kernel link answers requests read while it drains", async () => {
   const h = await openHarness();

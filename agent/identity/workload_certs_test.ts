@@ -15,6 +15,7 @@ import { parseSelfSignedConfig } from "../../plugins/ca/self_signed/config.ts";
 import type { CertificateAuthority } from "../../plugins/ca/types.ts";
 import type { CertificateBundle, IdentitySource } from "../../driver/proxy/types.ts";
 import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
+import { until } from "../../tests/fakes/until.ts";
 
 const TD = "acme.test";
 const WEB = `spiffe://${TD}/web`;
@@ -133,13 +134,6 @@ async function environment(options: { intermediate?: boolean } = {}) {
 }
 
 /** Waits (real time) until `f` is true. */
-async function until(f: () => boolean, what: string, timeoutMs = 5_000) {
-  const end = Date.now() + timeoutMs;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const pemBlocks = (pem: string) =>
   pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n/g) ?? [];

@@ -3,14 +3,7 @@ import { KernelEmulator } from "../../driver/emulator/kernel_emulator.ts";
 import { syntheticTask } from "../../driver/emulator/tasks.ts";
 import { startAgent } from "../fakes/agent_process.ts";
 import { agentEntry, REPO_ROOT, runCli } from "./_run.ts";
-
-async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from "../fakes/until.ts";
 
 Deno.test("trace streams matching kernel lines and removes its kernel filter on exit", async () => {
   const emu = await KernelEmulator.open();

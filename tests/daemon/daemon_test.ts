@@ -9,24 +9,13 @@ import { syntheticTask, taskOf } from "../../driver/emulator/tasks.ts";
 import { ControlClient } from "../../agent/control/client.ts";
 import type { AgentStatus } from "../../agent/daemon/status.ts";
 import { startAgent } from "../fakes/agent_process.ts";
+import { until } from "../fakes/until.ts";
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 10_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 Deno.test("the agent drives the emulated kernel end to end", async (t) => {

@@ -10,26 +10,23 @@ import { KernelEmulator } from "../../driver/emulator/kernel_emulator.ts";
 import { ControlClient } from "../../agent/control/client.ts";
 import type { AgentStatus } from "../../agent/daemon/status.ts";
 import { startAgent } from "../fakes/agent_process.ts";
-import { makeBundle, makeTarGz, signingKey } from "../sources/_bundles.ts";
+import {
+  makeBundle,
+  makeTarGz,
+  namedPolicy,
+  signedFleet,
+  signingKey,
+} from "../sources/_bundles.ts";
 import { BundleServer } from "../sources/_bundle_server.ts";
+import { until } from "../fakes/until.ts";
 
-const policy = (name: string) =>
-  `- selectors: [{process:name: ${name}}]\n  certificate: {workloadID: ${name}}\n`;
-const SERVICE = "- addresses: [{address: 10.0.0.7, port: 443}]\n  labels: {app:label: api}\n";
+const policy = namedPolicy;
 
 Deno.test("an http source: bad bundles leave the kernel's policies alone", async (t) => {
   const server = BundleServer.start();
   const key = await signingKey();
   const sign = { privateKey: key.privateKey };
-  const good = (revision: string, names: string[]) =>
-    makeBundle({
-      revision,
-      files: Object.fromEntries([
-        ...names.map((n) => [`policies/${n}.yaml`, policy(n)]),
-        ["services/api.yaml", SERVICE],
-      ]),
-      sign,
-    });
+  const good = signedFleet(sign);
   server.serve = { kind: "bundle", body: await good("r1", ["fleet"]) };
   const dir = await Deno.makeTempDir({ prefix: "camblet-http-source-" });
   const config = join(dir, "config.yaml");
@@ -163,11 +160,3 @@ Deno.test("an http source: bad bundles leave the kernel's policies alone", async
   }
   emu.assertHealthy();
 });
-
-async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -11,6 +11,7 @@ import { KernelEmulator } from "../../driver/emulator/kernel_emulator.ts";
 import { ControlClient } from "../../agent/control/client.ts";
 import type { AgentStatus } from "../../agent/daemon/status.ts";
 import { startAgent } from "../fakes/agent_process.ts";
+import { until } from "../fakes/until.ts";
 
 const canUnshare = (() => {
   try {
@@ -87,11 +88,3 @@ Deno.test({
     emu.assertHealthy();
   },
 });
-
-async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -14,17 +14,10 @@ import { KernelEmulator, type RequestResult } from "../../driver/emulator/kernel
 import { syntheticTask, taskOf } from "../../driver/emulator/tasks.ts";
 import { startAgent } from "../fakes/agent_process.ts";
 import { documentedContainerInspect, json, serveUnix } from "../fakes/attestor_servers.ts";
+import { until } from "../fakes/until.ts";
 
 const containerId = (n: number) => n.toString(16).padStart(64, "a");
 const dockerCgroup = (n: number) => `/system.slice/docker-${containerId(n)}.scope`;
-
-async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 Deno.test("SIGTERM answers the kernel requests in flight before exiting 0", async () => {
   let release!: () => void;

@@ -229,3 +229,26 @@ export async function makeBundle(spec: BundleSpec): Promise<Uint8Array> {
   }
   return await makeTarGz(entries);
 }
+
+/** A policy giving processes named `name` the workload ID `name`. */
+export const namedPolicy = (name: string): string =>
+  `- selectors: [{process:name: ${name}}]\n  certificate: {workloadID: ${name}}\n`;
+
+/** The one service of {@linkcode signedFleet} bundles. */
+export const API_SERVICE =
+  "- addresses: [{address: 10.0.0.7, port: 443}]\n  labels: {app:label: api}\n";
+
+/** Makes signed bundles of one {@linkcode namedPolicy} per name plus {@linkcode API_SERVICE}. */
+export function signedFleet(
+  sign: SignOptions,
+): (revision: string, names: string[]) => Promise<Uint8Array> {
+  return (revision, names) =>
+    makeBundle({
+      revision,
+      files: Object.fromEntries([
+        ...names.map((n) => [`policies/${n}.yaml`, namedPolicy(n)]),
+        ["services/api.yaml", API_SERVICE],
+      ]),
+      sign,
+    });
+}

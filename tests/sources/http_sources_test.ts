@@ -7,27 +7,17 @@
 import assert from "node:assert/strict";
 import { type PolicySnapshot, PolicySources } from "../../agent/sources/policy_sources.ts";
 import { sourcesMetrics } from "../../agent/sources/status.ts";
-import { gzip, makeBundle, makeTarGz, signingKey } from "./_bundles.ts";
+import { gzip, makeBundle, makeTarGz, namedPolicy, signedFleet, signingKey } from "./_bundles.ts";
 import { BundleServer } from "./_bundle_server.ts";
 import { specsFor } from "./_specs.ts";
 
-const policy = (name: string) =>
-  `- selectors: [{process:name: ${name}}]\n  certificate: {workloadID: ${name}}\n`;
-const SERVICE = "- addresses: [{address: 10.0.0.7, port: 443}]\n  labels: {app:label: api}\n";
+const policy = namedPolicy;
 
 Deno.test("http source: the last good set survives every failure", async (t) => {
   const server = BundleServer.start();
   const key = await signingKey();
   const sign = { privateKey: key.privateKey };
-  const good = (revision: string, names: string[]) =>
-    makeBundle({
-      revision,
-      files: Object.fromEntries([
-        ...names.map((n) => [`policies/${n}.yaml`, policy(n)]),
-        ["services/api.yaml", SERVICE],
-      ]),
-      sign,
-    });
+  const good = signedFleet(sign);
   server.serve = { kind: "bundle", body: await good("r1", ["web"]) };
   const sources = await PolicySources.start({
     specs: specsFor([{

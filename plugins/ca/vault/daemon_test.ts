@@ -8,20 +8,13 @@ import { taskOf } from "../../../driver/emulator/tasks.ts";
 import { startAgent } from "../../../tests/fakes/agent_process.ts";
 import { runCli } from "../../../tests/cli/_run.ts";
 import { startPkiVault } from "./_test_vault.ts";
+import { until } from "../../../tests/fakes/until.ts";
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-async function until(check: () => boolean, what: string, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 Deno.test("camblet-agent --ca vault with only VAULT_ADDR and VAULT_TOKEN", async (t) => {
