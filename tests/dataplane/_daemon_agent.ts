@@ -105,6 +105,10 @@ export class DaemonAgent {
       "-A",
       "--quiet",
       `--config=${REPO_ROOT}deno.json`,
+      // Profiling the agent under load: CAMBLET_AGENT_CPU_PROF=<dir> writes a .cpuprofile on exit.
+      ...(Deno.env.get("CAMBLET_AGENT_CPU_PROF")
+        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("CAMBLET_AGENT_CPU_PROF")}`]
+        : []),
       agentEntry(),
       "--config",
       `${o.dir}/config.yaml`,

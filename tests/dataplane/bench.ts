@@ -15,7 +15,6 @@
  */
 import { createHosts, destroyHosts, type Hosts, IDS, startAgent } from "./_hosts.ts";
 import { HOST_A, netnsSkipReason, type NsProcess } from "./_netns.ts";
-import type { TestIdentity, TestPki } from "./_pki.ts";
 import { createRootCa, DaemonAgent } from "./_daemon_agent.ts";
 
 const LOADGEN = new URL("./_loadgen.ts", import.meta.url).pathname;
@@ -85,68 +84,6 @@ async function loadgen(h: Hosts, args: string[]): Promise<Record<string, number>
   const r = await h.pair.exec(h.pair.b, [loadgenDeno, "run", "-A", LOADGEN, ...args], 120_000);
   if (r.code !== 0) throw new Error(`loadgen ${args.join(" ")}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
-}
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const o = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
-}
-
-/**
- * An ECDSA P-256 leaf for `spiffeId`, signed by the test root. Made here because the shared
- * test PKI issues RSA-2048 leaves whatever it is asked.
- */
-async function issueEcdsa(pki: TestPki, spiffeId: string, n: number): Promise<TestIdentity> {
-  const base = `${pki.dir}/bench-ec${n}`;
-  await openssl(
-    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${base}.key`],
-    pki.dir,
-  );
-  await Deno.writeTextFile(
-    `${base}.ext`,
-    `subjectAltName=URI:${spiffeId}\nkeyUsage=critical,digitalSignature\n` +
-      `extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:false\n`,
-  );
-  await openssl([
-    "req",
-    "-new",
-    "-key",
-    `${base}.key`,
-    "-subj",
-    "/CN=camblet-protected-workload",
-    "-out",
-    `${base}.csr`,
-  ], pki.dir);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    `${base}.csr`,
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-set_serial",
-    String(9000 + n),
-    "-days",
-    "1",
-    "-sha256",
-    "-extfile",
-    `${base}.ext`,
-    "-out",
-    `${base}.crt`,
-  ], pki.dir); // deno-fmt-ignore
-  return {
-    spiffeId,
-    certPem: await Deno.readTextFile(`${base}.crt`),
-    keyPem: await Deno.readTextFile(`${base}.key`),
-    chainPem: "",
-    bundlePem: pki.caPem,
-    certFile: `${base}.crt`,
-    keyFile: `${base}.key`,
-    caFile: pki.caFile,
-  };
 }
 
 /** Policies of the server agent (a): iperf3 on 5202 and the loadgen echo on 7000 are protected. */
@@ -337,8 +274,8 @@ if (import.meta.main) {
     h = await createHosts("b");
     const daemon = MODE === "daemon";
     if (ECDSA && !daemon) {
-      h.client = await issueEcdsa(h.pki, IDS.client, 1);
-      h.server = await issueEcdsa(h.pki, IDS.server, 2);
+      h.client = await h.pki.issue(IDS.client, { ecdsa: true });
+      h.server = await h.pki.issue(IDS.server, { ecdsa: true });
     }
     if (daemon) {
       loadgenDeno = `${h.pki.dir}/${LOADGEN_NAME}`;
