@@ -6,21 +6,11 @@
 import { IdentityManager } from "./manager.ts";
 import { AuditLog } from "./audit.ts";
 import { MetricsRegistry } from "./metrics.ts";
-import { logger } from "../log.ts";
-import { SelfSignedCa } from "../../plugins/ca/self_signed/self_signed_ca.ts";
-import { parseSelfSignedConfig } from "../../plugins/ca/self_signed/config.ts";
+import { benchSelfSignedCa } from "../../tests/fakes/bench_ca.ts";
 import { parseCsr } from "../../plugins/sdk/csr.ts";
 import { captureCsrSign, capturePayloads, taskLabels } from "../../tests/fakes/identity_capture.ts";
 
-const dir = Deno.makeTempDirSync({ prefix: "identity-bench-" });
-globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-const parsed = parseSelfSignedConfig({ caPemPath: `${dir}/ca.pem`, watch: false });
-if (!parsed.ok) throw new Error("config");
-const ca = await SelfSignedCa.open(parsed.value, {
-  clock: { now: () => Date.now() },
-  log: logger("bench"),
-  maintenanceIntervalMs: 0,
-});
+const ca = await benchSelfSignedCa("identity-bench-");
 const payloads = await capturePayloads();
 const request = await captureCsrSign("python3");
 const manager = await IdentityManager.create({

@@ -8,24 +8,14 @@ import { WorkloadCertificates, type WorkloadKeyType } from "./workload_certs.ts"
 import { IdentityManager } from "./manager.ts";
 import { AuditLog } from "./audit.ts";
 import { MetricsRegistry } from "./metrics.ts";
-import { logger } from "../log.ts";
 import { compilePayloads } from "../policy/payloads.ts";
 import { parsePolicyFile } from "../policy/parse_policy.ts";
-import { SelfSignedCa } from "../../plugins/ca/self_signed/self_signed_ca.ts";
-import { parseSelfSignedConfig } from "../../plugins/ca/self_signed/config.ts";
+import { benchSelfSignedCa } from "../../tests/fakes/bench_ca.ts";
 import type { TaskContext } from "../../driver/payloads.ts";
 
 const TD = "acme.test";
 const WEB = `spiffe://${TD}/web`;
-const dir = Deno.makeTempDirSync({ prefix: "workload-certs-bench-" });
-globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-const parsed = parseSelfSignedConfig({ caPemPath: `${dir}/ca.pem`, watch: false });
-if (!parsed.ok) throw new Error("config");
-const ca = await SelfSignedCa.open(parsed.value, {
-  clock: { now: () => Date.now() },
-  log: logger("bench"),
-  maintenanceIntervalMs: 0,
-});
+const ca = await benchSelfSignedCa("workload-certs-bench-");
 const policies = parsePolicyFile(
   "policies.yaml",
   "- selectors: [{ process:name: web }]\n  certificate: { workloadID: web, ttl: 1h }\n",
