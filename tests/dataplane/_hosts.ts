@@ -143,13 +143,20 @@ export async function capture(
   };
 }
 
-/** A python3 http.server in host a serving `dir` on `port` (all addresses, dual stack). */
+/**
+ * `python3 -m http.server` in host a serving `dir` on `port` (all addresses, dual stack), with a
+ * listen backlog of 256 instead of Python's 5: under a burst of 100 connections a full accept queue
+ * drops the handshake's last ACK and the connection can sit in SYN_RECV past any client timeout,
+ * with or without our agents in the path.
+ */
 export async function httpServer(h: Scratch, port: number, dir: string): Promise<NsProcess> {
+  const run = "import runpy, socketserver, sys; socketserver.TCPServer.request_queue_size = 256; " +
+    "sys.argv = ['http.server'] + sys.argv[1:]; runpy.run_module('http.server', run_name='__main__')";
   const p = h.pair.spawn(h.pair.a, [
     "python3",
     "-u",
-    "-m",
-    "http.server",
+    "-c",
+    run,
     String(port),
     "--bind",
     "::",
