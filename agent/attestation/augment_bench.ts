@@ -47,7 +47,7 @@ globalThis.addEventListener("unload", () => {
 const tasks: TaskContext[] = [];
 for (const c of children) {
   for (;;) {
-    const t = await taskContextFromProc(c.pid);
+    const t = taskContextFromProc(c.pid);
     if (t && t.command_name === "sleep") {
       tasks.push(t);
       break;

@@ -67,7 +67,7 @@ Deno.test("builtin: createAttestation runs the configured budget and collectors"
   );
   try {
     assert.deepEqual(a.attestorNames, ["process", "systemd"]);
-    const labels = await a.augmentLabels((await taskContextFromProc(Deno.pid))!);
+    const labels = await a.augmentLabels(taskContextFromProc(Deno.pid)!);
     assert.ok(labels.includes(`process:pid=${Deno.pid}`));
     assert.deepEqual(labels, [...labels].sort());
   } finally {

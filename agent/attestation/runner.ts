@@ -176,7 +176,7 @@ export class Attestation {
     const worker = async () => {
       while (next < pids.length && !this.#shutdown.signal.aborted) {
         const pid = pids[next++]!;
-        const task = await taskContextFromProc(pid, this.#procRoot);
+        const task = taskContextFromProc(pid, this.#procRoot);
         if (!task || task.command_path === "") continue;
         try {
           await this.augment(task, this.#shutdown.signal);

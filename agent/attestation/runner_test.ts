@@ -6,8 +6,8 @@ import { Attestation, type AttestationError } from "./runner.ts";
 import { taskContextFromProc } from "./task_from_proc.ts";
 import type { TaskContext } from "../../plugins/types.ts";
 
-async function self(): Promise<TaskContext> {
-  return (await taskContextFromProc(Deno.pid))!;
+function self(): TaskContext {
+  return taskContextFromProc(Deno.pid)!;
 }
 
 Deno.test("runner: a late collector yields a warning and the labels that are ready", async () => {
@@ -16,7 +16,7 @@ Deno.test("runner: a late collector yields a warning and the labels that are rea
   const a = new Attestation([fast, slow], { budgetMs: 100, sweepIntervalMs: 0 });
   try {
     const t0 = performance.now();
-    const r = await a.augment(await self());
+    const r = await a.augment(self());
     const took = performance.now() - t0;
     assert.ok(took < 400, `answered in ${took} ms`);
     assert.deepEqual(r.strings, [`fast:pid=${Deno.pid}`]);
@@ -36,7 +36,7 @@ Deno.test("runner: strict fails instead of answering partially", async () => {
   ], { strict: true, sweepIntervalMs: 0 });
   try {
     await assert.rejects(
-      async () => a.augmentLabels(await self()),
+      () => a.augmentLabels(self()),
       (e: AttestationError) => {
         assert.match(e.message, /strict/);
         assert.deepEqual(e.warnings, ["attestor(broken) failed: socket refused"]);
@@ -56,7 +56,7 @@ Deno.test("runner: failing, throwing and garbage collectors never crash a reques
     fakeAttestor({ name: "junk", garbage: true }),
   ], { sweepIntervalMs: 0 });
   try {
-    const r = await a.augment(await self());
+    const r = await a.augment(self());
     assert.deepEqual(r.strings, [`good:pid=${Deno.pid}`]);
     assert.equal(r.warnings.length, 3);
     assert.match(r.warnings.join("\n"), /async\) failed: boom/);
@@ -74,7 +74,7 @@ Deno.test("runner: a late collector completes the cached entry in the background
     sweepIntervalMs: 0,
   });
   try {
-    const task = await self();
+    const task = self();
     const first = await a.augment(task);
     assert.equal(first.complete, false);
     const second = await a.augment(task);
@@ -96,7 +96,7 @@ Deno.test("runner: cache per process life; exec/setuid (new task facts) invalida
   const a = new Attestation([counter], { sweepIntervalMs: 0 });
   const p = await spawnAs({ uid: 4301, gid: 4301 });
   try {
-    const task = (await taskContextFromProc(p.pid))!;
+    const task = taskContextFromProc(p.pid)!;
     await t.step("second request is served from the cache", async () => {
       await a.augment(task);
       const r = await a.augment(task);
@@ -134,7 +134,7 @@ Deno.test("runner: the caller's signal (kernel deadline) ends the wait early", a
   });
   try {
     const t0 = performance.now();
-    const r = await a.augment(await self(), AbortSignal.timeout(80));
+    const r = await a.augment(self(), AbortSignal.timeout(80));
     assert.ok(performance.now() - t0 < 1000);
     assert.deepEqual(r.strings, [`fast:pid=${Deno.pid}`]);
   } finally {
@@ -153,7 +153,7 @@ Deno.test("runner: warming runs in the background and fills the cache", async ()
     const warmed = await warming;
     assert.ok(warmed >= 2, `warmed ${warmed}`);
     const calls = counter.calls;
-    const r = await a.augment((await taskContextFromProc(p.pid))!);
+    const r = await a.augment(taskContextFromProc(p.pid)!);
     assert.equal(r.cached, true);
     assert.equal(counter.calls, calls);
   } finally {
@@ -173,7 +173,7 @@ Deno.test("runner: partial labels from a collector are used, with a warning, and
   };
   const a = new Attestation([partial], { sweepIntervalMs: 0, incompleteTtlMs: 60_000 });
   try {
-    const task = await self();
+    const task = self();
     const r = await a.augment(task);
     assert.deepEqual(r.strings, ["p:name=x"]);
     assert.deepEqual(r.warnings, ["attestor(partial) partial: hash pending"]);

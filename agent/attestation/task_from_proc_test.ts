@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { taskContextFromProc, taskContextFromProcSync } from "./task_from_proc.ts";
+import { taskContextFromProc } from "./task_from_proc.ts";
 import { until } from "../../tests/fakes/until.ts";
 
-Deno.test("task context from /proc: this process, as the kernel would describe it", async () => {
-  const t = await taskContextFromProc(Deno.pid);
+Deno.test("task context from /proc: this process, as the kernel would describe it", () => {
+  const t = taskContextFromProc(Deno.pid);
   assert.ok(t);
   assert.equal(t.pid, Deno.pid);
   assert.equal(t.uid, Deno.uid());
@@ -16,22 +16,25 @@ Deno.test("task context from /proc: this process, as the kernel would describe i
   assert.match(t.cgroup_path, /^\//);
 });
 
-Deno.test("task context from /proc: the sync reader gives the same answer", async () => {
+Deno.test("task context from /proc: another process, and none once it is gone", async () => {
   // A real other process: a sleeping child with its own name.
   const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
   try {
     // Until it has exec'd: before that it is a copy of our spawning thread.
-    await until(
-      () => taskContextFromProcSync(child.pid)?.command_name === "sleep",
-      "exec",
-      5000,
-      5,
+    await until(() => taskContextFromProc(child.pid)?.command_name === "sleep", "exec", 5000, 5);
+    const t = taskContextFromProc(child.pid)!;
+    assert.equal(t.pid, child.pid);
+    assert.equal(t.command_path, Deno.realPathSync(Deno.readLinkSync(`/proc/${child.pid}/exe`)));
+    assert.equal(t.uid, Deno.uid());
+    const mnt = Number(/\[(\d+)\]/.exec(Deno.readLinkSync(`/proc/${child.pid}/ns/mnt`))![1]);
+    assert.equal(t.namespace_ids.mnt, mnt);
+    assert.equal(
+      t.cgroup_path,
+      Deno.readTextFileSync(`/proc/${child.pid}/cgroup`).match(/^0::(.*)$/m)![1],
     );
-    assert.deepEqual(taskContextFromProcSync(child.pid), await taskContextFromProc(child.pid));
   } finally {
     child.kill();
     await child.status;
   }
-  assert.equal(taskContextFromProcSync(child.pid), undefined, "a gone process has none");
-  assert.equal(await taskContextFromProc(child.pid), undefined);
+  assert.equal(taskContextFromProc(child.pid), undefined, "a gone process has none");
 });

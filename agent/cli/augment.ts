@@ -35,7 +35,7 @@ export function parsePid(cmd: Command, value: string): number {
 /** Collects the labels of `pid` with the configured attestors. */
 export async function attestPid(cmd: Command, pid: number): Promise<AugmentResult> {
   const { config } = await resolveConfig(cmd);
-  const task = await taskContextFromProc(pid);
+  const task = taskContextFromProc(pid);
   if (!task) throw new Error(`Cannot augment pid ${pid}: no such process`);
   const attestation = await createAttestation(config, { sweepIntervalMs: 0 });
   try {

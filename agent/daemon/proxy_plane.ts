@@ -20,7 +20,7 @@ import type {
   ProxyConnection,
   ProxyDecision,
 } from "../../driver/proxy/types.ts";
-import { taskContextFromProcSync } from "../attestation/task_from_proc.ts";
+import { taskContextFromProc } from "../attestation/task_from_proc.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { logger } from "../log.ts";
@@ -126,10 +126,9 @@ class ProxyPlane implements DataPlane {
     }, every);
   }
 
-  /** Synchronous: `/proc` answers from memory, and this runs for every new connection. */
   #task(pid: number | undefined): TaskContext | undefined {
     if (pid === undefined || pid === Deno.pid) return undefined;
-    return taskContextFromProcSync(pid);
+    return taskContextFromProc(pid);
   }
 
   async #labels(task: TaskContext | undefined): Promise<string[]> {

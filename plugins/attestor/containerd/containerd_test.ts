@@ -72,7 +72,7 @@ Deno.test({
         "300",
       ]);
       const pid = await waitForPid(ns, id);
-      const task = (await taskContextFromProc(pid))!;
+      const task = taskContextFromProc(pid)!;
       assert.equal(task.cgroup_path, `/${ns}/${id}`);
       const labels = await a.collect(task, AbortSignal.timeout(5000));
       assert.deepEqual(labels["containerd:id"], [id]);
@@ -105,7 +105,7 @@ Deno.test({
     const a = new ContainerdAttestor(config({}), { clock: systemClock });
     try {
       const pid = Number(await run("docker", ["inspect", "-f", "{{.State.Pid}}", id]));
-      const labels = await a.collect((await taskContextFromProc(pid))!, AbortSignal.timeout(5000));
+      const labels = await a.collect(taskContextFromProc(pid)!, AbortSignal.timeout(5000));
       assert.deepEqual(labels["containerd:id"], [id]);
       assert.deepEqual(labels["containerd:namespace"], ["moby"]);
     } finally {
@@ -120,7 +120,7 @@ Deno.test("containerd: a socket that is not there is an error", async () => {
     clock: systemClock,
   });
   try {
-    const task = (await taskContextFromProc(Deno.pid))!;
+    const task = taskContextFromProc(Deno.pid)!;
     await assert.rejects(() =>
       a.collect({ ...task, cgroup_path: `/docker/${"ab".repeat(32)}` }, AbortSignal.timeout(2000))
     );

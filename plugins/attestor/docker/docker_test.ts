@@ -41,7 +41,7 @@ Deno.test("docker: documented Engine API answers over a Unix socket, for a real 
   );
   try {
     await cg.add(p.pid);
-    const task = (await taskContextFromProc(p.pid))!;
+    const task = taskContextFromProc(p.pid)!;
     assert.equal(task.cgroup_path, cg.path);
     const labels = await a.collect(task, AbortSignal.timeout(5000));
     assert.deepEqual(labels, {
@@ -62,7 +62,7 @@ Deno.test("docker: documented Engine API answers over a Unix socket, for a real 
     await a.collect(task, AbortSignal.timeout(5000));
     assert.equal(server.requests.length, 1);
     // A host process: no container id, no API call, no labels.
-    const host = (await taskContextFromProc(Deno.pid))!;
+    const host = taskContextFromProc(Deno.pid)!;
     assert.deepEqual(
       await a.collect(
         { ...host, cgroup_path: "/user.slice/session-1.scope" },
@@ -84,7 +84,7 @@ Deno.test("docker: an unreachable socket is an error the runner turns into a war
     clock: systemClock,
   });
   try {
-    const task = (await taskContextFromProc(Deno.pid))!;
+    const task = taskContextFromProc(Deno.pid)!;
     await assert.rejects(
       () =>
         a.collect(
@@ -124,7 +124,7 @@ Deno.test({
     const a = new DockerAttestor(config({ envAllowList: ["APP_MODE"] }), { clock: systemClock });
     try {
       const pid = Number(await run("docker", ["inspect", "-f", "{{.State.Pid}}", id]));
-      const task = (await taskContextFromProc(pid))!;
+      const task = taskContextFromProc(pid)!;
       const labels = await a.collect(task, AbortSignal.timeout(5000));
       assert.deepEqual(labels["docker:id"], [id]);
       assert.deepEqual(labels["docker:name"], [name]);

@@ -170,7 +170,7 @@ Deno.test("kubernetes: kubelet /pods over TLS with a token, for a real process i
   const a = await kubernetesAttestor.create(cfg({}), ctx) as KubernetesAttestor;
   try {
     await cg.add(p.pid);
-    const task = (await taskContextFromProc(p.pid))!;
+    const task = taskContextFromProc(p.pid)!;
 
     await t.step("every label of the pod and container", async () => {
       const labels = await a.collect(task, AbortSignal.timeout(5000));

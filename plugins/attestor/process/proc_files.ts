@@ -115,10 +115,15 @@ export function namespaceInode(link: string | undefined): number | undefined {
 /** `readlink /proc/<pid>/exe` (the agent's view of the path), or `undefined`. */
 export async function readExeLink(pid: number, procRoot = "/proc"): Promise<string | undefined> {
   try {
-    return (await Deno.readLink(`${procRoot}/${pid}/exe`)).replace(/ \(deleted\)$/, "");
+    return exePath(await Deno.readLink(`${procRoot}/${pid}/exe`));
   } catch {
     return undefined;
   }
+}
+
+/** The path of an exe link target, without the ` (deleted)` the kernel adds for a removed file. */
+export function exePath(link: string): string {
+  return link.replace(/ \(deleted\)$/, "");
 }
 
 /** Undoes the kernel's escaping of `Name:` in status. */

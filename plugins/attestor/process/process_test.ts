@@ -24,8 +24,8 @@ function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
-async function task(pid: number): Promise<TaskContext> {
-  const t = await taskContextFromProc(pid);
+function task(pid: number): TaskContext {
+  const t = taskContextFromProc(pid);
   assert.ok(t, `no process ${pid}`);
   return t;
 }
@@ -34,7 +34,7 @@ Deno.test("process: ids of a process running as other uids and gids", async () =
   const p = await spawnAs({ uid: 4001, euid: 4002, gid: 5001, egid: 5002, groups: [6001, 6002] });
   try {
     const a = new ProcessAttestor(DEFAULTS, { log });
-    const labels = await a.collect(await task(p.pid), AbortSignal.timeout(5000));
+    const labels = await a.collect(task(p.pid), AbortSignal.timeout(5000));
     assert.deepEqual(labels["process:pid"], [String(p.pid)]);
     assert.deepEqual(labels["process:name"], ["sleep"]);
     assert.deepEqual(labels["process:cmdline"], ["sleep 300"]);
@@ -58,7 +58,7 @@ Deno.test("process: environment variables only by explicit allow-list (Go labell
   const env = { PATH: "/usr/bin:/bin", SECRET_TOKEN: "s3cr3t", APP_MODE: "prod", APP_ZONE: "eu" };
   const p = await spawnAs({ uid: 4011, gid: 4011, env });
   try {
-    const tc = await task(p.pid);
+    const tc = task(p.pid);
     await t.step("default config: none", async () => {
       const labels = await new ProcessAttestor(DEFAULTS, { log }).collect(
         tc,
@@ -102,9 +102,9 @@ Deno.test("process: binary hash through /proc/<pid>/exe in another mount+pid nam
   await Deno.writeTextFile(`/mnt${rel}`, "decoy, not the binary that runs");
   const p = await spawnInNamespaces(rel, `marker-${crypto.randomUUID()}`);
   try {
-    const tc = await task(p.pid);
-    assert.notEqual(tc.namespace_ids.mnt, (await task(Deno.pid)).namespace_ids.mnt);
-    assert.notEqual(tc.namespace_ids.pid, (await task(Deno.pid)).namespace_ids.pid);
+    const tc = task(p.pid);
+    assert.notEqual(tc.namespace_ids.mnt, (task(Deno.pid)).namespace_ids.mnt);
+    assert.notEqual(tc.namespace_ids.pid, (task(Deno.pid)).namespace_ids.pid);
     // The kernel reports the exe path as the process sees it.
     const kernelTask = { ...tc, command_path: `/mnt${rel}` };
     const labels = await new ProcessAttestor(DEFAULTS, { log }).collect(
@@ -129,15 +129,15 @@ Deno.test("process: binary hashes cached by device, inode, size and mtime", asyn
     const a = new ProcessAttestor(DEFAULTS, { log });
     procs.push(await spawnAs({ uid: 0, gid: 0, command: `${dir}/a` }));
     procs.push(await spawnAs({ uid: 0, gid: 0, command: `${dir}/a` }));
-    const h1 = await a.collect(await task(procs[0]!.pid), AbortSignal.timeout(5000));
-    const h2 = await a.collect(await task(procs[1]!.pid), AbortSignal.timeout(5000));
+    const h1 = await a.collect(task(procs[0]!.pid), AbortSignal.timeout(5000));
+    const h2 = await a.collect(task(procs[1]!.pid), AbortSignal.timeout(5000));
     assert.deepEqual(h1["process:binary:hash"], h2["process:binary:hash"]);
     assert.equal(a.hasher.reads, 1, "the second process' binary was not read again");
     // A new version of the binary (new inode) is read again.
     const bytes = await Deno.readFile("/bin/sleep");
     await Deno.writeFile(`${dir}/b`, new Uint8Array([...bytes, 1, 2, 3]), { mode: 0o755 });
     procs.push(await spawnAs({ uid: 0, gid: 0, command: `${dir}/b` }));
-    const h3 = await a.collect(await task(procs[2]!.pid), AbortSignal.timeout(5000));
+    const h3 = await a.collect(task(procs[2]!.pid), AbortSignal.timeout(5000));
     assert.equal(a.hasher.reads, 2);
     assert.deepEqual(h3["process:binary:hash"], [sha256(await Deno.readFile(`${dir}/b`))]);
   } finally {
@@ -148,7 +148,7 @@ Deno.test("process: binary hashes cached by device, inode, size and mtime", asyn
 
 Deno.test("process: a reused pid is never labelled with the old process' facts", async (t) => {
   const first = await spawnAs({ uid: 4101, gid: 4101 });
-  const staleTask = await task(first.pid);
+  const staleTask = task(first.pid);
   const attestation = new Attestation([new ProcessAttestor(DEFAULTS, { log })], {
     sweepIntervalMs: 0,
   });
@@ -158,7 +158,7 @@ Deno.test("process: a reused pid is never labelled with the old process' facts",
     assert.ok(before.strings.includes("process:uid=4101"));
     await first.stop();
     second = await spawnWithPid(first.pid, () => spawnAs({ uid: 4102, gid: 4102, args: ["301"] }));
-    const fresh = await task(second.pid);
+    const fresh = task(second.pid);
 
     await t.step("the kernel's task for the new process: fresh labels, not the cache", async () => {
       const r = await attestation.augment(fresh);
@@ -195,7 +195,7 @@ Deno.test("process: a reused pid is never labelled with the old process' facts",
 
 Deno.test("process: an exited process gets the task context's labels, no error", async () => {
   const p = await spawnAs({ uid: 4201, gid: 4201 });
-  const tc = await task(p.pid);
+  const tc = task(p.pid);
   await p.stop();
   const labels = await new ProcessAttestor(DEFAULTS, { log }).collect(
     tc,
@@ -211,7 +211,7 @@ Deno.test("process: a thread id from the kernel is labelled with its process id"
   for await (const e of Deno.readDir(`/proc/${Deno.pid}/task`)) tids.push(Number(e.name));
   const tid = tids.find((t) => t !== Deno.pid);
   assert.ok(tid, "deno runs several threads");
-  const tc = await task(tid);
+  const tc = task(tid);
   const labels = await new ProcessAttestor(DEFAULTS, { log }).collect(
     tc,
     AbortSignal.timeout(5000),
@@ -241,7 +241,7 @@ Deno.test("process: a binary still being hashed gives partial labels, then the h
   const p = await spawnAs({ uid: 0, gid: 0, command: `${dir}/big` });
   try {
     const a = new ProcessAttestor({ ...DEFAULTS, hashTimeoutMs: 0 }, { log });
-    const tc = await task(p.pid);
+    const tc = task(p.pid);
     const err = await a.collect(tc, AbortSignal.timeout(10_000)).then(
       () => assert.fail("expected partial labels"),
       (e) => e,

@@ -44,7 +44,7 @@ Deno.test("systemd: a real process in a unit-shaped cgroup v2 group", async () =
   });
   try {
     await cg.add(p.pid);
-    const task = (await taskContextFromProc(p.pid))!;
+    const task = taskContextFromProc(p.pid)!;
     assert.deepEqual(await a.collect(task, AbortSignal.timeout(1000)), {
       "systemd:unit": [`web-${tag}.service`],
       "systemd:slice": [`camblet-${tag}.slice`],
