@@ -44,6 +44,11 @@ export function formatProblem(p: Problem): string {
   return parts.join(": ");
 }
 
+/** The message of anything thrown (an `Error`'s message, else its string form). */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** Bad command-line usage: `main.ts` prints the command's help and exits 2. */
 export class UsageError extends Error {
   override name = "UsageError";

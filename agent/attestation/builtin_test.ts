@@ -66,7 +66,7 @@ Deno.test("builtin: createAttestation runs the configured budget and collectors"
     { sweepIntervalMs: 0 },
   );
   try {
-    assert.deepEqual(a.attestorNames, ["process", "systemd"]);
+    assert.deepEqual(a.attestors.map((x) => x.name), ["process", "systemd"]);
     const labels = await a.augmentLabels(taskContextFromProc(Deno.pid)!);
     assert.ok(labels.includes(`process:pid=${Deno.pid}`));
     assert.deepEqual(labels, [...labels].sort());

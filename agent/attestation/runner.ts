@@ -18,6 +18,7 @@ import { readStartTime } from "../../plugins/attestor/process/proc_files.ts";
 import { logger } from "../log.ts";
 import { AttestationCache, type CacheEntry, cacheKey, taskFingerprint } from "./cache.ts";
 import { listPids, taskContextFromProc } from "./task_from_proc.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@linkcode Attestation}. */
 export interface AttestationOptions {
@@ -98,10 +99,6 @@ function validLabels(raw: unknown, who: string): Labels {
 
 type Timer = ReturnType<typeof setTimeout>;
 
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 /** Attestation for the daemon and the CLI. */
 export class Attestation {
   readonly #attestors: readonly Attestor[];
@@ -136,11 +133,6 @@ export class Attestation {
     this.#log = options.log ?? logger("attestation");
     this.#procRoot = options.procRoot ?? "/proc";
     this.cache = new AttestationCache(options.cacheMaxEntries);
-  }
-
-  /** Names of the attestors, in order. */
-  get attestorNames(): string[] {
-    return this.#attestors.map((a) => a.name);
   }
 
   /** The attestors, in order (the daemon checks their health). */
@@ -322,8 +314,8 @@ export class Attestation {
         if (o.labels) {
           sets.push(o.labels);
           pending.push(name);
-          warnings.push(`attestor(${name}) partial: ${describe(o.error)}`);
-        } else warnings.push(`attestor(${name}) failed: ${describe(o.error)}`);
+          warnings.push(`attestor(${name}) partial: ${errorMessage(o.error)}`);
+        } else warnings.push(`attestor(${name}) failed: ${errorMessage(o.error)}`);
       } else {
         pending.push(name);
         warnings.push(`attestor(${name}) did not answer within ${this.#budget} ms`);
@@ -364,7 +356,7 @@ export class Attestation {
       try {
         await a.dispose?.();
       } catch (e) {
-        this.#log.warn("Cannot dispose attestor", { attestor: a.name, error: describe(e) });
+        this.#log.warn("Cannot dispose attestor", { attestor: a.name, error: errorMessage(e) });
       }
     }
   }

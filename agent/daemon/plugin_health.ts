@@ -15,6 +15,7 @@ import {
   systemClock,
 } from "../../plugins/types.ts";
 import { logger } from "../log.ts";
+import { errorMessage } from "../errors.ts";
 
 /** A loaded plugin to watch. */
 export interface WatchedPlugin {
@@ -39,10 +40,6 @@ export interface PluginHealthOptions {
   timeoutMs?: number;
   clock?: Clock;
   log?: Logger;
-}
-
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** `p`, or a rejection once `signal` aborts (a plugin may ignore the signal it is given). */
@@ -112,7 +109,7 @@ export class PluginHealth {
     try {
       r = await this.#ask(p.instance);
     } catch (e) {
-      r = { ok: false, message: describe(e) };
+      r = { ok: false, message: errorMessage(e) };
     }
     // Disposal aborts the calls in flight: those answers are not the plugin's.
     if (!this.#stop.signal.aborted) this.#record(p, r);

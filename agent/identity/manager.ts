@@ -13,7 +13,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
-import { CapabilityError } from "../errors.ts";
+import { CapabilityError, errorMessage } from "../errors.ts";
 import { logger } from "../log.ts";
 import { findAssignable as defaultFindAssignable } from "../policy/assignable.ts";
 import { csrNames, parseCsr, verifyCsr } from "../../plugins/sdk/csr.ts";
@@ -428,7 +428,7 @@ export class IdentityManager {
           decision.spiffeId,
         );
       }
-      const why = e instanceof Error ? e.message : String(e);
+      const why = errorMessage(e);
       throw new IssuanceRefusedError(
         e instanceof CsrRejectedError ? "ca_rejected" : "ca_error",
         why,
@@ -517,7 +517,7 @@ export class IdentityManager {
     if (e instanceof IssuanceRefusedError) return e;
     return new IssuanceRefusedError(
       "internal",
-      `Cannot sign CSR: ${e instanceof Error ? e.message : String(e)}`,
+      `Cannot sign CSR: ${errorMessage(e)}`,
     );
   }
 

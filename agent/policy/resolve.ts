@@ -6,6 +6,7 @@
  */
 import { ipKey } from "./address.ts";
 import { hostnameKey, type Resolutions } from "./services.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Looks up one hostname; resolves to its addresses (empty when none) or rejects saying why. */
 export type HostResolver = (hostname: string) => Promise<string[]>;
@@ -107,7 +108,7 @@ export async function resolveHostnames(
       if (ips.length) addresses.set(name, ips);
       else errors.set(name, "no A or AAAA records");
     } catch (e) {
-      errors.set(name, e instanceof Error ? e.message : String(e));
+      errors.set(name, errorMessage(e));
     }
   }));
   return { addresses, errors };
