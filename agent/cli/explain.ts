@@ -9,7 +9,7 @@ import { formatProblem, type Problem, ValidationError } from "../errors.ts";
 import { matchConnection } from "../policy/match.ts";
 import { kernelIp } from "../policy/match_input.ts";
 import { loadPayloads } from "./load_payloads.ts";
-import { addAgentOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
+import { addPolicyOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
 import { explainJson, explainText } from "./explain_render.ts";
 import { opaDecision, opaText } from "./explain_opa.ts";
 
@@ -29,7 +29,7 @@ Description:
 Labels:
   --label k=v           one label; repeat it for more
   --labels-file <file>  one "k=v" per line (# comments allowed; the output of
-                        "camblet agent augment <pid>" works), or the kernel's augment answer
+                        "camblet-agent augment <pid>" works), or the kernel's augment answer
                         {"labels":{"k=v":true}}, or a JSON array of "k=v"; "-" reads stdin
 
 Kernel behaviour shown as it is:
@@ -53,7 +53,7 @@ Examples:
       --destination-ip 127.0.0.1
   camblet-agent explain --labels-file labels.txt --direction input --destination-port 8000 \\
       --policies-path ./policies --services-path ./services
-  camblet agent augment 4242 | camblet-agent explain --labels-file - --direction input --port 443
+  camblet-agent augment 4242 | camblet-agent explain --labels-file - --direction input --port 443
   camblet-agent explain --label process:uid=501 --direction input --port 8000 --output json
   camblet-agent explain --label process:name=python3 --label process:uid=1000 --direction input \\
       --port 8000 --opa bundle.tar.gz
@@ -224,7 +224,7 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
 
 /** Registers `explain`. */
 export function registerExplain(program: Command): void {
-  addAgentOptions(
+  addPolicyOptions(
     program.command("explain")
       .description("show which policy the kernel would apply to a connection, and why")
       .addOption(new Option("--label <k=v>", "a process label; repeatable").argParser(collect))

@@ -36,45 +36,103 @@ const FLAG_NAMES: Record<string, string> = Object.fromEntries(
   ]),
 );
 
-/** Adds the Go agent's flags (same names and defaults) plus ours to `cmd`. */
-export function addAgentOptions(cmd: Command): Command {
-  return cmd
-    .option("--kernel-module-device <path>", "camblet-driver device (default: /dev/camblet)")
-    .addOption(
+/** Every agent flag, in help order; `policy` marks those that loading policies and services reads. */
+const AGENT_OPTIONS: { option: () => Option; policy: boolean }[] = [
+  {
+    policy: false,
+    option: () =>
+      new Option("--kernel-module-device <path>", "camblet-driver device (default: /dev/camblet)"),
+  },
+  {
+    policy: false,
+    option: () =>
       new Option(
         "--driver <kind>",
         "data plane: kernel (camblet-driver), proxy (eBPF + mTLS proxy, no module) or auto " +
           "(kernel when its device exists) (default: auto)",
       ).choices(["auto", "kernel", "proxy"]),
-    )
-    .option(
-      "--fail-closed",
-      "proxy data plane: refuse protected connections while no agent serves (default: off)",
-    )
-    .addOption(
+  },
+  {
+    policy: false,
+    option: () =>
+      new Option(
+        "--fail-closed",
+        "proxy data plane: refuse protected connections while no agent serves (default: off)",
+      ),
+  },
+  {
+    policy: true,
+    option: () =>
       new Option(
         "--policies-path <path>",
         "policy file or directory; repeatable or comma-separated (default: /etc/camblet/policies)",
       ).argParser(collect),
-    )
-    .addOption(
+  },
+  {
+    policy: true,
+    option: () =>
       new Option(
         "--services-path <path>",
         "service file or directory; repeatable or comma-separated (default: /etc/camblet/services)",
       ).argParser(collect),
-    )
-    .option("--trust-domain <name>", "SPIFFE trust domain (default: camblet)")
-    .option(
-      "--default-cert-ttl <duration>",
-      "certificate TTL when a policy has none (default: 24h)",
-    )
-    .option("--ca-pem-path <path>", "self-signed CA file (default: /etc/camblet/ca.pem)")
-    .option(
-      "--ca <plugin>",
-      "CA plugin: self-signed, vault, spire or external (default: self-signed)",
-    )
-    .option("--control-socket <path>", "local control socket (default: /run/camblet/agent.sock)")
-    .option("--metrics-address <host:port>", "also serve /metrics on TCP (default: off)");
+  },
+  {
+    policy: true,
+    option: () => new Option("--trust-domain <name>", "SPIFFE trust domain (default: camblet)"),
+  },
+  {
+    policy: true,
+    option: () =>
+      new Option(
+        "--default-cert-ttl <duration>",
+        "certificate TTL when a policy has none (default: 24h)",
+      ),
+  },
+  {
+    policy: false,
+    option: () =>
+      new Option("--ca-pem-path <path>", "self-signed CA file (default: /etc/camblet/ca.pem)"),
+  },
+  {
+    policy: false,
+    option: () =>
+      new Option(
+        "--ca <plugin>",
+        "CA plugin: self-signed, vault, spire or external (default: self-signed)",
+      ),
+  },
+  {
+    policy: false,
+    option: () =>
+      new Option(
+        "--control-socket <path>",
+        "local control socket (default: /run/camblet/agent.sock)",
+      ),
+  },
+  {
+    policy: false,
+    option: () =>
+      new Option("--metrics-address <host:port>", "also serve /metrics on TCP (default: off)"),
+  },
+];
+
+/** Adds the Go agent's flags (same names and defaults) plus ours to `cmd`: the daemon's set. */
+export function addAgentOptions(cmd: Command): Command {
+  for (const { option } of AGENT_OPTIONS) cmd.addOption(option());
+  return cmd;
+}
+
+/**
+ * Adds only the flags that loading policies and services reads (paths, trust domain, default
+ * TTL), plus `extra` by long name (e.g. `--control-socket`): for commands that never start the
+ * daemon, so their help lists no daemon-only flags. The others still come from config and env.
+ */
+export function addPolicyOptions(cmd: Command, extra: readonly string[] = []): Command {
+  for (const { option, policy } of AGENT_OPTIONS) {
+    const o = option();
+    if (policy || extra.includes(o.long ?? "")) cmd.addOption(o);
+  }
+  return cmd;
 }
 
 /** Maps the agent flags the user set onto config paths. */

@@ -16,8 +16,10 @@ import { registerGeneratePolicy } from "./generate_policy.ts";
 import { registerStatus } from "./status.ts";
 import { registerTrace } from "./trace.ts";
 import { registerSources } from "./sources.ts";
+import { UsageError } from "../errors.ts";
+import { closest } from "./suggest.ts";
 
-/** Subcommand registrars, in the order `--help` lists them. */
+/** Subcommand registrars, in the order `--help` lists them; a new command adds one line. */
 const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerRun,
   registerStatus,
@@ -34,9 +36,11 @@ const SUBCOMMANDS: ((program: Command) => void)[] = [
 
 const ROOT_HELP = `
 Description:
-  camblet-agent is the user-space half of Camblet: the camblet-driver kernel module gives every
-  TCP connection of a host mutual TLS with a SPIFFE identity, and this agent tells the kernel who
-  each process is (labels), signs workload certificates and pushes policies and services.
+  camblet-agent gives every TCP connection between workloads on a Linux host mutual TLS with a
+  SPIFFE identity. With the camblet-driver kernel module (/dev/camblet) it tells the kernel who
+  each process is (labels), signs workload certificates and pushes policies and services. Without
+  the module it runs its own proxy data plane: eBPF programs steer the same connections into the
+  agent, which attests the process and speaks mTLS for it (--driver auto picks, and logs which).
 
   With no command, the agent runs as a daemon (the same as "run" or "agent").
 
@@ -63,7 +67,10 @@ Examples:
 /** Builds the program. Errors surface as exceptions (`exitOverride`) for `main.ts` to map. */
 export function buildProgram(): Command {
   const program = new Command("camblet-agent")
-    .description("Camblet agent: workload identity and mTLS policy for camblet-driver")
+    .description(
+      "Camblet agent: workload identity and mTLS policy, through camblet-driver or its own " +
+        "eBPF-steered proxy data plane",
+    )
     .version(VERSION, "--version", "print the version and exit")
     .option(
       "--config <file>",
@@ -85,6 +92,18 @@ export function buildProgram(): Command {
     .configureHelp({ sortSubcommands: false })
     .addHelpText("after", ROOT_HELP);
   for (const register of SUBCOMMANDS) register(program);
+  // Operands on the root are a mistyped command, not the daemon's (it takes none): say so, and
+  // suggest the closest name instead of "too many arguments" and the whole help.
+  program.allowExcessArguments(true).hook("preAction", (_root, action) => {
+    if (action !== program || program.args.length === 0) return;
+    const word = program.args[0]!;
+    const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+    const near = closest(word, names);
+    throw new UsageError(
+      `unknown command '${word}'` + (near ? `, did you mean '${near}'?` : "") +
+        " (see camblet-agent --help)",
+    );
+  });
   // The root carries the daemon's flags too, so listing "global options" would repeat them.
   for (const sub of program.commands) {
     sub.addHelpText(

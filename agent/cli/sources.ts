@@ -10,7 +10,7 @@ import { ValidationError } from "../errors.ts";
 import { PolicySources } from "../sources/policy_sources.ts";
 import { type SourceSpec, sourceSpecs } from "../sources/spec.ts";
 import type { SourcesStatus, SourceStatus } from "../sources/status.ts";
-import { addAgentOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
+import { addPolicyOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
 
 const HELP = `
 Description:
@@ -146,9 +146,10 @@ async function check(specs: SourceSpec[], trustDomain: string, timeoutMs: number
 
 /** Registers `sources`. */
 export function registerSources(program: Command): void {
-  addAgentOptions(
+  addPolicyOptions(
     program.command("sources")
       .description("list the policy sources (file, git, http) and their state"),
+    ["--control-socket"],
   )
     .option("--check", "fetch and validate every source once now, without the agent")
     .option("--timeout <seconds>", "with --check: longest wait per source (default 60)")

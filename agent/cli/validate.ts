@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { formatProblem, ValidationError } from "../errors.ts";
-import { addAgentOptions, outputFormat, resolveConfig } from "./options.ts";
+import { addPolicyOptions, outputFormat, resolveConfig } from "./options.ts";
 import { type LoadedPayloads, loadPayloads } from "./load_payloads.ts";
 
 const HELP = `
@@ -51,7 +51,7 @@ export function validationSummary(result: LoadedPayloads): string {
 
 /** Registers `validate`. */
 export function registerValidate(program: Command): void {
-  addAgentOptions(
+  addPolicyOptions(
     program.command("validate")
       .description(
         "check config, policies and services; print every problem or the kernel payloads",

@@ -127,8 +127,7 @@ export class Daemon {
       trustDomain: agent.trustDomain,
       signal: this.#ac.signal,
     });
-    this.#current = this.#sources.current;
-    for (const w of this.#current.warnings) log.warn(formatProblem(w));
+    this.#current = this.#sources.current; // its warnings were logged by the sources
     const make = this.#o.services ?? ((l, p, s, h, k) => createServices(l.config, p, s, h, k));
     this.#services = await make(
       this.#loaded,

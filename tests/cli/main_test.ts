@@ -111,3 +111,48 @@ Deno.test("`agent`, `run` and no subcommand all start the daemon", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a mistyped command is named, with the closest one, and exits 2", async () => {
+  const r = await runCli(["stauts"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    r.stderr.trim(),
+    "error: unknown command 'stauts', did you mean 'status'? (see camblet-agent --help)",
+  );
+  assert.equal(r.stdout, "", "no help dump");
+  const far = await runCli(["xyzzy"]);
+  assert.equal(far.code, 2);
+  assert.match(far.stderr, /^error: unknown command 'xyzzy' \(see camblet-agent --help\)\n$/);
+});
+
+Deno.test("the description names both data planes", async () => {
+  const r = await runCli(["--help"]);
+  assert.match(r.stdout, /camblet-driver or its own\s+eBPF-steered proxy data\s+plane/);
+  assert.match(r.stdout, /proxy data plane/);
+});
+
+Deno.test("validate and explain list no daemon-only flags", async () => {
+  for (const cmd of ["validate", "explain"]) {
+    const r = await runCli([cmd, "--help"]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const flag of ["--policies-path", "--services-path", "--trust-domain"]) {
+      assert.ok(r.stdout.includes(flag), `${cmd} lacks ${flag}`);
+    }
+    for (
+      const flag of [
+        "--kernel-module-device",
+        "--driver",
+        "--fail-closed",
+        "--ca-pem-path",
+        "--ca <plugin>",
+        "--control-socket",
+        "--metrics-address",
+      ]
+    ) {
+      assert.ok(!r.stdout.includes(flag), `${cmd} --help lists daemon-only ${flag}`);
+    }
+  }
+  const explain = await runCli(["explain", "--help"]);
+  assert.ok(!explain.stdout.includes("camblet agent augment"), "the Go agent's spelling");
+  assert.match(explain.stdout, /camblet-agent augment <pid>/);
+});
