@@ -17,6 +17,7 @@ import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import { type PolicySnapshot, PolicySources, sourcesMetrics, sourceSpecs } from "../sources/mod.ts";
 import { agentMetrics } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
+import { notifySystemd } from "../sd_notify.ts";
 import { VERSION } from "../version.ts";
 import { renderMetrics } from "../control/metrics.ts";
 import { type Listener, serveControlSocket, serveMetricsTcp } from "../control/server.ts";
@@ -201,6 +202,7 @@ export class Daemon {
       services: Object.keys(this.#current.payloads.load_sd_info).length,
       control: this.#listeners.map((l) => l.address).join(" "),
     });
+    notifySystemd(`READY=1\nSTATUS=Agent ready (${this.#plane.choice.kind} data plane)`);
   }
 
   #installSignals(): void {
@@ -359,6 +361,7 @@ export class Daemon {
     this.#stopping = true;
     this.#ready = false;
     log.info("Stopping", { reason });
+    notifySystemd("STOPPING=1");
     await this.#teardown();
     this.#exit({ code, reason });
   }
