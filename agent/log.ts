@@ -5,6 +5,7 @@
  * @module
  */
 import { configure, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+import { journalPrefixer } from "./journal.ts";
 
 /** A scoped logger under `camblet`, e.g. `logger("plugin", "ca", "vault")`. */
 export function logger(...category: string[]): Logger {
@@ -49,9 +50,13 @@ export function levelFor(verbosity: number): LogLevel {
 /** Sends records to stderr. Called once, by `main.ts`. */
 export async function configureLogging(level: LogLevel): Promise<void> {
   const enc = new TextEncoder();
+  const prefix = journalPrefixer(); // "<N>" priorities when stderr is journald's stream
   await configure({
     reset: true,
-    sinks: { stderr: (r: LogRecord) => Deno.stderr.writeSync(enc.encode(formatRecord(r))) },
+    sinks: {
+      stderr: (r: LogRecord) =>
+        Deno.stderr.writeSync(enc.encode(prefix(r.level) + formatRecord(r))),
+    },
     loggers: [
       { category: ["camblet"], lowestLevel: level, sinks: ["stderr"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
