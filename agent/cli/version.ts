@@ -4,7 +4,8 @@
  * @module
  */
 import type { Command } from "commander";
-import { VERSION, versionLine } from "../version.ts";
+import { VERSION } from "../version.ts";
+import { versionReport } from "../build_info.ts";
 
 /** Registers `version`. */
 export function registerVersion(program: Command): void {
@@ -13,6 +14,6 @@ export function registerVersion(program: Command): void {
     .option("--short", "print only the version number")
     .addHelpText("after", "\nExamples:\n  camblet-agent version\n  camblet-agent version --short\n")
     .action((opts: { short?: boolean }) => {
-      console.log(opts.short ? VERSION : versionLine());
+      console.log(opts.short ? VERSION : versionReport());
     });
 }
