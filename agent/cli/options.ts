@@ -112,7 +112,10 @@ const AGENT_OPTIONS: { option: () => Option; policy: boolean }[] = [
   {
     policy: false,
     option: () =>
-      new Option("--metrics-address <host:port>", "also serve /metrics on TCP (default: off)"),
+      new Option(
+        "--metrics-address <host:port>",
+        "also serve /metrics on TCP, unauthenticated (default: off; ':9090' alone is loopback)",
+      ),
   },
 ];
 

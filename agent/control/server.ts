@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { logger } from "../log.ts";
 import type { TraceFilter, TraceHub } from "./trace_hub.ts";
 
 /** What the server asks the daemon for. */
@@ -95,39 +96,115 @@ async function socketInUse(path: string): Promise<boolean> {
   }
 }
 
+function kindOf(info: Deno.FileInfo): string {
+  if (info.isSymlink) return "a symbolic link";
+  if (info.isFile) return "a regular file";
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a FIFO";
+  return "something that is not a socket";
+}
+
+const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, "0");
+
 /**
- * Serves the control API on the Unix socket `path`: creates its directory (0700), refuses to take
- * over a socket another agent answers on, replaces a stale one, and makes the socket 0600.
+ * The socket's directory: created (0700) when missing, else used as it is when it is ours (or
+ * root's) and nobody else can rename entries in it (not group/world writable, or sticky like
+ * /tmp). Its mode is never changed: it may be shared.
+ */
+async function socketDir(path: string, fail: (why: string) => Error): Promise<void> {
+  const dir = dirname(path);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw fail(`cannot read "${dir}": ${e}`);
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.chmod(dir, 0o700);
+    info = await Deno.stat(dir);
+  }
+  if (!info.isDirectory) throw fail(`"${dir}" is not a directory`);
+  const uid = Deno.uid();
+  if (info.uid !== uid && info.uid !== 0) {
+    throw fail(`directory "${dir}" is owned by uid ${info.uid}, not by this user (${uid}) or root`);
+  }
+  const mode = info.mode ?? 0;
+  if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+    throw fail(
+      `directory "${dir}" is writable by group or others without the sticky bit ` +
+        `(mode ${octal(mode)})`,
+    );
+  }
+}
+
+/** Removes a stale socket of ours at `path`; refuses anything else that is there. */
+async function clearPath(path: string, fail: (why: string) => Error): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw fail(`cannot read it: ${e}`);
+  }
+  if (!info.isSocket) {
+    throw fail(`${kindOf(info)} is there (left as it is; remove it or choose another path)`);
+  }
+  if (await socketInUse(path)) throw fail("another agent is answering on it");
+  if (info.uid !== Deno.uid()) {
+    throw fail(`a stale socket of uid ${info.uid} is there (not ours to remove)`);
+  }
+  await Deno.remove(path);
+}
+
+/**
+ * Serves the control API on the Unix socket `path`: creates its directory (0700) when missing,
+ * refuses a directory that is not ours or not safe, refuses to take over a socket another agent
+ * answers on, replaces a stale socket of ours and nothing else, and makes the socket 0600 before
+ * it appears at `path` (it is bound in a private directory, then linked into place).
  */
 export async function serveControlSocket(path: string, src: ControlSources): Promise<Listener> {
+  const fail = (why: string) => new Error(`Cannot serve the control socket "${path}": ${why}`);
+  await socketDir(path, fail);
+  await clearPath(path, fail);
   const dir = dirname(path);
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  await Deno.chmod(dir, 0o700).catch(() => {});
-  if (await socketInUse(path)) {
-    throw new Error(`Cannot serve the control socket "${path}": another agent is answering on it`);
-  }
-  await Deno.remove(path).catch(() => {});
+  const tmpDir = await Deno.makeTempDir({ dir, prefix: `.${basename(path)}.tmp-` });
+  const tmp = join(tmpDir, "s");
   const ac = new AbortController();
-  const server = Deno.serve(
-    { path, signal: ac.signal, onListen: () => {} },
-    controlHandler(src),
-  );
-  await Deno.chmod(path, 0o600);
+  let server: Deno.HttpServer | undefined;
+  try {
+    server = Deno.serve({ path: tmp, signal: ac.signal, onListen: () => {} }, controlHandler(src));
+    await Deno.chmod(tmp, 0o600);
+    // link() never replaces what appeared at `path` meanwhile.
+    await Deno.link(tmp, path).catch((e) => {
+      throw fail(e instanceof Deno.errors.AlreadyExists ? "something appeared there" : `${e}`);
+    });
+  } catch (e) {
+    ac.abort();
+    await server?.finished;
+    throw e;
+  } finally {
+    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+  }
+  const s = server;
   return {
     address: `unix:${path}`,
     close: async () => {
       ac.abort();
-      await server.finished;
-      await Deno.remove(path).catch(() => {});
+      await s.finished;
+      // Only our socket: a file put there since is not ours to delete.
+      const info = await Deno.lstat(path).catch(() => undefined);
+      if (info?.isSocket && info.uid === Deno.uid()) await Deno.remove(path).catch(() => {});
     },
   };
 }
 
-/** Serves `/metrics`, `/healthz` and `/readyz` on TCP `host:port` (only when asked). */
+/**
+ * Serves `/metrics`, `/healthz` and `/readyz` on TCP `host:port` (only when asked). Without
+ * authentication, so `:port` alone means loopback; every interface must be asked for by name.
+ */
 export async function serveMetricsTcp(address: string, src: ControlSources): Promise<Listener> {
   const m = /^(.*):(\d+)$/.exec(address);
   if (!m) throw new RangeError(`Cannot listen on metrics address "${address}": expected host:port`);
-  const hostname = (m[1] || "0.0.0.0").replace(/^\[(.*)\]$/, "$1");
+  const hostname = (m[1] || "127.0.0.1").replace(/^\[(.*)\]$/, "$1");
   const ac = new AbortController();
   let resolved!: (a: Deno.NetAddr) => void;
   const listening = new Promise<Deno.NetAddr>((r) => resolved = r);
@@ -141,6 +218,19 @@ export async function serveMetricsTcp(address: string, src: ControlSources): Pro
     controlHandler(src, true),
   );
   const a = await listening;
+  const log = logger("control");
+  if (!m[1]) {
+    log.info(
+      "Serving metrics on loopback only: no host given (name one, e.g. 0.0.0.0:PORT, to listen on every interface)",
+      {
+        address: `${a.hostname}:${a.port}`,
+      },
+    );
+  } else if (!/^(127\.|::1$|localhost$)/.test(hostname)) {
+    log.warn("Serving metrics without authentication beyond loopback", {
+      address: `${a.hostname}:${a.port}`,
+    });
+  }
   return {
     address: `tcp:${a.hostname}:${a.port}`,
     close: async () => {
