@@ -324,6 +324,71 @@ const CASES: Case[] = [
     field: "",
     message: /expected object, got "just a string"/,
   },
+  // Typed labels: a value the label can never take validated as fine and never matched.
+  {
+    name: "destination:port out of range",
+    kind: "policies",
+    yaml: p("- selectors: [{destination:port: 80000}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[0]["destination:port"]',
+    message: /port 80000 is outside 1\.\.65535; it can never match/,
+  },
+  {
+    name: "destination:port not a number",
+    kind: "policies",
+    yaml: p('- selectors: [{destination:port: "eighty"}]\n  certificate: {workloadID: w}\n'),
+    item: 1,
+    field: 'selectors[0]["destination:port"]',
+    message: /port "eighty" is not a whole number \(1\.\.65535\)/,
+  },
+  {
+    name: "source:port in a list, zero",
+    kind: "policies",
+    yaml: p("- selectors: [{source:port: [443, 0]}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[0]["source:port"][1]',
+    message: /port 0 is outside 1\.\.65535/,
+  },
+  {
+    name: "process:uid negative",
+    kind: "policies",
+    yaml: p("- selectors: [{process:uid: -1}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[0]["process:uid"]',
+    message: /uid "-1" is not a whole number \(0\.\.4294967294\)/,
+  },
+  {
+    name: "process:gid a name",
+    kind: "policies",
+    yaml: p("- selectors: [{}, {process:gid: [0, wheel]}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[1]["process:gid"][1]',
+    message: /gid "wheel" is not a whole number/,
+  },
+  {
+    name: "process:uid:effective fractional",
+    kind: "policies",
+    yaml: p("- selectors: [{process:uid:effective: 1000.5}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[0]["process:uid:effective"]',
+    message: /uid "1000\.5" is not a whole number/,
+  },
+  {
+    name: "destination:ip a CIDR range",
+    kind: "policies",
+    yaml: p("- selectors: [{destination:ip: 10.0.0.0/8}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[0]["destination:ip"]',
+    message: /"10\.0\.0\.0\/8" is not an IPv4 or IPv6 address; selectors match one address exactly/,
+  },
+  {
+    name: "source:ip not an address",
+    kind: "policies",
+    yaml: p("- selectors: [{source:ip: 256.1.1.1}]\n  certificate: {workloadID: w}\n"),
+    item: 1,
+    field: 'selectors[0]["source:ip"]',
+    message: /"256\.1\.1\.1" is not an IPv4 or IPv6 address/,
+  },
   // Templates: the Go agent fell back to the raw text silently.
   {
     name: "unsupported template action",
@@ -347,4 +412,26 @@ const CASES: Case[] = [
 Deno.test("bad policies are rejected with file, item and field, and nothing loads", async (t) => {
   assert.ok(new Set(CASES.map((c) => c.name)).size >= 30);
   for (const c of CASES) await t.step(c.name, () => expectRejected(c));
+});
+
+Deno.test("typed selector values that can match compile as the kernel prints them", async () => {
+  const { parsePolicyFile } = await import("./parse_policy.ts");
+  const { policies, problems } = parsePolicyFile(
+    "ok.yaml",
+    "- selectors: [{destination:port: [8000, '443'], destination:ip: '::1', process:uid: 0}]\n" +
+      "  certificate: {workloadID: w}\n" +
+      "  egress:\n    - selectors: [{destination:port: any-label-value}]\n" +
+      "      certificate: {workloadID: e}\n",
+    { trustDomain: "acme.test" },
+  );
+  assert.deepEqual(problems, []);
+  assert.deepEqual(policies[0]!.policy.selectors, [[
+    ["destination:port", ["8000", "443"]],
+    ["destination:ip", ["0000:0000:0000:0000:0000:0000:0000:0001"]],
+    ["process:uid", ["0"]],
+  ]]);
+  // Egress selectors match service labels, which are free-form: not checked.
+  assert.deepEqual(policies[0]!.policy.egress![0]!.selectors, [[
+    ["destination:port", ["any-label-value"]],
+  ]]);
 });

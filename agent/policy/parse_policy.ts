@@ -11,6 +11,7 @@ import { parseItems } from "./parse.ts";
 import { type EgressDocument, type PolicyDocument, policySchema } from "./schema.ts";
 import type { EgressInput, PolicySource, SelectorEntries } from "./source.ts";
 import type { YamlSource } from "./yaml_source.ts";
+import { checkSelectorValue } from "./selector_types.ts";
 
 /** Most selector sets one selector map may expand to (product of its list lengths). */
 export const MAX_SELECTOR_PRODUCT = 4096;
@@ -29,15 +30,22 @@ function normaliseSelectors(
   source: YamlSource | undefined,
   problems: Problem[],
   at: (field: readonly PropertyKey[]) => Omit<Problem, "message">,
+  typed: boolean,
 ): SelectorEntries[] {
   return selectors.map((map, m) => {
     let product = 1;
     const entries: SelectorEntries = Object.entries(map).map(([name, value]) => {
       const list = Array.isArray(value) ? value : [value];
       const values = list.map((v, i) => {
-        if (typeof v === "string") return v;
-        const vPath = Array.isArray(value) ? [...path, m, name, i] : [...path, m, name];
-        return source?.literalOf(vPath) ?? String(v);
+        const field = Array.isArray(value) ? [m, name, i] : [m, name];
+        const written = typeof v === "string"
+          ? v
+          : source?.literalOf([...path, ...field]) ?? String(v);
+        if (!typed) return written;
+        const checked = checkSelectorValue(name, written);
+        if ("value" in checked) return checked.value;
+        problems.push({ ...at(field), message: `${checked.problem}; it can never match` });
+        return written;
       });
       const unique = [...new Set(values)];
       product *= unique.length;
@@ -78,6 +86,7 @@ function entry(
   source: YamlSource | undefined,
   problems: Problem[],
   at: (field: readonly PropertyKey[]) => Omit<Problem, "message">,
+  typed: boolean,
 ): EgressInput {
   const out: EgressInput = {
     selectors: normaliseSelectors(
@@ -86,6 +95,7 @@ function entry(
       source,
       problems,
       (f) => at(["selectors", ...f]),
+      typed,
     ),
     certificate: certificate(doc.certificate),
   };
@@ -125,7 +135,8 @@ export function parsePolicyFile(
       const l = parsed.source?.lineOf([item, ...field]);
       return { file, item, ...(l === undefined ? {} : { line: l }), field: formatPath(field) };
     };
-    const policy: PolicySource["policy"] = entry(data, [item], parsed.source, problems, at);
+    // Policy selectors match the kernel's labels (typed); egress selectors match service labels.
+    const policy: PolicySource["policy"] = entry(data, [item], parsed.source, problems, at, true);
     if (data.egress?.length) {
       policy.egress = data.egress.map((e, i) => {
         const out = entry(
@@ -134,6 +145,7 @@ export function parsePolicyFile(
           parsed.source,
           problems,
           (f) => at(["egress", i, ...f]),
+          false,
         );
         const l = parsed.source?.lineOf([item, "egress", i]);
         return l === undefined ? out : { line: l, ...out };

@@ -147,3 +147,34 @@ Deno.test("validate --help reads like a man page", async () => {
     assert.ok(r.stdout.includes(s), s);
   }
 });
+
+Deno.test("validate refuses selector values a typed label can never take (exit 1)", async () => {
+  const dir = await tempDir({
+    "policies/web.yaml": "- selectors: [{destination:port: 80000}]\n" +
+      "  certificate: {workloadID: web}\n" +
+      "- selectors: [{destination:port: eighty, process:uid: [0, -1], process:gid: wheel}]\n" +
+      "  certificate: {workloadID: web2}\n",
+    "services/none.yaml": "[]\n",
+  });
+  try {
+    const r = await runCli([
+      "validate",
+      "--policies-path",
+      `${dir}/policies`,
+      "--services-path",
+      `${dir}/services`,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    const f = `${dir}/policies/web.yaml`;
+    for (
+      const line of [
+        `${f}:1: item 0: selectors[0]["destination:port"]: port 80000 is outside 1..65535`,
+        `${f}:3: item 1: selectors[0]["destination:port"]: port "eighty" is not a whole number`,
+        `${f}:3: item 1: selectors[0]["process:uid"][1]: uid "-1" is not a whole number`,
+        `${f}:3: item 1: selectors[0]["process:gid"]: gid "wheel" is not a whole number`,
+      ]
+    ) assert.ok(r.stderr.includes(line), `missing ${line}\n${r.stderr}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
