@@ -69,7 +69,5 @@ export class ValidationError extends Error {
   }
 }
 
-/** A capability the host or a plugin lacks (e.g. no /dev/camblet, EC root with the kernel driver). */
-export class CapabilityError extends Error {
-  override name = "CapabilityError";
-}
+// Defined in driver/ so that the driver, plugins and the agent throw and catch one class.
+export { CapabilityError } from "../driver/errors.ts";

@@ -15,7 +15,7 @@ import {
 import { IdentityManager } from "../agent/identity/manager.ts";
 import { AuditLog } from "../agent/identity/audit.ts";
 import { MetricsRegistry } from "../agent/identity/metrics.ts";
-import { checkKernelAnswer } from "../agent/identity/answer_check.ts";
+import { checkKernelAnswer } from "../driver/answer_check.ts";
 
 const SHA = await sha256File(FAKE_PLUGIN);
 

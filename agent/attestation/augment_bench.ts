@@ -10,7 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import { systemClock } from "../../plugins/types.ts";
 import { createAttestation } from "./builtin.ts";
 import { Attestation } from "./runner.ts";
-import { taskContextFromProc } from "./task_from_proc.ts";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import type { TaskContext } from "../../driver/payloads.ts";
 
 const COUNT = 1000;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { configSchema } from "../config/schema.ts";
 import { createAttestation, planAttestors } from "./builtin.ts";
-import { taskContextFromProc } from "./task_from_proc.ts";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 
 Deno.test("builtin: the Go config keys pick the collectors; defaults as documented", () => {
   const { planned, problems } = planAttestors(configSchema.parse({}));

@@ -12,5 +12,5 @@ export {
   type AugmentResult,
 } from "./runner.ts";
 export { BUILTIN_ATTESTORS, createAttestation, planAttestors } from "./builtin.ts";
-export { listPids, taskContextFromProc } from "./task_from_proc.ts";
+export { listPids, taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 export { augmentLabels, useAttestation } from "./augment.ts";

@@ -17,7 +17,7 @@ import { labelStrings, mergeLabels } from "../../plugins/attestor/_lib/labels.ts
 import { readStartTime } from "../../plugins/attestor/process/proc_files.ts";
 import { logger } from "../log.ts";
 import { AttestationCache, type CacheEntry, cacheKey, taskFingerprint } from "./cache.ts";
-import { listPids, taskContextFromProc } from "./task_from_proc.ts";
+import { listPids, taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import { errorMessage } from "../errors.ts";
 
 /** Options of {@linkcode Attestation}. */

@@ -3,7 +3,7 @@ import { fakeAttestor } from "../../tests/fakes/attestor_fakes.ts";
 import { PartialLabelsError } from "../../plugins/attestor/_lib/partial.ts";
 import { spawnAs } from "../../tests/fakes/attestor_processes.ts";
 import { Attestation, type AttestationError } from "./runner.ts";
-import { taskContextFromProc } from "./task_from_proc.ts";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import type { TaskContext } from "../../plugins/types.ts";
 
 function self(): TaskContext {

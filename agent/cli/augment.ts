@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import { createAttestation } from "../attestation/builtin.ts";
 import type { AugmentResult } from "../attestation/runner.ts";
-import { taskContextFromProc } from "../attestation/task_from_proc.ts";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import { outputFormat, resolveConfig, usageError } from "./options.ts";
 
 const HELP = `

@@ -8,7 +8,7 @@ import { type Command, Option } from "commander";
 import { stringify } from "yaml";
 import type { Labels } from "../../plugins/types.ts";
 import { formatKernelTtl, parseDuration } from "../duration.ts";
-import { spiffeIdProblem, spiffePathProblem } from "../spiffe.ts";
+import { spiffeIdProblem, spiffePathProblem } from "../../driver/spiffe.ts";
 import { attestPid, parsePid } from "./augment.ts";
 import { usageError } from "./options.ts";
 

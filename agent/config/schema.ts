@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../duration.ts";
-import { trustDomainProblem } from "../spiffe.ts";
+import { trustDomainProblem } from "../../driver/spiffe.ts";
 
 /** Release builds of the Go agent used this directory; so do we. */
 export const CONFIG_DIR = "/etc/camblet";

@@ -20,7 +20,7 @@ import {
   kernelCsrAnswer,
   type KernelTrustAnchor,
   TrustAnchorCache,
-} from "../identity/kernel_answer.ts";
+} from "../../driver/kernel_answer.ts";
 import { RefusalIssuer } from "../identity/refusal.ts";
 
 /** `setup` the daemon passes: the CA's trust anchors (standard base64 DER). */

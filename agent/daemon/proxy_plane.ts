@@ -20,7 +20,7 @@ import type {
   ProxyConnection,
   ProxyDecision,
 } from "../../driver/proxy/types.ts";
-import { taskContextFromProc } from "../attestation/task_from_proc.ts";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { logger } from "../log.ts";

@@ -7,7 +7,7 @@
  */
 import type { Assignable } from "../policy/assignable.ts";
 import { parseDuration } from "../duration.ts";
-import { spiffeIdProblem } from "../spiffe.ts";
+import { spiffeIdProblem } from "../../driver/spiffe.ts";
 import type { CsrNames } from "../../plugins/sdk/csr.ts";
 
 /** Why a request was refused; also the `reason` label of the refusal metric. */

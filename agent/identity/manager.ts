@@ -24,7 +24,11 @@ import { AuditLog, type AuditRecord } from "./audit.ts";
 import { decideIssuance, type RefusalReason } from "./decide.ts";
 import { checkIssuancePolicy } from "./issuance_policy.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
-import { kernelCsrAnswer, type KernelTrustAnchor, TrustAnchorCache } from "./kernel_answer.ts";
+import {
+  kernelCsrAnswer,
+  type KernelTrustAnchor,
+  TrustAnchorCache,
+} from "../../driver/kernel_answer.ts";
 import { agentMetrics, type MetricsRegistry } from "./metrics.ts";
 import { RefusalIssuer } from "./refusal.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { IdentityManager, type IdentityManagerOptions, IssuanceRefusedError } from "./manager.ts";
-import { checkKernelAnswer } from "./answer_check.ts";
+import { checkKernelAnswer } from "../../driver/answer_check.ts";
 import { AuditLog } from "./audit.ts";
 import { MetricsRegistry } from "./metrics.ts";
 import { CapabilityError } from "../errors.ts";

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Problem } from "../errors.ts";
+import { isSourceFileName } from "../../plugins/policy_source/_names.ts";
 
 /** One file's text. */
 export interface SourceFile {
@@ -24,24 +25,8 @@ export interface ReadSourceFilesOptions {
   explicit: boolean;
 }
 
-const EXTENSIONS = [".yaml", ".yml", ".json"];
-
-/**
- * Whether a directory entry is a source file: a known extension, not hidden (`.x.swp`, `.#x`),
- * not an editor backup (`x~`) or auto-save (`#x#`).
- *
- * @example
- * ```ts
- * import { isSourceFileName } from "./files.ts";
- * isSourceFileName("web.yaml"); // true
- * isSourceFileName(".web.yaml.swp"); // false
- * ```
- */
-export function isSourceFileName(name: string): boolean {
-  if (name.startsWith(".") || name.endsWith("~") || name.startsWith("#")) return false;
-  const lower = name.toLowerCase();
-  return EXTENSIONS.some((e) => lower.endsWith(e) && lower.length > e.length);
-}
+// The one definition is with the policy sources (plugins may not import the agent).
+export { isSourceFileName };
 
 function decode(path: string, bytes: Uint8Array, problems: Problem[]): string | undefined {
   try {

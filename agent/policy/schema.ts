@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../duration.ts";
-import { spiffeIdProblem, spiffePathProblem } from "../spiffe.ts";
+import { spiffeIdProblem, spiffePathProblem } from "../../driver/spiffe.ts";
 import { KERNEL_LIMITS } from "../../driver/payloads.ts";
 import { addressProblem, isHostname } from "./address.ts";
 

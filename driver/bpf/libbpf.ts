@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { CapabilityError } from "../../agent/errors.ts";
+import { CapabilityError } from "../errors.ts";
 
 const LIBBPF = {
   bpf_object__open_mem: { parameters: ["buffer", "usize", "pointer"], result: "pointer" },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CapabilityError } from "../../agent/errors.ts";
+import { CapabilityError } from "../errors.ts";
 import { cstr, isBpffs, isCgroup2, loadLibbpf } from "./libbpf.ts";
 
 Deno.test("a missing libbpf is a CapabilityError naming the Debian package", () => {

@@ -17,7 +17,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { CapabilityError } from "../../agent/errors.ts";
+import { CapabilityError } from "../errors.ts";
 import { type BpfMap, BpfObject, removePinnedLink } from "./bpf_object.ts";
 import {
   bpf,

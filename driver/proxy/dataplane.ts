@@ -17,8 +17,7 @@
  * @module
  */
 import net from "node:net";
-import type { Logger } from "@logtape/logtape";
-import { logger } from "../../agent/log.ts";
+import { getLogger, type Logger } from "@logtape/logtape";
 import {
   type ProtectedDestination,
   type StatName,
@@ -129,7 +128,7 @@ function closeServer(server: net.Server): Promise<void> {
  * no cgroup v2, not root); everything already started is stopped again.
  */
 export async function startProxyDataPlane(options: ProxyDataPlaneOptions): Promise<ProxyDataPlane> {
-  const log = options.log ?? logger("dataplane", "proxy");
+  const log = options.log ?? getLogger(["camblet", "dataplane", "proxy"]);
   const ip4 = options.listenIp4 ?? "127.0.0.1";
   let ip6 = options.listenIp6 === undefined ? "::1" : options.listenIp6;
   const metrics = new ProxyMetrics();

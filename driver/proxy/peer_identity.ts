@@ -6,7 +6,7 @@
  * @module
  */
 import type { TLSSocket } from "node:tls";
-import { spiffeIdAllowed, spiffeIdProblem } from "../../agent/spiffe.ts";
+import { spiffeIdAllowed, spiffeIdProblem } from "../spiffe.ts";
 
 /**
  * The URI entries of a Node `subjectaltname` string (`URI:spiffe://a/b, DNS:x`), in order.

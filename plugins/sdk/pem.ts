@@ -5,7 +5,10 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
+import { fromBase64, toBase64 } from "../../driver/base64.ts";
+
+// The kernel's base64 lives with the kernel protocol; plugins get it here.
+export { fromBase64, toBase64 };
 
 /** One PEM block. */
 export interface PemBlock {
@@ -14,23 +17,6 @@ export interface PemBlock {
   /** Non-standard headers found inside the block (kept for diagnostics, never written). */
   headers: Record<string, string>;
   der: Uint8Array;
-}
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Standard, padded base64 (what the kernel reads). */
-export function toBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
-}
-
-/** Decodes standard base64; throws `SyntaxError` on anything else (Buffer alone is lenient). */
-export function fromBase64(text: string): Uint8Array {
-  if (text.length % 4 !== 0 || !BASE64.test(text)) {
-    throw new SyntaxError(
-      `Cannot decode base64 "${text.slice(0, 24)}…": not standard padded base64`,
-    );
-  }
-  return new Uint8Array(Buffer.from(text, "base64"));
 }
 
 /**

@@ -37,7 +37,8 @@ export function randomSerial(): string {
 // AKI needs an export and a hash of the issuer key: compute it once per issuer key.
 const akiCache = new WeakMap<CryptoKey, x509.Extension>();
 
-async function authorityKeyId(key: CryptoKey): Promise<x509.Extension> {
+/** The authorityKeyIdentifier extension for `key`'s certificates (cached per key). */
+export async function authorityKeyId(key: CryptoKey): Promise<x509.Extension> {
   let ext = akiCache.get(key);
   if (!ext) {
     ext = await x509.AuthorityKeyIdentifierExtension.create(key);

@@ -7,7 +7,7 @@
  */
 import type { CertificateAuthority } from "../../plugins/ca/types.ts";
 import type { Clock } from "../../plugins/types.ts";
-import { type AnswerCheck, checkKernelAnswer } from "../../agent/identity/answer_check.ts";
+import { type AnswerCheck, checkKernelAnswer } from "../../driver/answer_check.ts";
 import { AuditLog, type AuditRecord } from "../../agent/identity/audit.ts";
 import { IdentityManager } from "../../agent/identity/manager.ts";
 import { MetricsRegistry } from "../../agent/identity/metrics.ts";

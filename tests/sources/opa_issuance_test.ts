@@ -10,7 +10,7 @@ import { PolicySources } from "../../agent/sources/policy_sources.ts";
 import { IdentityManager } from "../../agent/identity/manager.ts";
 import { AuditLog } from "../../agent/identity/audit.ts";
 import { MetricsRegistry } from "../../agent/identity/metrics.ts";
-import { checkKernelAnswer } from "../../agent/identity/answer_check.ts";
+import { checkKernelAnswer } from "../../driver/answer_check.ts";
 import { logger } from "../../agent/log.ts";
 import { SelfSignedCa } from "../../plugins/ca/self_signed/self_signed_ca.ts";
 import { parseSelfSignedConfig } from "../../plugins/ca/self_signed/config.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { systemClock } from "../../types.ts";
-import { taskContextFromProc } from "../../../agent/attestation/task_from_proc.ts";
+import { taskContextFromProc } from "../_lib/task_from_proc.ts";
 import {
   dockerAvailable,
   ensureDockerTestImage,

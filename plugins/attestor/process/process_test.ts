@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import { taskContextFromProc } from "../../../agent/attestation/task_from_proc.ts";
+import { taskContextFromProc } from "../_lib/task_from_proc.ts";
 import { Attestation } from "../../../agent/attestation/runner.ts";
 import {
   spawnAs,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getLogger } from "@logtape/logtape";
 import { systemClock } from "../../types.ts";
-import { taskContextFromProc } from "../../../agent/attestation/task_from_proc.ts";
+import { taskContextFromProc } from "../_lib/task_from_proc.ts";
 import { createCgroup, spawnAs } from "../../../tests/fakes/attestor_processes.ts";
 import { systemdAttestor, systemdLabels } from "./systemd.ts";
 

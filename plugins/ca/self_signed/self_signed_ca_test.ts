@@ -1,7 +1,7 @@
 import { caConformance } from "../conformance.ts";
 import { SelfSignedCa } from "./self_signed_ca.ts";
 import { parseSelfSignedConfig } from "./config.ts";
-import { logger } from "../../../agent/log.ts";
+import { getLogger } from "@logtape/logtape";
 import assert from "node:assert/strict";
 import { runCli } from "../../../tests/cli/_run.ts";
 import { parseCsr } from "../../sdk/csr.ts";
@@ -23,7 +23,7 @@ for (const intermediate of [false, true]) {
       if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
       const ca = await SelfSignedCa.open(parsed.value, {
         clock,
-        log: logger("test"),
+        log: getLogger(["camblet", "test"]),
         maintenanceIntervalMs: 0,
       });
       const dispose = ca.dispose.bind(ca);
@@ -43,7 +43,7 @@ async function openCa(caPemPath: string, clock: Clock, extra: Record<string, unk
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   return await SelfSignedCa.open(parsed.value, {
     clock,
-    log: logger("test"),
+    log: getLogger(["camblet", "test"]),
     maintenanceIntervalMs: 0,
   });
 }

@@ -12,7 +12,7 @@ import {
   type SpireOptions,
   startSpire,
 } from "../../../tests/peers/mod.ts";
-import { logger } from "../../../agent/log.ts";
+import { getLogger } from "@logtape/logtape";
 import { parseSpireConfig, type SpireConfig } from "./config.ts";
 
 /** The capture's trust domain. */
@@ -56,4 +56,4 @@ export function spireConfig(spire: Spire, raw: Record<string, unknown> = {}): Sp
 }
 
 /** The plugin's logger in tests. */
-export const testLog = logger("plugin", "ca", "spire");
+export const testLog = getLogger(["camblet", "plugin", "ca", "spire"]);

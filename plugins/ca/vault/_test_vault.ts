@@ -13,7 +13,7 @@ import {
 } from "../../../tests/peers/mod.ts";
 import { ensurePeer } from "../../../tests/peers/mod.ts";
 import { freePort, spawnLogged, waitFor } from "../../../tests/peers/_process.ts";
-import { logger } from "../../../agent/log.ts";
+import { getLogger } from "@logtape/logtape";
 import { VaultClient } from "./vault_client.ts";
 import { parseVaultConfig, type VaultConfig } from "./config.ts";
 
@@ -82,7 +82,7 @@ export function vaultConfig(
 }
 
 /** The plugin's logger in tests. */
-export const testLog = logger("plugin", "ca", "vault");
+export const testLog = getLogger(["camblet", "plugin", "ca", "vault"]);
 
 /** Creates a token with `policies` (and a TTL) using the root token. */
 export async function createToken(

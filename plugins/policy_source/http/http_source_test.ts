@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { httpPolicySource, type HttpSource, parseHttpSourceConfig } from "./http_source.ts";
 import type { SourceCheck } from "../types.ts";
 import { policySourceConformance } from "../conformance.ts";
-import { logger } from "../../../agent/log.ts";
+import { getLogger } from "@logtape/logtape";
 import { systemClock } from "../../types.ts";
 import { gzip, makeBundle, makeTarGz, signingKey } from "../../../tests/sources/_bundles.ts";
 import { BundleServer, makeTlsCerts } from "../../../tests/sources/_bundle_server.ts";
@@ -13,7 +13,7 @@ async function source(raw: Record<string, unknown>): Promise<HttpSource> {
   const parsed = parseHttpSourceConfig(raw);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   return await httpPolicySource.create(parsed.value, {
-    log: logger("test"),
+    log: getLogger(["camblet", "test"]),
     clock: systemClock,
     trustDomain: "acme.test",
     signal: new AbortController().signal,

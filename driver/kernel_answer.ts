@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { CapabilityError } from "../errors.ts";
-import { toBase64 } from "../../plugins/sdk/pem.ts";
-import { certificateParts, rsaPublicNumbers, x509 } from "../../plugins/sdk/x509.ts";
+import { CapabilityError } from "./errors.ts";
+import { toBase64 } from "./base64.ts";
+import { certificateParts, rsaPublicNumbers } from "./der.ts";
+import { x509 } from "./x509.ts";
 
 /** A trust anchor as the kernel reads it. */
 export interface KernelTrustAnchor {
@@ -37,7 +38,7 @@ function subjectText(subject: Uint8Array): string {
  * @example
  * ```ts
  * import { kernelTrustAnchor } from "./kernel_answer.ts";
- * import { parsePem } from "../../plugins/sdk/pem.ts";
+ * import { parsePem } from "../tests/fakes/test_pki.ts";
  * const [root] = parsePem(await Deno.readTextFile(
  *   "tests/testdata/camblet-driver/pki/root-ca-rsa.pem",
  * ));

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { kernelCsrAnswer, kernelTrustAnchor, TrustAnchorCache } from "./kernel_answer.ts";
-import { CapabilityError } from "../errors.ts";
-import { fromBase64, parsePem } from "../../plugins/sdk/pem.ts";
-import { captureAnswer, captureCsrSign, pki } from "../../tests/fakes/identity_capture.ts";
+import { CapabilityError } from "./errors.ts";
+import { fromBase64 } from "./base64.ts";
+import { parsePem } from "../tests/fakes/test_pki.ts";
+import { captureAnswer, captureCsrSign, pki } from "../tests/fakes/identity_capture.ts";
 
 Deno.test("kernel answer", async (t) => {
   await t.step(

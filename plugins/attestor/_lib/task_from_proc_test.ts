@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { taskContextFromProc } from "./task_from_proc.ts";
-import { until } from "../../tests/fakes/until.ts";
+import { until } from "../../../tests/fakes/until.ts";
 
 Deno.test("task context from /proc: this process, as the kernel would describe it", () => {
   const t = taskContextFromProc(Deno.pid);

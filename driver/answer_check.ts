@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { fromBase64 } from "../../plugins/sdk/pem.ts";
-import { certificateParts, x509 } from "../../plugins/sdk/x509.ts";
+import { fromBase64 } from "./base64.ts";
+import { certificateParts } from "./der.ts";
+import { x509 } from "./x509.ts";
 
 /** Result of {@linkcode checkKernelAnswer}. */
 export interface AnswerCheck {

@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
 import { checkKernelAnswer } from "./answer_check.ts";
 import { kernelCsrAnswer, kernelTrustAnchor } from "./kernel_answer.ts";
-import { parsePem } from "../../plugins/sdk/pem.ts";
-import { createRootCa, x509 } from "../../plugins/sdk/x509.ts";
+import { createRootCa, parsePem, x509 } from "../tests/fakes/test_pki.ts";
 import {
   CAPTURE_DIR,
   CAPTURE_TIME,
   captureAnswer,
   captureCsrSign,
   pki,
-} from "../../tests/fakes/identity_capture.ts";
+} from "../tests/fakes/identity_capture.ts";
 
 Deno.test("checkKernelAnswer", async (t) => {
   const request = await captureCsrSign("python3");

@@ -4,14 +4,9 @@
  *
  * @module
  */
-import type { TaskContext } from "../../driver/payloads.ts";
-import { cgroupV2Path } from "../../plugins/attestor/_lib/cgroup.ts";
-import {
-  exePath,
-  namespaceInode,
-  parseStatus,
-  unescapeStatusName,
-} from "../../plugins/attestor/process/proc_files.ts";
+import type { TaskContext } from "../../../driver/payloads.ts";
+import { cgroupV2Path } from "./cgroup.ts";
+import { exePath, namespaceInode, parseStatus, unescapeStatusName } from "../process/proc_files.ts";
 
 const NS_KINDS = ["uts", "ipc", "mnt", "pid", "net", "time", "cgroup"] as const;
 
