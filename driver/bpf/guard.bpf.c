@@ -1,0 +1,566 @@
+// SPDX-License-Identifier: GPL-2.0
+// camblet-agent runtime guard: per-workload mandatory access control on BPF LSM hooks.
+//
+// Which rule set applies to the current task:
+//   1. its task storage (`task_rules`): set by the agent through a pidfd for processes selected
+//      by process labels, copied to children in lsm/task_alloc, kept across exec; or bound at
+//      exec in-kernel when the new executable's path is in the exec-binding space (ruleset 0 of
+//      `paths`), so an exe-selected workload is confined from its first instruction;
+//   2. else the deepest ancestor cgroup listed in `cgroup_rules` (containers, systemd units).
+// Rule set 0 means unconfined: the fast path is one task-storage lookup plus the cgroup levels
+// the agent marked as used in `config.cgroup_levels`.
+//
+// Paths: bpf_d_path of the opened/executed file (canonical: symlinks resolved by the kernel),
+// hashed with FNV-1a 64 while walking it; the hash of every prefix ending in '/' and of the
+// whole path is looked up in `paths` (LPM tries are not allowed in sleepable programs).
+// Every denial, and every would-deny of an audit-mode rule set, goes to `events` (a ring
+// buffer); a full ring buffer is counted in `stats[STAT_LOST]`.
+//
+// Build: driver/bpf/build.ts (clang -target bpf). Kernel: 6.1+ with bpf in the active LSM list.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EPERM 1
+#define MAX_PATH 256
+#define MAX_RULESETS 1024
+#define MAX_CGROUP_LEVEL 16
+
+// Only the fields read here; CO-RE relocates them against the running kernel's BTF.
+struct path {
+	void *mnt;
+	void *dentry;
+} __attribute__((preserve_access_index));
+struct file {
+	struct path f_path;
+	unsigned int f_mode;
+} __attribute__((preserve_access_index));
+struct linux_binprm {
+	struct file *file;
+} __attribute__((preserve_access_index));
+struct task_struct {
+	int pid;
+	int tgid;
+} __attribute__((preserve_access_index));
+typedef struct {
+	unsigned int val;
+} kuid_t;
+struct cred {
+	kuid_t uid;
+	kuid_t euid;
+} __attribute__((preserve_access_index));
+
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+#define FMODE_NOACCOUNT 0x20000000 /* overlayfs' inner open of the real file: seen already */
+#define PTRACE_MODE_ATTACH 0x02
+#define SOCK_RAW 3
+#define SOCK_PACKET 10
+#define AF_PACKET 17
+
+// Rule set flags (struct ruleset.flags): what is denied.
+#define R_ACTIVE (1u << 0)
+#define R_EXEC_ALLOWLIST (1u << 1) /* exec only what an exec-allow path matches */
+#define R_PTRACE (1u << 2)
+#define R_SYSLOG (1u << 3)
+#define R_MOUNT (1u << 4)
+#define R_MODULE (1u << 5)
+#define R_BPF (1u << 6)
+#define R_RAW_SOCKET (1u << 7)
+#define R_SETUID_ROOT (1u << 8)
+#define R_PATHS (1u << 9) /* `paths` holds entries for this rule set */
+#define R_AUDIT (1u << 31)  /* report, do not deny */
+
+// Path entry flags (struct path_val.flags).
+#define P_EXEC_DENY (1u << 0)
+#define P_EXEC_ALLOW (1u << 1)
+#define P_READ_DENY (1u << 2)
+#define P_WRITE_DENY (1u << 3)
+
+// Config flags.
+#define CFG_BIND_EXEC (1u << 0) /* `paths` ruleset 0 binds executables to rule sets */
+
+// Event hooks (struct event.hook); the agent names them.
+enum hook {
+	HOOK_EXEC = 1,
+	HOOK_OPEN,
+	HOOK_PTRACE,
+	HOOK_TRACEME,
+	HOOK_SYSLOG,
+	HOOK_MOUNT,
+	HOOK_UMOUNT,
+	HOOK_MOVE_MOUNT,
+	HOOK_KERNEL_READ,
+	HOOK_KERNEL_LOAD,
+	HOOK_MODULE_REQUEST,
+	HOOK_BPF,
+	HOOK_SOCKET,
+	HOOK_SETUID,
+	HOOK_BIND, /* notice: an exec bound a rule set (not a denial) */
+};
+
+enum outcome {
+	OUT_DENIED = 1,
+	OUT_AUDITED = 2,
+	OUT_NOTICE = 3,
+};
+
+enum stat {
+	STAT_DENIED = 0,
+	STAT_AUDITED,
+	STAT_LOST,
+	STAT_BOUND,
+	STAT_MAX,
+};
+
+struct config {
+	__u32 agent_tgid;    /* never confined */
+	__u32 flags;         /* CFG_* */
+	__u32 cgroup_levels; /* bit n: some cgroup_rules key is at cgroup level n */
+	__u32 pad;
+};
+
+struct ruleset {
+	__u32 flags; /* R_* */
+	__u32 generation;
+};
+
+struct path_key {
+	__u32 ruleset;
+	__u32 len; /* bytes hashed; high bit set = the whole path (exact), else a prefix */
+	__u64 hash;
+};
+
+struct path_val {
+	__u32 flags; /* P_* */
+	__u32 bind;  /* exec-binding space: rule set to bind at exec */
+};
+
+struct task_rule {
+	__u32 ruleset;
+	__u32 origin; /* 1 agent, 2 inherited, 3 bound at exec */
+};
+
+struct event {
+	__u64 ts_ns;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 ruleset;
+	__u32 hook;
+	__u32 outcome;
+	__u32 rule;  /* the R_* or P_* bit that decided */
+	__s32 arg;   /* hook-specific: target pid, syslog type, family, read id, bpf cmd, uid */
+	char comm[16];
+	char path[MAX_PATH]; /* file or executable; mount type; module name */
+};
+
+struct scratch {
+	char path[MAX_PATH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_RULESETS);
+	__type(key, __u32);
+	__type(value, struct ruleset);
+} rulesets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} cgroup_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct path_key);
+	__type(value, struct path_val);
+} paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_rule);
+} task_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&stats, &which);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline struct config *cfg(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/* The rule set of the current task, 0 when unconfined. */
+static __always_inline __u32 current_ruleset(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_rule *tr = bpf_task_storage_get(&task_rules, task, 0, 0);
+	if (tr && tr->ruleset)
+		return tr->ruleset;
+	struct config *c = cfg();
+	if (!c || !c->cgroup_levels)
+		return 0;
+	if (c->agent_tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	__u32 levels = c->cgroup_levels, found = 0;
+	for (int level = 0; level < MAX_CGROUP_LEVEL; level++) {
+		if (!(levels & (1u << level)))
+			continue;
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			break;
+		__u32 *r = bpf_map_lookup_elem(&cgroup_rules, &id);
+		if (r)
+			found = *r; /* deeper levels win */
+	}
+	return found;
+}
+
+static __always_inline struct ruleset *ruleset_of(__u32 id)
+{
+	if (!id)
+		return 0;
+	struct ruleset *r = bpf_map_lookup_elem(&rulesets, &id);
+	return r && (r->flags & R_ACTIVE) ? r : 0;
+}
+
+static __always_inline void emit(__u32 ruleset, __u32 hook, __u32 outcome, __u32 rule, __s32 arg,
+				 const char *path)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(STAT_LOST);
+		return;
+	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->ruleset = ruleset;
+	e->hook = hook;
+	e->outcome = outcome;
+	e->rule = rule;
+	e->arg = arg;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (path)
+		bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);
+	else
+		e->path[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* -EPERM (enforce) or 0 (audit), reporting either way. */
+static __always_inline int verdict(__u32 id, struct ruleset *r, __u32 hook, __u32 rule, __s32 arg,
+				   const char *path)
+{
+	if (r->flags & R_AUDIT) {
+		count(STAT_AUDITED);
+		emit(id, hook, OUT_AUDITED, rule, arg, path);
+		return 0;
+	}
+	count(STAT_DENIED);
+	emit(id, hook, OUT_DENIED, rule, arg, path);
+	return -EPERM;
+}
+
+struct walk {
+	struct scratch *s;
+	__u64 hash;
+	__u32 ruleset;
+	__u32 flags; /* P_* of every matching entry, OR-ed */
+	__u32 bind;
+};
+
+static __always_inline void match(struct walk *w, __u32 len)
+{
+	struct path_key k = { .ruleset = w->ruleset, .len = len, .hash = w->hash };
+	struct path_val *v = bpf_map_lookup_elem(&paths, &k);
+	if (v) {
+		w->flags |= v->flags;
+		if (v->bind)
+			w->bind = v->bind;
+	}
+}
+
+static long walk_step(__u32 i, void *ctx)
+{
+	struct walk *w = ctx;
+	if (i >= MAX_PATH)
+		return 1;
+	unsigned char c = w->s->path[i];
+	if (!c) {
+		match(w, i | 0x80000000u);
+		return 1;
+	}
+	w->hash ^= c;
+	w->hash *= 0x100000001b3ULL;
+	if (c == '/')
+		match(w, i + 1);
+	return 0;
+}
+
+/* d_path of `p` into scratch, then the P_* flags of rule set `ruleset` that match it. */
+static __always_inline struct scratch *lookup_path(struct path *p, __u32 ruleset, struct walk *w)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	long n = bpf_d_path(p, s->path, sizeof(s->path));
+	if (n < 0)
+		return 0;
+	w->s = s;
+	w->hash = 0xcbf29ce484222325ULL;
+	w->ruleset = ruleset;
+	w->flags = 0;
+	w->bind = 0;
+	bpf_loop(MAX_PATH, walk_step, w, 0);
+	return s;
+}
+
+static __always_inline void bind_task(__u32 id, __u32 origin)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_rule *tr = bpf_task_storage_get(&task_rules, task, 0,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (tr) {
+		tr->ruleset = id;
+		tr->origin = origin;
+	}
+}
+
+SEC("lsm.s/bprm_check_security")
+int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
+{
+	if (ret)
+		return ret;
+	__u32 id = current_ruleset();
+	struct walk w = {};
+	if (!id) {
+		struct config *c = cfg();
+		if (!c || !(c->flags & CFG_BIND_EXEC))
+			return 0;
+		struct scratch *s = lookup_path(&bprm->file->f_path, 0, &w);
+		if (!s || !w.bind || !ruleset_of(w.bind))
+			return 0;
+		/* Confined from here on; this exec itself is judged by the bound rules below. */
+		bind_task(w.bind, 3);
+		count(STAT_BOUND);
+		emit(w.bind, HOOK_BIND, OUT_NOTICE, 0, 0, s->path);
+		id = w.bind;
+	}
+	struct ruleset *r = ruleset_of(id);
+	if (!r || !(r->flags & (R_PATHS | R_EXEC_ALLOWLIST)))
+		return 0;
+	struct scratch *s = lookup_path(&bprm->file->f_path, id, &w);
+	if (!s)
+		return 0;
+	if (w.flags & P_EXEC_DENY)
+		return verdict(id, r, HOOK_EXEC, P_EXEC_DENY, 0, s->path);
+	if ((r->flags & R_EXEC_ALLOWLIST) && !(w.flags & P_EXEC_ALLOW))
+		return verdict(id, r, HOOK_EXEC, R_EXEC_ALLOWLIST, 0, s->path);
+	return 0;
+}
+
+SEC("lsm.s/file_open")
+int BPF_PROG(guard_open, struct file *file, int ret)
+{
+	if (ret)
+		return ret;
+	__u32 id = current_ruleset();
+	struct ruleset *r = ruleset_of(id);
+	if (!r || !(r->flags & R_PATHS))
+		return 0;
+	unsigned int mode = BPF_CORE_READ(file, f_mode);
+	if (mode & FMODE_NOACCOUNT)
+		return 0;
+	struct walk w = {};
+	struct scratch *s = lookup_path(&file->f_path, id, &w);
+	if (!s)
+		return 0;
+	if ((mode & FMODE_READ) && (w.flags & P_READ_DENY))
+		return verdict(id, r, HOOK_OPEN, P_READ_DENY, (int)mode, s->path);
+	if ((mode & FMODE_WRITE) && (w.flags & P_WRITE_DENY))
+		return verdict(id, r, HOOK_OPEN, P_WRITE_DENY, (int)mode, s->path);
+	return 0;
+}
+
+/* Shared by the hooks that deny a whole capability: returns the verdict or 0. */
+static __always_inline int simple(__u32 bit, __u32 hook, __s32 arg, const char *path)
+{
+	__u32 id = current_ruleset();
+	struct ruleset *r = ruleset_of(id);
+	if (!r || !(r->flags & bit))
+		return 0;
+	return verdict(id, r, hook, bit, arg, path);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(guard_ptrace, struct task_struct *child, unsigned int mode, int ret)
+{
+	if (ret)
+		return ret;
+	if (!(mode & PTRACE_MODE_ATTACH))
+		return 0; /* /proc reads for ps and friends */
+	int tgid = BPF_CORE_READ(child, tgid);
+	if ((__u32)tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	return simple(R_PTRACE, HOOK_PTRACE, tgid, 0);
+}
+
+SEC("lsm/ptrace_traceme")
+int BPF_PROG(guard_traceme, struct task_struct *parent, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_PTRACE, HOOK_TRACEME, BPF_CORE_READ(parent, tgid), 0);
+}
+
+SEC("lsm/syslog")
+int BPF_PROG(guard_syslog, int type, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_SYSLOG, HOOK_SYSLOG, type, 0);
+}
+
+SEC("lsm/sb_mount")
+int BPF_PROG(guard_mount, const char *dev_name, const struct path *path, const char *type,
+	     unsigned long flags, void *data, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_MOUNT, HOOK_MOUNT, (int)flags, type);
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(guard_umount, void *mnt, int flags, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_MOUNT, HOOK_UMOUNT, flags, 0);
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(guard_move_mount, const struct path *from, const struct path *to, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_MOUNT, HOOK_MOVE_MOUNT, 0, 0);
+}
+
+SEC("lsm/kernel_read_file")
+int BPF_PROG(guard_kernel_read, struct file *file, int id, int contents, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_MODULE, HOOK_KERNEL_READ, id, 0);
+}
+
+SEC("lsm/kernel_load_data")
+int BPF_PROG(guard_kernel_load, int id, int contents, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_MODULE, HOOK_KERNEL_LOAD, id, 0);
+}
+
+SEC("lsm/kernel_module_request")
+int BPF_PROG(guard_module_request, char *kmod_name, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_MODULE, HOOK_MODULE_REQUEST, 0, kmod_name);
+}
+
+SEC("lsm/bpf")
+int BPF_PROG(guard_bpf, int cmd, void *attr, unsigned int size, int ret)
+{
+	if (ret)
+		return ret;
+	return simple(R_BPF, HOOK_BPF, cmd, 0);
+}
+
+SEC("lsm/socket_create")
+int BPF_PROG(guard_socket, int family, int type, int protocol, int kern, int ret)
+{
+	if (ret || kern)
+		return ret;
+	int t = type & 0xf;
+	if (t != SOCK_RAW && t != SOCK_PACKET && family != AF_PACKET)
+		return 0;
+	return simple(R_RAW_SOCKET, HOOK_SOCKET, family, 0);
+}
+
+SEC("lsm/task_fix_setuid")
+int BPF_PROG(guard_setuid, struct cred *new, const struct cred *old, int flags, int ret)
+{
+	if (ret)
+		return ret;
+	unsigned int nu = BPF_CORE_READ(new, uid.val), ne = BPF_CORE_READ(new, euid.val);
+	unsigned int ou = BPF_CORE_READ(old, uid.val), oe = BPF_CORE_READ(old, euid.val);
+	if (!((nu == 0 && ou != 0) || (ne == 0 && oe != 0)))
+		return 0;
+	return simple(R_SETUID_ROOT, HOOK_SETUID, 0, 0);
+}
+
+/* Task storage is not inherited: children get their parent's rule set here. */
+SEC("lsm/task_alloc")
+int BPF_PROG(guard_task_alloc, struct task_struct *task, unsigned long clone_flags, int ret)
+{
+	if (ret)
+		return ret;
+	struct task_struct *parent = bpf_get_current_task_btf();
+	struct task_rule *pr = bpf_task_storage_get(&task_rules, parent, 0, 0);
+	if (!pr || !pr->ruleset)
+		return 0;
+	struct task_rule *cr = bpf_task_storage_get(&task_rules, task, 0,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (cr) {
+		cr->ruleset = pr->ruleset;
+		cr->origin = 2;
+	}
+	return 0;
+}

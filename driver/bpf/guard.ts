@@ -1,0 +1,298 @@
+/**
+ * The runtime guard's kernel side: `guard.bpf.c` (embedded), loaded and attached through libbpf,
+ * and typed access to its maps. Refuses to start, with the reason and the fix, when the kernel
+ * cannot enforce: `bpf` missing from the active LSM list (the programs would attach and never
+ * run), or the load refused (EPERM on kernels that forbid BPF LSM programs).
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { BpfMap } from "./bpf_object.ts";
+import { bpf, BpfError, checkPtr, checkRc, closeFd, cstr } from "./libbpf.ts";
+import {
+  attachProgram,
+  guardBpf,
+  GuardCapabilityError,
+  pidfdOpen,
+  programsOf,
+  RingBuffer,
+  type RingSample,
+} from "./guard_ffi.ts";
+import {
+  configVal,
+  decodeEvent,
+  type GuardEvent,
+  pathKey,
+  pathVal,
+  rulesetVal,
+  SIZES,
+  STAT,
+  taskRuleVal,
+  u32,
+  u64,
+} from "./guard_layout.ts";
+import { GUARD_OBJECT_BASE64 } from "./guard_object.ts";
+
+export { GuardCapabilityError } from "./guard_ffi.ts";
+
+/** Where the kernel lists its active LSMs. */
+export const LSM_LIST_PATH = "/sys/kernel/security/lsm";
+
+/** Counters of the `stats` map, summed over CPUs. */
+export interface GuardStats {
+  denied: number;
+  audited: number;
+  /** Events the ring buffer had no room for. */
+  lost: number;
+  /** Execs that bound a rule set in-kernel. */
+  bound: number;
+}
+
+/** Options of {@linkcode GuardPrograms.load}. */
+export interface GuardLoadOptions {
+  /** The agent's tgid: never confined. */
+  agentTgid: number;
+  /** LSM list file (tests point it at a fake to simulate a kernel without bpf). */
+  lsmListPath?: string;
+  /** Object image (default: the embedded build of guard.bpf.c). */
+  image?: Uint8Array;
+}
+
+/**
+ * Why the active LSM list cannot run BPF LSM programs, with the boot parameter to set, or
+ * `undefined` when it can.
+ *
+ * @example
+ * ```ts
+ * import { lsmProblem } from "./guard.ts";
+ * lsmProblem("lockdown,capability,landlock"); // '... lsm=lockdown,capability,landlock,bpf ...'
+ * ```
+ */
+export function lsmProblem(list: string | undefined): string | undefined {
+  if (list === undefined) {
+    return `Cannot read ${LSM_LIST_PATH} (securityfs not mounted?): cannot tell whether BPF LSM ` +
+      "programs would run; mount securityfs (mount -t securityfs none /sys/kernel/security)";
+  }
+  const names = list.trim().split(",").filter((s) => s);
+  if (names.includes("bpf")) return undefined;
+  return `The kernel's active LSM list is "${names.join(",")}", without "bpf": BPF LSM ` +
+    "programs would load and attach but never run. Boot with " +
+    `lsm=${[...names, "bpf"].join(",")} (kernel command line) to enable the runtime guard`;
+}
+
+function readLsmList(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+const EPERM = 1;
+
+/** The loaded guard object: programs attached, maps open. */
+export class GuardPrograms {
+  #obj: Deno.PointerObject | null;
+  #image: Uint8Array<ArrayBuffer>;
+  #links = new Map<string, Deno.PointerObject>();
+  #pinnedDir: string | undefined;
+  readonly #maps: {
+    config: BpfMap;
+    rulesets: BpfMap;
+    cgroupRules: BpfMap;
+    paths: BpfMap;
+    taskRules: BpfMap;
+    stats: BpfMap;
+    eventsFd: number;
+  };
+  #agentTgid: number;
+
+  private constructor(obj: Deno.PointerObject, image: Uint8Array<ArrayBuffer>, agentTgid: number) {
+    this.#obj = obj;
+    this.#image = image;
+    this.#agentTgid = agentTgid;
+    const map = (name: string, k: number, v: number) => {
+      const m = checkPtr(
+        guardBpf().bpf_object__find_map_by_name(obj, cstr(name)),
+        `find map "${name}"`,
+      );
+      return new BpfMap(name, checkRc(guardBpf().bpf_map__fd(m), `get the fd of "${name}"`), k, v);
+    };
+    this.#maps = {
+      config: map("config", 4, SIZES.config),
+      rulesets: map("rulesets", 4, SIZES.ruleset),
+      cgroupRules: map("cgroup_rules", 8, 4),
+      paths: map("paths", SIZES.pathKey, SIZES.pathVal),
+      taskRules: map("task_rules", 4, SIZES.taskRule),
+      stats: map("stats", 4, 8),
+      eventsFd: map("events", 0, 0).fd,
+    };
+  }
+
+  /**
+   * Checks the LSM list, loads (verifies) and attaches every program. Throws
+   * {@linkcode GuardCapabilityError} when this kernel cannot enforce, saying why.
+   */
+  static load(options: GuardLoadOptions): GuardPrograms {
+    const problem = lsmProblem(readLsmList(options.lsmListPath ?? LSM_LIST_PATH));
+    if (problem) throw new GuardCapabilityError(problem);
+    const image = new Uint8Array(options.image ?? Buffer.from(GUARD_OBJECT_BASE64, "base64"));
+    const obj = checkPtr(
+      guardBpf().bpf_object__open_mem(image, BigInt(image.length), null),
+      "open the runtime guard BPF object",
+    );
+    const rc = guardBpf().bpf_object__load(obj);
+    if (rc < 0) {
+      guardBpf().bpf_object__close(obj);
+      if (-rc === EPERM) {
+        throw new GuardCapabilityError(
+          "Cannot load the runtime guard's BPF LSM programs: the kernel refused them " +
+            "(EPERM; needs root with CAP_BPF+CAP_SYS_ADMIN, and a kernel that allows BPF LSM " +
+            "programs: CONFIG_BPF_LSM=y and bpf in lsm=)",
+        );
+      }
+      throw new BpfError("load the runtime guard BPF object (verifier log on stderr)", -rc);
+    }
+    const g = new GuardPrograms(obj, image, options.agentTgid);
+    try {
+      for (const [name, prog] of programsOf(obj)) g.#links.set(name, attachProgram(prog, name));
+      g.setConfig({ flags: 0, cgroupLevels: 0 });
+    } catch (e) {
+      g.close();
+      throw e;
+    }
+    return g;
+  }
+
+  /** Names of the attached programs. */
+  get attached(): string[] {
+    return [...this.#links.keys()];
+  }
+
+  /** Writes `config`: flags (CFG_*) and the cgroup levels that have `cgroup_rules` keys. */
+  setConfig(c: { flags: number; cgroupLevels: number }): void {
+    this.#maps.config.update(u32(0), configVal(this.#agentTgid, c.flags, c.cgroupLevels));
+  }
+
+  /** Defines rule set `id` (1..1023) with R_* `flags` (R.ACTIVE is added). */
+  setRuleset(id: number, flags: number, generation = 0): void {
+    this.#maps.rulesets.update(u32(id), rulesetVal(flags | 1, generation));
+  }
+
+  /** Disables rule set `id`: tasks keyed to it run unconfined. */
+  clearRuleset(id: number): void {
+    this.#maps.rulesets.update(u32(id), rulesetVal(0, 0));
+  }
+
+  /** Adds a path entry (prefix when it ends in `/`) with P_* flags, or an exec binding. */
+  setPath(ruleset: number, path: string, flags: number, bind = 0): void {
+    this.#maps.paths.update(pathKey(ruleset, path), pathVal(flags, bind));
+  }
+
+  /** Every key of `paths` (for replacing a rule set's entries). */
+  pathKeys(): Uint8Array<ArrayBuffer>[] {
+    return this.#maps.paths.keys();
+  }
+
+  /** Deletes one `paths` key as returned by {@linkcode pathKeys}. */
+  deletePathKey(key: Uint8Array<ArrayBuffer>): void {
+    this.#maps.paths.delete(key);
+  }
+
+  /** Keys cgroup `id` (and everything below it) to rule set `ruleset`; 0 deletes. */
+  setCgroup(id: bigint, ruleset: number): void {
+    if (ruleset === 0) this.#maps.cgroupRules.delete(u64(id));
+    else this.#maps.cgroupRules.update(u64(id), u32(ruleset));
+  }
+
+  /** Cgroup ids currently keyed. */
+  cgroups(): bigint[] {
+    return this.#maps.cgroupRules.keys().map((k) => new DataView(k.buffer).getBigUint64(0, true));
+  }
+
+  /**
+   * Keys the process `pid` (its main thread) to rule set `ruleset` through task storage; its
+   * future children inherit it. 0 removes. Returns false when the process is gone.
+   */
+  setTask(pid: number, ruleset: number): boolean {
+    let fd: number;
+    try {
+      fd = pidfdOpen(pid);
+    } catch (e) {
+      if (e instanceof BpfError && e.errno === 3 /* ESRCH */) return false;
+      throw e;
+    }
+    try {
+      if (ruleset === 0) this.#maps.taskRules.delete(u32(fd));
+      else this.#maps.taskRules.update(u32(fd), taskRuleVal(ruleset));
+      return true;
+    } finally {
+      closeFd(fd);
+    }
+  }
+
+  /** The rule set in the task storage of `pid` (0 = none), or undefined when it is gone. */
+  taskRuleset(pid: number): number | undefined {
+    let fd: number;
+    try {
+      fd = pidfdOpen(pid);
+    } catch {
+      return undefined;
+    }
+    try {
+      const v = this.#maps.taskRules.lookup(u32(fd));
+      return v ? new DataView(v.buffer).getUint32(0, true) : 0;
+    } finally {
+      closeFd(fd);
+    }
+  }
+
+  /** The counters, summed over CPUs. */
+  stats(): GuardStats {
+    const cpus = Math.max(1, bpf().libbpf_num_possible_cpus());
+    const perCpu = new BpfMap("stats", this.#maps.stats.fd, 4, 8 * cpus);
+    const read = (i: number) => {
+      const v = perCpu.lookup(u32(i));
+      if (!v) return 0;
+      const dv = new DataView(v.buffer);
+      let n = 0n;
+      for (let c = 0; c < cpus; c++) n += dv.getBigUint64(c * 8, true);
+      return Number(n);
+    };
+    return {
+      denied: read(STAT.DENIED),
+      audited: read(STAT.AUDITED),
+      lost: read(STAT.LOST),
+      bound: read(STAT.BOUND),
+    };
+  }
+
+  /** A ring-buffer reader delivering decoded events; call `consume()` on a timer. */
+  openEvents(onEvent: (e: GuardEvent) => void): RingBuffer {
+    return new RingBuffer(this.#maps.eventsFd, (s: RingSample) => onEvent(decodeEvent(s)));
+  }
+
+  /**
+   * Pins every link and the rule maps under `dir` (a bpffs directory): the rules then keep being
+   * enforced after the agent exits (fail-closed), until `dir` is removed or the host reboots.
+   */
+  pin(dir: string): void {
+    for (const [name, link] of this.#links) {
+      checkRc(guardBpf().bpf_link__pin(link, cstr(`${dir}/${name}`)), `pin "${name}" in "${dir}"`);
+    }
+    this.#pinnedDir = dir;
+  }
+
+  /** Detaches everything (unless `keepPinned` and pinned) and frees the object. Idempotent. */
+  close(keepPinned = false): void {
+    if (!this.#obj) return;
+    for (const link of this.#links.values()) {
+      if (this.#pinnedDir && !keepPinned) guardBpf().bpf_link__unpin(link);
+      guardBpf().bpf_link__destroy(link);
+    }
+    this.#links.clear();
+    guardBpf().bpf_object__close(this.#obj);
+    this.#obj = null;
+    this.#image = new Uint8Array(0);
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The byte layout shared with `guard.bpf.c`: map keys and values, flags, the event record and the
+ * FNV-1a path hash the kernel side computes while walking a path. Pure; kept in step with the C
+ * structs by `guard_layout_test.ts` and by the guest tests that load the real object.
+ *
+ * @module
+ */
+
+/** `struct ruleset.flags`: what a rule set denies. */
+export const R = {
+  ACTIVE: 1 << 0,
+  EXEC_ALLOWLIST: 1 << 1,
+  PTRACE: 1 << 2,
+  SYSLOG: 1 << 3,
+  MOUNT: 1 << 4,
+  MODULE: 1 << 5,
+  BPF: 1 << 6,
+  RAW_SOCKET: 1 << 7,
+  SETUID_ROOT: 1 << 8,
+  PATHS: 1 << 9,
+  AUDIT: 2 ** 31,
+} as const;
+
+/** `struct path_val.flags`. */
+export const P = {
+  EXEC_DENY: 1 << 0,
+  EXEC_ALLOW: 1 << 1,
+  READ_DENY: 1 << 2,
+  WRITE_DENY: 1 << 3,
+} as const;
+
+/** `struct config.flags`. */
+export const CFG_BIND_EXEC = 1;
+
+/** `enum hook` → the name events and metrics use. */
+export const HOOK_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  1: "exec",
+  2: "open",
+  3: "ptrace",
+  4: "ptrace_traceme",
+  5: "syslog",
+  6: "mount",
+  7: "umount",
+  8: "move_mount",
+  9: "kernel_read_file",
+  10: "kernel_load_data",
+  11: "kernel_module_request",
+  12: "bpf",
+  13: "socket_create",
+  14: "setuid",
+  15: "bind",
+});
+
+/** `enum outcome`. */
+export const OUTCOME_NAMES: Readonly<Record<number, "denied" | "audited" | "bound">> = Object
+  .freeze({ 1: "denied", 2: "audited", 3: "bound" });
+
+/** `enum stat` indexes of the per-CPU `stats` map. */
+export const STAT = { DENIED: 0, AUDITED: 1, LOST: 2, BOUND: 3 } as const;
+
+/** Longest path the kernel side reads (bytes, with the NUL). */
+export const MAX_PATH = 256;
+/** Rule set ids are 1..MAX_RULESETS-1 (0 = unconfined). */
+export const MAX_RULESETS = 1024;
+/** Deepest cgroup level the kernel looks at. */
+export const MAX_CGROUP_LEVEL = 16;
+
+/** Sizes of the map keys and values, as the C declares them. */
+export const SIZES = {
+  config: 16,
+  ruleset: 8,
+  pathKey: 16,
+  pathVal: 8,
+  taskRule: 8,
+  event: 64 + MAX_PATH,
+} as const;
+
+const EXACT = 0x80000000;
+
+/** FNV-1a 64 of `bytes`, as `walk_step` computes it. */
+export function fnv1a64(bytes: Uint8Array): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (const b of bytes) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h;
+}
+
+/**
+ * The `paths` key of `path` in rule set `ruleset`: a prefix when it ends in `/` (matches every
+ * path below it), else the exact path.
+ *
+ * @example
+ * ```ts
+ * import { pathKey } from "./guard_layout.ts";
+ * pathKey(1, "/etc/").length; // 16
+ * ```
+ */
+export function pathKey(ruleset: number, path: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length === 0 || bytes.length >= MAX_PATH) {
+    throw new RangeError(
+      `Cannot key path ${JSON.stringify(path)}: it must be 1..${MAX_PATH - 1} bytes long`,
+    );
+  }
+  const prefix = path.endsWith("/");
+  const out = new Uint8Array(SIZES.pathKey);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, ruleset, true);
+  v.setUint32(4, prefix ? bytes.length : (bytes.length | EXACT) >>> 0, true);
+  v.setBigUint64(8, fnv1a64(bytes), true);
+  return out;
+}
+
+/** `struct path_val`. */
+export function pathVal(flags: number, bind = 0): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(SIZES.pathVal);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, flags >>> 0, true);
+  v.setUint32(4, bind, true);
+  return out;
+}
+
+/** `struct ruleset`. */
+export function rulesetVal(flags: number, generation: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(SIZES.ruleset);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, flags >>> 0, true);
+  v.setUint32(4, generation >>> 0, true);
+  return out;
+}
+
+/** `struct config`. */
+export function configVal(
+  agentTgid: number,
+  flags: number,
+  cgroupLevels: number,
+): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(SIZES.config);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, agentTgid, true);
+  v.setUint32(4, flags, true);
+  v.setUint32(8, cgroupLevels >>> 0, true);
+  return out;
+}
+
+/** `struct task_rule` as the agent writes it (origin 1 = set by the agent). */
+export function taskRuleVal(ruleset: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(SIZES.taskRule);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, ruleset, true);
+  v.setUint32(4, 1, true);
+  return out;
+}
+
+/** A u32 or u64 key/value in little-endian bytes. */
+export function u32(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, n >>> 0, true);
+  return out;
+}
+
+/** An 8-byte little-endian key (cgroup id). */
+export function u64(n: bigint): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, n, true);
+  return out;
+}
+
+/** One decoded `struct event`. */
+export interface GuardEvent {
+  /** CLOCK_BOOTTIME nanoseconds. */
+  tsNs: bigint;
+  cgroupId: bigint;
+  pid: number;
+  tid: number;
+  uid: number;
+  ruleset: number;
+  hook: string;
+  outcome: "denied" | "audited" | "bound";
+  /** The R/P bit that decided. */
+  rule: number;
+  /** Hook-specific argument (target pid, syslog type, address family, …). */
+  arg: number;
+  comm: string;
+  /** File or executable path (canonical), mount type, module name; "" when none. */
+  path: string;
+}
+
+function cString(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
+}
+
+/** Decodes one ring-buffer sample; throws RangeError on a short one. */
+export function decodeEvent(b: Uint8Array): GuardEvent {
+  if (b.length < SIZES.event) {
+    throw new RangeError(
+      `Cannot decode a guard event of ${b.length} bytes: it takes ${SIZES.event}`,
+    );
+  }
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hook = v.getUint32(32, true);
+  const outcome = v.getUint32(36, true);
+  return {
+    tsNs: v.getBigUint64(0, true),
+    cgroupId: v.getBigUint64(8, true),
+    pid: v.getUint32(16, true),
+    tid: v.getUint32(20, true),
+    uid: v.getUint32(24, true),
+    ruleset: v.getUint32(28, true),
+    hook: HOOK_NAMES[hook] ?? `hook${hook}`,
+    outcome: OUTCOME_NAMES[outcome] ?? "denied",
+    rule: v.getUint32(40, true),
+    arg: v.getInt32(44, true),
+    comm: cString(b.subarray(48, 64)),
+    path: cString(b.subarray(64, 64 + MAX_PATH)),
+  };
+}
