@@ -16,6 +16,8 @@ import { registerGeneratePolicy } from "./generate_policy.ts";
 import { registerStatus } from "./status.ts";
 import { registerTrace } from "./trace.ts";
 import { registerSources } from "./sources.ts";
+import { registerCompletion } from "./completion.ts";
+import { registerManPage } from "./manpage.ts";
 import { UsageError } from "../errors.ts";
 import { closest } from "./suggest.ts";
 
@@ -32,6 +34,8 @@ const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerSchema,
   registerCa,
   registerVersion,
+  registerCompletion,
+  registerManPage,
 ];
 
 const ROOT_HELP = `
