@@ -6,6 +6,11 @@
  */
 import type { Problem } from "../errors.ts";
 import { isSourceFileName } from "../../plugins/policy_source/_names.ts";
+import {
+  linkProblem,
+  NotRegularFileError,
+  readRegularFile,
+} from "../../plugins/sdk/regular_file.ts";
 
 /** One file's text. */
 export interface SourceFile {
@@ -53,10 +58,16 @@ export async function readSourceFiles(
     let real: string;
     let bytes: Uint8Array;
     try {
-      real = await Deno.realPath(path);
+      real = await Deno.realPath(path).catch(async (e) => {
+        throw await linkProblem(path, e);
+      });
       if (seen.has(real)) return;
-      bytes = await Deno.readFile(path);
+      bytes = await readRegularFile(real);
     } catch (e) {
+      if (e instanceof NotRegularFileError) {
+        warnings.push({ file: path, message: `skipped: ${e.message.replace(/^"[^"]*" /, "")}` });
+        return;
+      }
       problems.push({ file: path, message: `cannot read file: ${(e as Error).message}` });
       return;
     }
@@ -97,10 +108,9 @@ export async function readSourceFiles(
     const dir = path.endsWith("/") ? path : `${path}/`;
     for (const name of names) {
       const full = dir + name;
-      // Entries may be symlinks; only regular files (after following) are read.
-      const st = await Deno.stat(full).catch(() => undefined);
-      if (st?.isFile) await read(full);
-      else if (!st) problems.push({ file: full, message: "cannot read file: broken link" });
+      // Entries may be symlinks; only regular files (after following) are read, never blocking
+      // on a FIFO; a loop or a broken link is a problem.
+      await read(full);
     }
   }
   return { files, problems, warnings };

@@ -90,7 +90,33 @@ Deno.test("readSourceFiles", async (t) => {
       await Deno.symlink(`${dir}/gone.yaml`, `${dir}/p/f.yaml`);
       const r = await readSourceFiles([`${dir}/p`], { what: "policies", explicit: true });
       assert.deepEqual(r.problems.map((p) => p.file), [`${dir}/p/f.yaml`]);
+      assert.match(r.problems[0]!.message, /broken link: ".*gone\.yaml" does not exist/);
+      await Deno.remove(`${dir}/p/f.yaml`);
     });
+    await t.step(
+      "a link loop says so; a FIFO is skipped with a warning, never opened",
+      async () => {
+        await Deno.mkdir(`${dir}/q`);
+        await Deno.symlink(`${dir}/q/b.yaml`, `${dir}/q/a.yaml`);
+        await Deno.symlink(`${dir}/q/a.yaml`, `${dir}/q/b.yaml`);
+        const mk = await new Deno.Command("mkfifo", { args: [`${dir}/q/c.yaml`] }).output();
+        assert.equal(mk.code, 0);
+        const r = await readSourceFiles([`${dir}/q`], { what: "policies", explicit: true });
+        assert.deepEqual(r.problems.map((p) => [p.file, p.message]), [
+          [
+            `${dir}/q/a.yaml`,
+            "cannot read file: symbolic link loop (too many levels of symbolic links)",
+          ],
+          [
+            `${dir}/q/b.yaml`,
+            "cannot read file: symbolic link loop (too many levels of symbolic links)",
+          ],
+        ]);
+        assert.deepEqual(r.warnings.map((p) => [p.file, p.message]), [
+          [`${dir}/q/c.yaml`, "skipped: is a FIFO, not a regular file"],
+        ]);
+      },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -9,6 +9,7 @@
 import { dirname, join } from "node:path";
 import type { Clock } from "../../types.ts";
 import { createIntermediateCa, createRootCa } from "../../sdk/x509.ts";
+import { readRegularFile } from "../../sdk/regular_file.ts";
 import { writeFileAtomic } from "./_atomic_write.ts";
 import {
   type CaFileFormat,
@@ -84,13 +85,45 @@ export interface WriteOptions {
   onStep?: (step: WriteStep) => Promise<void> | void;
 }
 
+// Non-blocking and regular files only: a FIFO at ca.pem must not hang the start or the watcher.
 async function readText(path: string): Promise<string | undefined> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    bytes = await readRegularFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw new Error(`Cannot read "${path}": ${(e as Error).message}`, { cause: e });
   }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstBadUtf8(bytes);
+    throw new Error(
+      `Cannot load CA file "${path}": it is not UTF-8 text (byte ${at} is 0x${
+        bytes[at]!.toString(16).padStart(2, "0")
+      }); PEM is ASCII`,
+    );
+  }
+}
+
+/** Offset of the first byte where UTF-8 decoding fails. */
+function firstBadUtf8(bytes: Uint8Array): number {
+  let lo = 0;
+  let hi = bytes.length;
+  const ok = (n: number) => {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, n), { stream: true });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (ok(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 /** Reads the CA files; `undefined` when ca.pem does not exist. */
@@ -218,6 +251,8 @@ export interface CaUpdate {
   state: CaState;
   created: boolean;
   plan?: RotationPlan<RetiredAnchor & { notAfter: number }>;
+  /** ca.pem was readable by group or others (now 0600): its key may have leaked. */
+  looseMode?: { path: string; mode: number };
 }
 
 /** Options for {@linkcode rotateCa}. */
@@ -305,12 +340,15 @@ export async function ensureCa(
       await writeAll(paths, fresh, { retired: false, ca: true }, options);
       return { state: fresh, created: true };
     }
-    // The Go agent chmods an existing ca.pem to 0600 too.
+    // The Go agent chmods an existing ca.pem to 0600 too; one others could read is reported.
+    const found = (await Deno.stat(paths.caPem)).mode! & 0o777;
     await Deno.chmod(paths.caPem, 0o600);
-    return await applyPlan(paths, state, config, now, {
+    const update = await applyPlan(paths, state, config, now, {
       ...options,
       noAutoRotate: !config.autoRotate,
     });
+    if (found & 0o077) update.looseMode = { path: paths.caPem, mode: found };
+    return update;
   });
 }
 

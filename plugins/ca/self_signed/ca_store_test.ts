@@ -223,3 +223,61 @@ Deno.test("self-signed CA files", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("self-signed CA files: hostile or careless files", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "camblet-ca-hostile-" });
+  try {
+    await t.step("a ca.pem found at 0644 is made 0600 and reported as maybe leaked", async () => {
+      const d = await Deno.makeTempDir({ dir });
+      const path = `${d}/ca.pem`;
+      await ensureCa(config(path), at(Date.now()));
+      await Deno.chmod(path, 0o644);
+      const u = await ensureCa(config(path), at(Date.now()));
+      assert.equal(await mode(path), 0o600);
+      assert.deepEqual(u.looseMode, { path, mode: 0o644 });
+      const again = await ensureCa(config(path), at(Date.now()));
+      assert.equal(again.looseMode, undefined);
+    });
+
+    await t.step("a FIFO at ca.pem fails at once, naming it", async () => {
+      const d = await Deno.makeTempDir({ dir });
+      const path = `${d}/ca.pem`;
+      assert.equal((await new Deno.Command("mkfifo", { args: [path] }).output()).code, 0);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // Opens the FIFO for writing after 3 s so that a reader blocked on it (the bug) ends.
+      const rescue = new Promise<"late">((r) =>
+        timer = setTimeout(async () => {
+          const { open, constants } = await import("node:fs/promises");
+          (await open(path, constants.O_RDWR | constants.O_NONBLOCK)).close();
+          r("late");
+        }, 3000)
+      );
+      const r = await Promise.race([
+        readCaState(caPaths(path)).then(() => "read", (e: Error) => e.message),
+        rescue,
+      ]);
+      clearTimeout(timer);
+      assert.notEqual(r, "late", "reading ca.pem blocked on the FIFO");
+      assert.match(String(r), /Cannot read ".*ca\.pem": .* is a FIFO, not a regular file/);
+    });
+
+    await t.step("leading bytes that are not UTF-8 are named as such", async () => {
+      const d = await Deno.makeTempDir({ dir });
+      const path = `${d}/ca.pem`;
+      await ensureCa(config(path), at(Date.now()));
+      const text = await Deno.readFile(path);
+      await Deno.writeFile(path, new Uint8Array([0xff, 0xfe, 0x00, ...text]));
+      await assert.rejects(
+        () => readCaState(caPaths(path)),
+        (e: Error) => {
+          assert.match(e.message, /Cannot load CA file ".*ca\.pem": it is not UTF-8 text/);
+          assert.match(e.message, /byte 0/);
+          assert.doesNotMatch(e.message, /no CERTIFICATE block/);
+          return true;
+        },
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

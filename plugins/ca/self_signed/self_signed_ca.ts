@@ -48,6 +48,15 @@ function prepare(state: CaState): Prepared {
   };
 }
 
+function warnLooseMode(log: Logger, loose: { path: string; mode: number } | undefined): void {
+  if (!loose) return;
+  log.warn(
+    "CA file {path} was readable by group or others (mode {mode}); made 0600. Its private key " +
+      "may have leaked: rotate the root (camblet-agent ca rotate) if others could read it",
+    { path: loose.path, mode: `0${loose.mode.toString(8)}` },
+  );
+}
+
 /** The self-signed CA. Create it with {@linkcode SelfSignedCa.open}. */
 export class SelfSignedCa implements CertificateAuthority {
   readonly name = "self-signed";
@@ -74,6 +83,7 @@ export class SelfSignedCa implements CertificateAuthority {
   static async open(config: SelfSignedConfig, options: SelfSignedCaOptions): Promise<SelfSignedCa> {
     const update = await ensureCa(config, options.clock);
     const ca = new SelfSignedCa(config, options, update.state);
+    warnLooseMode(options.log, update.looseMode);
     if (update.created) {
       options.log.info("Created a new CA", { path: config.caPemPath, ...ca.#brief() });
     } else {
@@ -182,6 +192,7 @@ export class SelfSignedCa implements CertificateAuthority {
           : {}),
       });
       this.#adopt(update.state, rootBefore);
+      warnLooseMode(this.#log, update.looseMode);
       if (update.plan && update.plan.action !== "none") {
         this.#log.warn("Rotated CA", { what: update.plan.action, reason: update.plan.reason });
       }

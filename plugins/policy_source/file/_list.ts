@@ -10,6 +10,7 @@ import { isSourceFileName } from "../_names.ts";
 import { ByteBudget, decodeUtf8, formatSize, RefusedContentError } from "../_safety.ts";
 import type { SourceLimits } from "../_safety.ts";
 import type { DeliveredFile, DeliveredKind, SourceProblem } from "../types.ts";
+import { linkProblem, NotRegularFileError, readRegularFile } from "../../sdk/regular_file.ts";
 
 /** What to read. */
 export interface FileListing {
@@ -38,27 +39,40 @@ export async function readFiles(listing: FileListing): Promise<FileRead> {
   const seen = new Set<string>();
   const total = new ByteBudget(listing.limits.maxTotalBytes, "the set of files");
   let count = 0;
-  const read = async (kind: DeliveredKind, path: string) => {
-    let bytes: Uint8Array;
+  // `inDir`: a directory entry; one that is not a regular file (a FIFO, a device) is skipped
+  // with a warning, never opened in a way that could block.
+  const read = async (kind: DeliveredKind, path: string, inDir = false) => {
     try {
-      const real = await Deno.realPath(path);
+      let real: string;
+      try {
+        real = await Deno.realPath(path);
+      } catch (e) {
+        throw await linkProblem(path, e);
+      }
       if (seen.has(real)) return;
       seen.add(real);
-      const info = await Deno.stat(real);
-      if (info.size > listing.limits.maxFileBytes) {
-        throw new RefusedContentError(
-          `file is ${formatSize(info.size)}, above the limit of ${
-            formatSize(listing.limits.maxFileBytes)
-          }`,
-        );
-      }
-      if (++count > listing.limits.maxFiles) {
-        throw new RefusedContentError(`more than ${listing.limits.maxFiles} files`);
-      }
-      bytes = await Deno.readFile(real);
+      const bytes = await readRegularFile(real, {
+        check: ({ size }) => {
+          if (size > listing.limits.maxFileBytes) {
+            throw new RefusedContentError(
+              `file is ${formatSize(size)}, above the limit of ${
+                formatSize(listing.limits.maxFileBytes)
+              }`,
+            );
+          }
+          if (++count > listing.limits.maxFiles) {
+            throw new RefusedContentError(`more than ${listing.limits.maxFiles} files`);
+          }
+        },
+      });
       total.take(bytes.byteLength, path);
       out.files.push({ kind, path, text: decodeUtf8(path, bytes) });
     } catch (e) {
+      if (e instanceof NotRegularFileError) {
+        const message = `skipped: ${e.message.replace(/^"[^"]*" /, "")}`;
+        (inDir ? out.warnings : out.problems).push({ file: path, message });
+        return;
+      }
       const line = e instanceof RefusedContentError ? e.line : undefined;
       const message = e instanceof RefusedContentError
         ? e.message
@@ -89,10 +103,9 @@ export async function readFiles(listing: FileListing): Promise<FileRead> {
         else await walk(kind, full, depth + 1);
         continue;
       }
-      // Links to regular files are read; broken links are problems; anything else is skipped.
-      const st = await Deno.stat(full).catch(() => undefined);
-      if (st?.isFile) await read(kind, full);
-      else if (!st) out.problems.push({ file: full, message: "cannot read file: broken link" });
+      // Links to regular files are read; broken links and loops are problems; a FIFO or
+      // device is skipped with a warning.
+      await read(kind, full, true);
     }
   };
   const roots: [DeliveredKind, readonly string[]][] = [

@@ -26,6 +26,7 @@ import type {
   SourceCheck,
   SourceProblem,
 } from "../types.ts";
+import { NotRegularFileError, readRegularFile } from "../../sdk/regular_file.ts";
 import { readFiles } from "./_list.ts";
 import { type PathWatch, watchPaths } from "./_watch.ts";
 
@@ -67,14 +68,23 @@ export function parseFileSourceConfig(raw: unknown) {
 }
 
 async function readBounded(path: string, limits: SourceLimits): Promise<Uint8Array> {
-  const info = await Deno.stat(path);
-  if (info.size > limits.maxFileBytes) {
-    throw new RefusedContentError(
-      `file is ${formatSize(info.size)}, above the limit of ${formatSize(limits.maxFileBytes)}`,
-      { file: path },
-    );
+  try {
+    return await readRegularFile(path, {
+      check: ({ size }) => {
+        if (size > limits.maxFileBytes) {
+          throw new RefusedContentError(
+            `file is ${formatSize(size)}, above the limit of ${formatSize(limits.maxFileBytes)}`,
+            { file: path },
+          );
+        }
+      },
+    });
+  } catch (e) {
+    if (e instanceof NotRegularFileError) {
+      throw new RefusedContentError(e.message.replace(/^"[^"]*" /, ""), { file: path });
+    }
+    throw e;
   }
-  return await Deno.readFile(path);
 }
 
 async function readOpa(c: FileSourceConfig): Promise<DeliveredOpa | undefined> {

@@ -191,3 +191,88 @@ Deno.test("file source conformance", async (t) => {
     };
   });
 });
+
+/** Opens `fifo` for writing now and then, so a reader blocked on it (the bug) ends; stop() ends it. */
+function unblockFifo(fifo: string, afterMs: number): { stop: () => void } {
+  const timer = setInterval(async () => {
+    const { open, constants } = await import("node:fs/promises");
+    const w = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
+    await w?.close();
+  }, afterMs);
+  return { stop: () => clearInterval(timer) };
+}
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T | "late"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("file source: special files never block reads", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "camblet-file-fifo-" });
+  const pol = join(dir, "policies");
+  await Deno.mkdir(pol);
+  await Deno.writeTextFile(join(pol, "a.yaml"), "- a\n");
+  const mkfifo = async (p: string) =>
+    assert.equal((await new Deno.Command("mkfifo", { args: [p] }).output()).code, 0);
+  const fifo = join(pol, "x.yaml");
+  await mkfifo(fifo);
+  const rescue = unblockFifo(fifo, 3000);
+  try {
+    await t.step("a FIFO named *.yaml is skipped, and a later change is applied", async () => {
+      const s = source({ policies: pol, debounce: "50ms" });
+      const first = await within(2000, s.check());
+      assert.notEqual(first, "late", "the check blocked on the FIFO");
+      assert.ok(first !== "late" && first.kind === "delivery", JSON.stringify(first));
+      assert.deepEqual(first.delivery.files.map((f) => f.path), [`${pol}/a.yaml`]);
+      assert.match(first.delivery.warnings[0]?.message ?? "", /is a FIFO, not a regular file/);
+      const next = nextCheck(s, (r) => r.kind === "delivery");
+      next.started();
+      await Deno.writeTextFile(join(pol, "a.yaml"), "- a2\n");
+      const r = await next.result;
+      assert.ok(r.kind === "delivery", JSON.stringify(r));
+      assert.equal(r.delivery.files[0]?.text, "- a2\n");
+      await s.dispose();
+    });
+
+    await t.step("a FIFO given as the wasm module fails the check at once", async () => {
+      const wasm = join(dir, "policy.wasm");
+      await mkfifo(wasm);
+      const rescueWasm = unblockFifo(wasm, 3000);
+      try {
+        const s = source({ wasm });
+        const r = await within(2000, s.check());
+        assert.notEqual(r, "late", "the check blocked on the FIFO");
+        assert.ok(r !== "late" && r.kind === "failure", JSON.stringify(r));
+        assert.equal(r.problems[0]?.file, wasm);
+        assert.match(r.problems[0]!.message, /is a FIFO, not a regular file/);
+        await s.dispose();
+      } finally {
+        rescueWasm.stop();
+      }
+    });
+
+    await t.step("a link loop and a broken link say which they are", async () => {
+      const d = join(dir, "links");
+      await Deno.mkdir(d);
+      await Deno.symlink(join(d, "loop2.yaml"), join(d, "loop1.yaml"));
+      await Deno.symlink(join(d, "loop1.yaml"), join(d, "loop2.yaml"));
+      await Deno.symlink(join(d, "gone"), join(d, "broken.yaml"));
+      const s = source({ policies: d });
+      const r = await s.check();
+      assert.ok(r.kind === "failure", JSON.stringify(r));
+      const by = new Map(r.problems.map((p) => [p.file, p.message]));
+      assert.match(by.get(join(d, "loop1.yaml")) ?? "", /symbolic link loop/);
+      assert.doesNotMatch(by.get(join(d, "loop1.yaml")) ?? "", /broken/);
+      assert.match(by.get(join(d, "broken.yaml")) ?? "", /broken link: ".*gone" does not exist/);
+      await s.dispose();
+    });
+  } finally {
+    rescue.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
