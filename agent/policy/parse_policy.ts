@@ -137,6 +137,7 @@ export function parsePolicyFile(
     };
     // Policy selectors match the kernel's labels (typed); egress selectors match service labels.
     const policy: PolicySource["policy"] = entry(data, [item], parsed.source, problems, at, true);
+    if (data.runtime) policy.runtime = data.runtime;
     if (data.egress?.length) {
       policy.egress = data.egress.map((e, i) => {
         const out = entry(

@@ -10,6 +10,7 @@ import { parseDuration } from "../duration.ts";
 import { spiffeIdProblem, spiffePathProblem } from "../../driver/spiffe.ts";
 import { KERNEL_LIMITS } from "../../driver/payloads.ts";
 import { addressProblem, isHostname } from "./address.ts";
+import { runtimeSchema } from "./runtime.ts";
 
 /** Most `dnsNames` a certificate may carry (Go agent's rule). */
 export const MAX_DNS_NAMES = 100;
@@ -159,6 +160,7 @@ export const policySchema = z.object({
   connection: connectionSchema.optional(),
   egress: z.array(egressSchema).optional()
     .meta({ description: "overrides for outbound connections to matching services" }),
+  runtime: runtimeSchema.optional(),
 }).strict();
 
 /** A policy file: a YAML (or JSON) list of policies. */

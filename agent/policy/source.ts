@@ -5,6 +5,7 @@
  * @module
  */
 import type { KernelCertificate, KernelConnection } from "../../driver/payloads.ts";
+import type { RuntimeDocument } from "./runtime.ts";
 
 /** Where an item was written. */
 export interface SourceRef {
@@ -31,6 +32,8 @@ export interface EgressInput {
 /** A policy, normalised: TTL in kernel form, zero values dropped, numbers as written. */
 export interface PolicyInput extends EgressInput {
   egress?: EgressInput[];
+  /** The `runtime:` section as written (validated); the runtime guard resolves it. */
+  runtime?: RuntimeDocument;
 }
 
 /** A policy and where it came from. */
