@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { skip } from "../../tests/_skip.ts";
 import { Buffer } from "node:buffer";
 import { buildObject, OBJECTS } from "./build.ts";
 import { GUARD_OBJECT_BASE64, GUARD_OBJECT_CLANG } from "./guard_object.ts";
@@ -22,11 +23,10 @@ const why = clang === undefined
   : clang !== GUARD_OBJECT_CLANG
   ? `clang is "${clang}", the embedded object was built by "${GUARD_OBJECT_CLANG}"`
   : undefined;
-if (why) console.warn(`SKIP guard_object freshness: ${why}`);
 
 Deno.test({
   name: "guard_object.ts is the build of guard.bpf.c (run driver/bpf/build.ts after editing)",
-  ignore: why !== undefined,
+  ignore: skip(why),
   async fn() {
     const built = await buildObject(OBJECTS.guard);
     const embedded = Buffer.from(GUARD_OBJECT_BASE64, "base64");

@@ -1,5 +1,6 @@
 // Native tests of the refused-load paths; enforcement is tested in a guest (tests/guard/).
 import assert from "node:assert/strict";
+import { skip } from "../../tests/_skip.ts";
 import { GuardCapabilityError, GuardPrograms, lsmProblem } from "./guard.ts";
 
 Deno.test("lsmProblem names the boot parameter to set", () => {
@@ -33,7 +34,7 @@ Deno.test({
 
 Deno.test({
   name: "load turns the kernel's EPERM for LSM programs into a capability error",
-  ignore: !root,
+  ignore: skip(!root && "needs root (loads the eBPF guard programs)"),
   async fn() {
     const dir = await Deno.makeTempDir();
     try {

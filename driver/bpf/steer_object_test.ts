@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { skip } from "../../tests/_skip.ts";
 import { Buffer } from "node:buffer";
 import { buildSteerObject } from "./build.ts";
 import { STEER_OBJECT_BASE64, STEER_OBJECT_CLANG } from "./steer_object.ts";
@@ -22,11 +23,10 @@ const why = clang === undefined
   : clang !== STEER_OBJECT_CLANG
   ? `clang is "${clang}", the embedded object was built by "${STEER_OBJECT_CLANG}"`
   : undefined;
-if (why) console.warn(`SKIP steer_object freshness: ${why}`);
 
 Deno.test({
   name: "steer_object.ts is the build of steer.bpf.c (run driver/bpf/build.ts after editing)",
-  ignore: why !== undefined,
+  ignore: skip(why),
   async fn() {
     const built = await buildSteerObject();
     const embedded = Buffer.from(STEER_OBJECT_BASE64, "base64");

@@ -7,6 +7,7 @@
  * a name resolves to without touching the machine's. Needs root (skipped otherwise).
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { KernelEmulator } from "../../driver/emulator/kernel_emulator.ts";
 import { ControlClient } from "../../agent/control/client.ts";
 import type { AgentStatus } from "../../agent/daemon/status.ts";
@@ -24,7 +25,7 @@ const canUnshare = (() => {
 
 Deno.test({
   name: "a service hostname that resolves to a new address is pushed without a file change",
-  ignore: !canUnshare,
+  ignore: skip(!canUnshare && "needs root and unshare (a mount namespace)"),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "camblet-resolve-" });
     const hosts = `${dir}/hosts`;

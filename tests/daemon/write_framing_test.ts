@@ -3,6 +3,7 @@
  * the agent's real write(2) calls on the device with strace.
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { KernelEmulator } from "../../driver/emulator/kernel_emulator.ts";
 import { syntheticTask } from "../../driver/emulator/tasks.ts";
 import { startAgent } from "../fakes/agent_process.ts";
@@ -29,7 +30,7 @@ const strace = (() => {
 
 Deno.test({
   name: "every write() to the device carries exactly one whole message (strace)",
-  ignore: !strace,
+  ignore: skip(!strace && "needs /usr/bin/strace"),
   fn: async () => {
     const emu = await KernelEmulator.open({ serializeCsrSign: false });
     const dir = await Deno.makeTempDir();

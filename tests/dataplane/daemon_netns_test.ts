@@ -7,6 +7,7 @@
  * with the reason otherwise.
  */
 import assert from "node:assert/strict";
+import { skip as skipped } from "../_skip.ts";
 import { runCli } from "../cli/_run.ts";
 import { createRootCa, DaemonAgent } from "./_daemon_agent.ts";
 import { capture, httpServer, type Scratch } from "./_hosts.ts";
@@ -85,7 +86,7 @@ const served = (app: NsProcess) => app.stderr.split("\n").filter((l) => l.includ
 
 Deno.test({
   name: "daemon --driver proxy: transparent mTLS between two network namespaces",
-  ignore: skip !== undefined,
+  ignore: skipped(skip),
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "camblet-dp-daemon-" });
     let pair: NetnsPair | undefined;

@@ -4,6 +4,7 @@
  * cgroup v2 and a bpf filesystem (mounted by the test on a temporary directory).
  */
 import assert from "node:assert/strict";
+import { skip as skipped } from "../_skip.ts";
 import {
   createHosts,
   defaultConfigs,
@@ -25,7 +26,7 @@ async function sh(cmd: string[]): Promise<{ ok: boolean; err: string }> {
 
 Deno.test({
   name: "fail-closed: pinned steering refuses protected destinations while no agent serves",
-  ignore: skip !== undefined,
+  ignore: skipped(skip),
   async fn(t) {
     let h: Hosts | undefined;
     let bpffs: string | undefined;

@@ -4,6 +4,7 @@
  * proxy as a client and as a server. Needs root, libbpf1, cgroup v2; skipped otherwise.
  */
 import assert from "node:assert/strict";
+import { skip as skipped } from "../_skip.ts";
 import {
   createHosts,
   defaultConfigs,
@@ -30,7 +31,7 @@ const MARKER = `interop-marker-${crypto.randomUUID()}`;
 
 Deno.test({
   name: "interop: a kernel-module-like peer handshakes with the proxy",
-  ignore: skip !== undefined,
+  ignore: skipped(skip),
   async fn(t) {
     let h: Hosts | undefined;
     try {

@@ -4,6 +4,7 @@
  * Needs root, libbpf1, cgroup v2, tcpdump; skipped with the reason otherwise.
  */
 import assert from "node:assert/strict";
+import { skip as skipped } from "../_skip.ts";
 import {
   ask,
   capture,
@@ -35,7 +36,7 @@ async function curl(h: Hosts, url: string, extra: string[] = []) {
 
 Deno.test({
   name: "proxy data plane: transparent mTLS between two network namespaces",
-  ignore: skip !== undefined,
+  ignore: skipped(skip),
   async fn(t) {
     let h: Hosts | undefined;
     try {

@@ -3,6 +3,7 @@
  * root, libbpf1 and cgroup v2; skipped with the reason otherwise.
  */
 import assert from "node:assert/strict";
+import { skip as skipped } from "../_skip.ts";
 import { NetnsPair, netnsSkipReason } from "./_netns.ts";
 
 const skip = await netnsSkipReason();
@@ -13,7 +14,7 @@ const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 Deno.test({
   name: "steering: redirect, original destination, getpeername, exclusions, sk_lookup, detach",
-  ignore: skip !== undefined,
+  ignore: skipped(skip),
   async fn(t) {
     const pair = await NetnsPair.create("s");
     try {

@@ -4,6 +4,7 @@
  * /dev/camblet exists and the test runs as root (see README.md: a Lima VM is the easy way).
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { startAgentOnDevice } from "./_agent.ts";
 
 const DEVICE = Deno.env.get("CAMBLET_DEVICE") ?? "/dev/camblet";
@@ -49,7 +50,7 @@ async function waitForPort(port: number): Promise<void> {
 
 Deno.test({
   name: "the real module gives curl and python3 mTLS with the agent's certificates",
-  ignore: !available,
+  ignore: skip(!available && `needs root and the camblet-driver module (${DEVICE})`),
   sanitizeResources: false,
   fn: async (t) => {
     const agent = await startAgentOnDevice(DEVICE);

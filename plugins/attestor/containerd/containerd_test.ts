@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { skip } from "../../../tests/_skip.ts";
 import { systemClock } from "../../types.ts";
 import { taskContextFromProc } from "../_lib/task_from_proc.ts";
 import {
@@ -49,7 +50,7 @@ Deno.test("containerd: candidate ids from cgroup layouts", () => {
 
 Deno.test({
   name: "containerd: a real container started with ctr in its own namespace",
-  ignore: !realContainerd,
+  ignore: skip(!realContainerd && `needs containerd (${SOCKET})`),
   async fn() {
     const ns = "camblet-test";
     const id = `sleep-${crypto.randomUUID().slice(0, 8)}`;
@@ -98,7 +99,10 @@ Deno.test({
 
 Deno.test({
   name: "containerd: a Docker container through containerd (namespace moby)",
-  ignore: !realContainerd || !(await dockerAvailable()),
+  ignore: skip(
+    (!realContainerd || !(await dockerAvailable())) &&
+      `needs containerd (${SOCKET}) and dockerd (/var/run/docker.sock)`,
+  ),
   async fn() {
     const image = await ensureDockerTestImage();
     const id = await run("docker", ["run", "-d", "--network", "none", image]);

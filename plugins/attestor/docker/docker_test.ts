@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { skip } from "../../../tests/_skip.ts";
 import { systemClock } from "../../types.ts";
 import { taskContextFromProc } from "../_lib/task_from_proc.ts";
 import { createCgroup, spawnAs } from "../../../tests/fakes/attestor_processes.ts";
@@ -102,7 +103,7 @@ const realDocker = await dockerAvailable();
 
 Deno.test({
   name: "docker: a real container from the local Docker daemon",
-  ignore: !realDocker,
+  ignore: skip(!realDocker && "needs dockerd (/var/run/docker.sock)"),
   async fn() {
     const image = await ensureDockerTestImage();
     const name = `camblet-test-${crypto.randomUUID().slice(0, 8)}`;
