@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { logger } from "../log.ts";
 import { addAgentOptions, resolveConfig } from "./options.ts";
 import { Daemon } from "../daemon/daemon.ts";
+import { watchLaunchers } from "./launcher.ts";
 
 const HELP = `
 Description:
@@ -38,7 +39,12 @@ export async function runDaemon(cmd: Command): Promise<void> {
     driver: loaded.config.agent.driver,
   });
   const daemon = await Daemon.start({ loaded, reloadConfig: () => resolveConfig(cmd) });
-  const exit = await daemon.done;
+  // Under `npx … task start` a SIGTERM to npx never reaches us: stop when the launcher dies.
+  const unwatch = watchLaunchers((l) => {
+    log.warn("Launcher exited; stopping", { pid: l.pid, command: l.command });
+    void daemon.stop(`launcher pid ${l.pid} exited`, 0);
+  });
+  const exit = await daemon.done.finally(unwatch);
   // SIGTERM/SIGINT end with 0; a lost kernel link is a failure (the Go agent exited 0 here).
   if (exit.code !== 0) throw new Error(`camblet-agent stopped: ${exit.reason}`);
 }
