@@ -17,6 +17,7 @@ import {
   parseKernelLine,
   type ParseResult,
 } from "./codec.ts";
+import { OverloadedError } from "./call_gate.ts";
 import type { Line, Oversized } from "./line_splitter.ts";
 import type { TaskContext } from "./payloads.ts";
 import { KernelStats } from "./stats.ts";
@@ -90,6 +91,10 @@ export class Dispatcher {
   #pending = new Set<Pending>();
   #idle: (() => void)[] = [];
   #lastRefusal: string | undefined;
+  /** Refusal answers already checked (the same prepared refusal serves many requests). */
+  #checkedRefusals = new Set<string>();
+  /** Per message: when it was last logged and how many repeats were not. */
+  #repeats = new Map<string, { at: number; suppressed: number }>();
 
   constructor(options: DispatcherOptions) {
     this.#h = options.handlers;
@@ -191,6 +196,23 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Logs `message` at most once a second, with the count of repeats left out: under a burst a log
+   * record per request would be per-request work for both threads.
+   */
+  #logRepeated(level: Level, message: string, props: Record<string, unknown>): void {
+    const now = this.#now();
+    const r = this.#repeats.get(message);
+    if (r && now - r.at < 1000) {
+      r.suppressed++;
+      return;
+    }
+    const suppressed = r?.suppressed ?? 0;
+    if (this.#repeats.size > 64) this.#repeats.clear();
+    this.#repeats.set(message, { at: now, suppressed: 0 });
+    this.#log(level, message, suppressed > 0 ? { ...props, repeatsNotLogged: suppressed } : props);
+  }
+
   #once(run: (p: Pending) => void): void {
     const p: Pending = { done: false, timers: [] };
     this.#pending.add(p);
@@ -222,13 +244,10 @@ export class Dispatcher {
       const ac = new AbortController();
       this.#after(p, at, this.#budgetMs, () => ac.abort(new Error("augment budget exhausted")));
       this.#after(p, at, this.#watchdogMs, () => {
-        this.#log(
+        this.#logRepeated(
           "warning",
           "Attestation still running at the watchdog; answering with task labels",
-          {
-            id,
-            pid: task.pid,
-          },
+          { id, pid: task.pid },
         );
         answer(taskLabels(task), "watchdog");
       });
@@ -245,12 +264,14 @@ export class Dispatcher {
         answer(labels, outcome);
       }).catch((e: Error) => {
         if (p.done) return;
-        this.#log("warning", "Attestation failed; answering with task labels", {
-          id,
-          pid: task.pid,
-          error: e?.message ?? String(e),
-        });
-        answer(taskLabels(task), "partial");
+        this.#logRepeated(
+          "warning",
+          e instanceof OverloadedError
+            ? "Too many augment requests in flight; answering with task labels"
+            : "Attestation failed; answering with task labels",
+          { id, pid: task.pid, error: e?.message ?? String(e) },
+        );
+        answer(taskLabels(task), e instanceof OverloadedError ? "overload" : "partial");
       });
     });
   }
@@ -266,13 +287,10 @@ export class Dispatcher {
     }
     this.#once((p) => {
       this.#after(p, at, this.#watchdogMs, () => {
-        this.#log(
+        this.#logRepeated(
           "error",
           "Certificate signing still running at the watchdog; answering with a refusal certificate",
-          {
-            id,
-            pid: task.pid,
-          },
+          { id, pid: task.pid },
         );
         this.#refuse(p, id, task, data, at, "watchdog");
       });
@@ -284,7 +302,9 @@ export class Dispatcher {
       }
       run.then((answer) => {
         if (p.done) {
-          this.#log("warning", "Certificate arrived after the watchdog answered; dropped", { id });
+          this.#logRepeated("warning", "Certificate arrived after the watchdog answered; dropped", {
+            id,
+          });
           return;
         }
         const problem = typeof answer === "string" ? csrAnswerProblem(answer) : "not a string";
@@ -298,6 +318,15 @@ export class Dispatcher {
         this.#finish(p, "csr_sign", "signed", at, encodeAnswer(id, answer));
       }).catch((e: Error) => {
         if (p.done) return;
+        if (e instanceof OverloadedError) {
+          // Cannot be served before the deadline: refused now, not at the watchdog.
+          this.#logRepeated(
+            "warning",
+            "Too many certificate requests in flight; answering with a refusal certificate",
+            { id, error: e.message },
+          );
+          return this.#refuse(p, id, task, data, at, "overload");
+        }
         this.#log("error", "Certificate signing failed; answering with a refusal certificate", {
           id,
           error: e?.message ?? String(e),
@@ -319,8 +348,12 @@ export class Dispatcher {
     let answer: string | undefined;
     try {
       answer = this.#h.refusal(task, data);
-      const problem = csrAnswerProblem(answer);
-      if (problem) throw new Error(`refusal answer unreadable: ${problem}`);
+      if (!this.#checkedRefusals.has(answer)) {
+        const problem = csrAnswerProblem(answer);
+        if (problem) throw new Error(`refusal answer unreadable: ${problem}`);
+        if (this.#checkedRefusals.size >= 16) this.#checkedRefusals.clear();
+        this.#checkedRefusals.add(answer);
+      }
       this.#lastRefusal = answer;
     } catch (e) {
       answer = this.#lastRefusal;
@@ -362,7 +395,7 @@ export class Dispatcher {
     const latency = this.#now() - at;
     this.stats.record(command, outcome, line === undefined ? undefined : latency);
     if (latency >= 1000) {
-      this.#log("error", "Answer missed the kernel's 1 s deadline", {
+      this.#logRepeated("error", "Answer missed the kernel's 1 s deadline", {
         command,
         latencyMs: Math.round(latency),
       });

@@ -235,3 +235,29 @@ export function openRawPty(): Pty {
 export function setTtyExclusive(fd: number): void {
   check(lib().ioctl(fd, BigInt(TIOCEXCL), 0n), "make the tty exclusive (TIOCEXCL)");
 }
+
+const PRIO_PROCESS = 0;
+
+/**
+ * Raises the calling thread's scheduling priority (Linux nice values are per thread) to `nice`
+ * (negative = more CPU when contended). The threads that answer the kernel use it so that busy
+ * processes on the host cannot starve an answer past its deadline. Needs root (CAP_SYS_NICE);
+ * returns the errno name when refused, undefined when done. Never throws.
+ */
+export function raiseThreadPriority(nice: number): string | undefined {
+  try {
+    const l = Deno.dlopen("libc.so.6", {
+      gettid: { parameters: [], result: "i32" },
+      setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+    });
+    try {
+      const tid = l.symbols.gettid();
+      if (l.symbols.setpriority(PRIO_PROCESS, tid, nice) === 0) return undefined;
+      return errnoName(errno());
+    } finally {
+      l.close();
+    }
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { raiseThreadPriority } from "./ffi.ts";
 import { type ReadEnd, readLoop, sharedNow } from "./transport.ts";
 
 /** Name of the reader Worker; the module's top level starts the loop when it runs under it. */
@@ -117,6 +118,8 @@ function runReader(): void {
     while (Atomics.load(ctl, STATE) === 0) Atomics.wait(ctl, STATE, 0);
     if (Atomics.load(ctl, STATE) !== GO) return scope.close();
     const fd = Atomics.load(ctl, FD);
+    // Reads the kernel's requests: like the kernel worker, not starved by busy processes.
+    raiseThreadPriority(-10);
     const end = readLoop(
       fd,
       (chunk, at) => scope.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),

@@ -12,9 +12,10 @@
  *
  * @module
  */
+import { CallGate } from "./call_gate.ts";
 import type { LogMessage } from "./codec.ts";
 import { Dispatcher, type Handlers, type Level } from "./dispatcher.ts";
-import { DeviceError, openDevice } from "./ffi.ts";
+import { DeviceError, openDevice, raiseThreadPriority } from "./ffi.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import type { FromWorker, StartOptions, ToWorker } from "./link_protocol.ts";
 import type { TaskContext } from "./payloads.ts";
@@ -56,6 +57,9 @@ function selfCheck(): (task: TaskContext) => boolean {
   };
 }
 
+/** Nice value of the threads that answer the kernel (root only; others keep their priority). */
+export const ANSWER_THREAD_NICE = -10;
+
 /** Installs the kernel worker's message loop. Call it only inside the kernel worker. */
 export function runKernelWorker(setup: WorkerSetup): void {
   const scope = globalThis as unknown as Scope;
@@ -88,18 +92,30 @@ export function runKernelWorker(setup: WorkerSetup): void {
       return post({ t: "open_failed", message: (e as Error).message, code });
     }
     writer = new DeviceWriter(fd, { warn: (message, props) => event("warning", message, props) });
+    // A busy host must not starve the answers: this thread gets more CPU than busy processes.
+    const refused = raiseThreadPriority(ANSWER_THREAD_NICE);
+    if (refused) {
+      event("debug", "Kernel worker keeps its scheduling priority", { error: refused });
+    }
+    // Bounded work in flight on the main thread: what cannot start in time is refused early.
+    const signGate = new CallGate({ limit: 32, maxWaitMs: 300 });
+    const augmentGate = new CallGate({ limit: 64, maxWaitMs: 300 });
     const handlers: Handlers = {
       augment: (task, signal) =>
-        call<string[]>({ t: "call", rid: nextRid++, method: "augment", task }, signal),
+        augmentGate.run(() =>
+          call<string[]>({ t: "call", rid: nextRid++, method: "augment", task }, signal)
+        ),
       csrSign: (task, data, id) =>
-        call<string>({
-          t: "call",
-          rid: nextRid++,
-          method: "csrSign",
-          task,
-          data,
-          ...(id !== undefined ? { id } : {}),
-        }),
+        signGate.run(() =>
+          call<string>({
+            t: "call",
+            rid: nextRid++,
+            method: "csrSign",
+            task,
+            data,
+            ...(id !== undefined ? { id } : {}),
+          })
+        ),
       refusal: (task, data) => local.refusal(task, data),
       log: (message: LogMessage) => post({ t: "log", message }),
     };

@@ -13,7 +13,7 @@ import type { CsrSignData } from "../../driver/codec.ts";
 import { KERNEL_WORKER_NAME } from "../../driver/link_protocol.ts";
 import { isWorkerNamed } from "../../driver/reader_worker.ts";
 import { runKernelWorker, type WorkerSetupResult } from "../../driver/worker.ts";
-import { parseCsr } from "../../plugins/sdk/csr.ts";
+import { readCsr } from "../../plugins/sdk/csr.ts";
 import { toBase64 } from "../../plugins/sdk/pem.ts";
 import { systemClock } from "../../plugins/types.ts";
 import {
@@ -21,7 +21,7 @@ import {
   type KernelTrustAnchor,
   TrustAnchorCache,
 } from "../../driver/kernel_answer.ts";
-import { RefusalIssuer } from "../identity/refusal.ts";
+import { type Refusal, RefusalIssuer } from "../identity/refusal.ts";
 
 /** `setup` the daemon passes: the CA's trust anchors (standard base64 DER). */
 export interface KernelWorkerSetup {
@@ -39,7 +39,13 @@ function fromBase64(s: string): Uint8Array {
   return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 }
 
-/** Builds the worker-side refusal: prepared per CSR key when a request arrives, served sync. */
+/**
+ * Builds the worker-side refusal. Prepared per CSR key when a request arrives (the key is cut from
+ * the CSR's DER in microseconds: the module shares one key between all workloads, protocol doc
+ * §4.2) and served from the issuer's bounded cache; a key with nothing prepared at the deadline
+ * gets one built synchronously (one native RSA signature), so the watchdog never waits on
+ * anything queued.
+ */
 export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetupResult> {
   const validityMs = setup.refusalValidityMs ?? 60_000;
   const issuer = await RefusalIssuer.create({ clock: systemClock, validityMs });
@@ -52,30 +58,32 @@ export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetu
   }
   if (anchors.length === 0) anchors.push(cache.get(issuer.placeholderAnchor));
   const fallback = kernelCsrAnswer(await issuer.issue(undefined), [], anchors);
-  const ready = new Map<string, { answer: string; at: number }>();
-  const building = new Set<string>();
-  const keyOf = (data: CsrSignData) => {
-    const csr = parseCsr(data.csr);
-    return { id: toBase64(new Uint8Array(csr.publicKey.rawData)), key: csr.publicKey };
+  const answers = new WeakMap<Refusal, string>();
+  const answerOf = (r: Refusal) => {
+    let a = answers.get(r);
+    if (a === undefined) answers.set(r, a = kernelCsrAnswer(r.der, [], anchors));
+    return a;
   };
-  const fresh = (e: { at: number } | undefined) =>
-    e !== undefined && Date.now() - e.at < validityMs / 2;
+  const building = new Set<string>();
+  const spkiOf = (data: CsrSignData) => readCsr(data.csr).spki;
   return {
     prepareRefusal: (_task, data) => {
-      const { id, key } = keyOf(data);
-      if (fresh(ready.get(id)) || building.has(id)) return;
+      const spki = spkiOf(data);
+      if (issuer.cached(spki)) return;
+      const id = toBase64(spki);
+      // Bounded: only a few keys are built at once (the real module has one).
+      if (building.has(id) || building.size >= 4) return;
       building.add(id);
-      issuer.issue(key)
-        .then((der) => ready.set(id, { answer: kernelCsrAnswer(der, [], anchors), at: Date.now() }))
-        .catch(() => {})
-        .finally(() => building.delete(id));
+      issuer.refusal(spki).catch(() => {}).finally(() => building.delete(id));
     },
     refusal: (_task, data) => {
+      let spki: Uint8Array;
       try {
-        const e = ready.get(keyOf(data).id);
-        if (e) return e.answer;
-      } catch { /* unreadable CSR: the prepared answer for a spare key */ }
-      return fallback;
+        spki = spkiOf(data);
+      } catch {
+        return fallback; // unreadable CSR: the prepared answer for a spare key
+      }
+      return answerOf(issuer.cached(spki) ?? issuer.refusalSync(spki));
     },
   };
 }

@@ -101,6 +101,7 @@ export class KernelEmulator {
   #sinceDelivery = 0;
   #checks = new Set<Promise<unknown>>();
   #waiters = new Set<() => void>();
+  readonly #spkis = new Map<string, Uint8Array>();
 
   private constructor(device: PtyDevice, csrs: CsrFactory, options: EmulatorOptions) {
     this.device = device;
@@ -200,10 +201,7 @@ export class KernelEmulator {
       });
     }
     let spki: Uint8Array | undefined;
-    if (msg.command === "csr_sign" && typeof msg.data === "string") {
-      const csr = new x509.Pkcs10CertificateRequest(JSON.parse(msg.data).csr);
-      spki = new Uint8Array(csr.publicKey.rawData);
-    }
+    if (msg.command === "csr_sign" && typeof msg.data === "string") spki = this.#spkiOf(msg.data);
     const id = msg.id.toUpperCase();
     return new Promise<RequestResult>((resolve) => {
       const queuedAt = sharedNow();
@@ -219,6 +217,18 @@ export class KernelEmulator {
       this.#inflight.set(id, f);
       this.#deliver(line + "\n");
     });
+  }
+
+  /** The CSR's key; parsed once per distinct `data` so that a burst is queued at once. */
+  #spkiOf(data: string): Uint8Array {
+    let spki = this.#spkis.get(data);
+    if (!spki) {
+      const csr = new x509.Pkcs10CertificateRequest(JSON.parse(data).csr);
+      spki = new Uint8Array(csr.publicKey.rawData);
+      if (this.#spkis.size >= 1024) this.#spkis.clear();
+      this.#spkis.set(data, spki);
+    }
+    return spki;
   }
 
   /** Writes raw bytes to the agent in one master write (malformed-traffic tests). */

@@ -35,6 +35,12 @@ export interface StartAgentOptions {
   env?: Record<string, string>;
   /** A command line to run the agent under (e.g. strace and its flags, ending in `--`). */
   wrap?: string[];
+  /** Another checkout to run the agent from (before/after benchmarks); default this one. */
+  root?: string;
+  /** Runs on the agent's directory before it starts (e.g. writes more policies). */
+  prepare?: (dir: string) => Promise<void>;
+  /** Extra `deno run` flags (e.g. `--cpu-prof`, `--v8-flags=…`). */
+  denoArgs?: string[];
 }
 
 /** Copies a directory tree. */
@@ -57,13 +63,16 @@ export async function startAgent(
   await copyDir(`${REPO_ROOT}policies/examples/${example}/services`, `${dir}/services`).catch(() =>
     Deno.mkdir(`${dir}/services`)
   );
+  await o.prepare?.(dir);
   const socket = `${dir}/run/agent.sock`;
+  const root = o.root === undefined ? REPO_ROOT : o.root.replace(/\/?$/, "/");
   const args = [
     "run",
     "--quiet",
-    `--config=${REPO_ROOT}deno.json`,
+    `--config=${root}deno.json`,
     "-A",
-    agentEntry(),
+    ...(o.denoArgs ?? []),
+    o.root === undefined ? agentEntry() : `${root}main.ts`,
     "run",
     "--kernel-module-device",
     emu.path,

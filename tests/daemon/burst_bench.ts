@@ -1,0 +1,214 @@
+/**
+ * Bursts and CPU contention against the real agent on the kernel emulator, as a user's host sees
+ * them: the agent started by its CLI, bursts of 10 / 100 / 1,000 `csr_sign` and `augment` queued
+ * at once, optionally with N busy-loop processes competing for the CPU. Prints issued / refused /
+ * late and p50 / p99 / max per burst, RSS idle and at 1,000 requests/s, and start to ready with the
+ * quickstart policies and with 1,000 policies. A late answer is printed as a FAILURE.
+ *
+ *   deno task bench:burst [--contention 4] [--sizes 10,100,1000] [--sustained-seconds 10]
+ *     [--root /path/to/other/checkout] [--cpu-prof dir] [--skip-start] [--skip-sustained]
+ *
+ * Latency is what the emulated module measures: from queueing a request to reading its answer.
+ * `csr_sign` bursts use 100 distinct CSRs (the module's one key, 100 SPIFFE IDs that 100 policies
+ * give python3), cycled for the 1,000 burst.
+ *
+ * @module
+ */
+import { KernelEmulator, type RequestResult } from "../../driver/emulator/kernel_emulator.ts";
+import { syntheticTask, taskOf } from "../../driver/emulator/tasks.ts";
+import { startAgent } from "../fakes/agent_process.ts";
+
+function flag(name: string): string | undefined {
+  const i = Deno.args.indexOf(`--${name}`);
+  if (i >= 0) return Deno.args[i + 1];
+  return Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+const has = (name: string) => Deno.args.includes(`--${name}`);
+
+const contention = Number(flag("contention") ?? 0);
+const sizes = (flag("sizes") ?? "10,100,1000").split(",").map(Number);
+const sustainedSeconds = Number(flag("sustained-seconds") ?? 10);
+const root = flag("root");
+const cpuProf = flag("cpu-prof");
+const WORKLOADS = 100;
+
+/** 100 policies giving python3 the IDs w0…w99 (inbound ports 9000…), plus `extra` more. */
+function policiesYaml(count: number, prefix = "w", port = 9000): string {
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push(
+      `- selectors:\n    - process:name: python3\n      destination:port: ${port + i}\n` +
+        `      direction: input\n  certificate:\n    workloadID: ${prefix}${i}\n    ttl: 1h\n` +
+        `  connection:\n    mtls: STRICT\n`,
+    );
+  }
+  return out.join("");
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function pct(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+function loadavg(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+function busyLoops(n: number): Deno.ChildProcess[] {
+  return Array.from({ length: n }, () =>
+    new Deno.Command("/bin/sh", {
+      args: ["-c", "while :; do :; done"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+}
+
+let failures = 0;
+function summarize(name: string, results: RequestResult[]): string {
+  const count = (o: string) => results.filter((r) => r.outcome === o).length;
+  const lat = results.map((r) => r.latencyMs).sort((a, b) => a - b);
+  const late = results.filter((r) => r.outcome === "timeout" || r.latencyMs >= 1000).length;
+  const bad = count("error") + count("invalid");
+  const ok = name.startsWith("csr_sign")
+    ? `issued ${String(count("issued")).padStart(4)} refused ${
+      String(count("refused")).padStart(4)
+    }`
+    : `answered ${String(count("answered")).padStart(4)}        `;
+  let line = `${name.padEnd(16)} ${ok} late ${String(late).padStart(4)} error/invalid ${bad}  ` +
+    `p50 ${pct(lat, 0.5).toFixed(1).padStart(7)} ms  p99 ${
+      pct(lat, 0.99).toFixed(1).padStart(7)
+    } ms` +
+    `  max ${pct(lat, 1).toFixed(1).padStart(7)} ms`;
+  if (late > 0 || bad > 0) {
+    failures += late + bad;
+    line += `\n  !!! FAILURE: ${late} late and ${bad} error/invalid answers to ${name} !!!`;
+  }
+  return line;
+}
+
+async function startTime(extraPolicies: number): Promise<number> {
+  const emu = await KernelEmulator.open({ serializeCsrSign: false });
+  const t0 = performance.now();
+  const agent = await startAgent(
+    emu,
+    {
+      ...(root ? { root } : {}),
+      prepare: extraPolicies > 0
+        ? (dir) => Deno.writeTextFile(`${dir}/policies/bench.yaml`, policiesYaml(extraPolicies))
+        : undefined,
+    } as Parameters<typeof startAgent>[1],
+  );
+  const ms = performance.now() - t0;
+  await agent.stop();
+  await emu.close();
+  return ms;
+}
+
+console.log(
+  `burst bench: agent from ${root ?? "this checkout"}; contention ${contention}; ` +
+    `load average ${loadavg()}; ${navigator.hardwareConcurrency} CPUs`,
+);
+
+if (!has("skip-start")) {
+  for (const n of [0, 1000]) {
+    const runs: number[] = [];
+    for (let i = 0; i < 2; i++) runs.push(await startTime(n));
+    console.log(
+      `start to ready (${n === 0 ? "quickstart, 2" : `${n + 2}`} policies): ${
+        runs.map((r) => `${(r / 1000).toFixed(2)} s`).join(", ")
+      }`,
+    );
+  }
+}
+
+const emu = await KernelEmulator.open({ serializeCsrSign: false });
+const profDir = cpuProf ? await Deno.realPath(cpuProf).catch(() => cpuProf) : undefined;
+const agent = await startAgent(emu, {
+  ...(root ? { root } : {}),
+  prepare: (dir) => Deno.writeTextFile(`${dir}/policies/bench.yaml`, policiesYaml(WORKLOADS)),
+  ...(profDir ? { denoArgs: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] } : {}),
+});
+const python = new Deno.Command("/usr/bin/python3", {
+  args: ["-c", "import time; time.sleep(3600)"],
+}).spawn();
+const busy: Deno.ChildProcess[] = [];
+const cleanup = () => {
+  for (const p of [python, ...busy]) {
+    try {
+      p.kill("SIGKILL");
+    } catch { /* gone */ }
+  }
+};
+globalThis.addEventListener("unload", cleanup);
+await new Promise((r) => setTimeout(r, 300));
+const task = taskOf(python.pid);
+const ids = Array.from({ length: WORKLOADS }, (_, i) => `spiffe://acme.test/w${i}`);
+await Promise.all(ids.map((id) => emu.csrs.csr(id)));
+const csr = (i: number) => emu.csrSign(ids[i % WORKLOADS]!, { ttl: "3600s", task });
+let seq = 0;
+const augment = () => emu.augment(syntheticTask(seq++));
+// Warm up: attestation of the python process, the CA, one refusal.
+await Promise.all([csr(0), augment(), emu.csrSign("spiffe://acme.test/nobody", { task })]);
+await new Promise((r) => setTimeout(r, 2000));
+const idleRss = rssMiB(agent.child.pid);
+busy.push(...busyLoops(contention));
+await new Promise((r) => setTimeout(r, 500));
+
+for (const n of sizes) {
+  const c = await Promise.all(Array.from({ length: n }, (_, i) => csr(i)));
+  console.log(summarize(`csr_sign x${n}`, c));
+  await new Promise((r) => setTimeout(r, 1000));
+  const a = await Promise.all(Array.from({ length: n }, () => augment()));
+  console.log(summarize(`augment x${n}`, a));
+  await new Promise((r) => setTimeout(r, 1000));
+}
+const afterBurstRss = rssMiB(agent.child.pid);
+
+let sustainedLine = "";
+if (!has("skip-sustained") && sustainedSeconds > 0) {
+  const results: RequestResult[] = [];
+  const pending: Promise<void>[] = [];
+  let maxRss = 0;
+  const start = performance.now();
+  let sent = 0;
+  while (performance.now() - start < sustainedSeconds * 1000) {
+    // Open loop: 10 requests per 10 ms slot, 2 % csr_sign (the module caches certificates).
+    const target = (Math.floor((performance.now() - start) / 10) + 1) * 10;
+    for (; sent < target; sent++) {
+      pending.push((sent % 50 === 0 ? csr(sent) : augment()).then((r) => void results.push(r)));
+      if (sent % 500 === 0) maxRss = Math.max(maxRss, rssMiB(agent.child.pid));
+    }
+    const wait = start + target - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - start) / 1000;
+  sustainedLine = `sustained ${(sent / elapsed).toFixed(0)} req/s for ${elapsed.toFixed(0)} s: ` +
+    `RSS max ${maxRss.toFixed(0)} MiB\n` +
+    summarize("  csr_sign", results.filter((r) => r.command === "csr_sign")) + "\n" +
+    summarize("  augment", results.filter((r) => r.command === "augment"));
+}
+cleanup();
+console.log(
+  `RSS: idle ${idleRss.toFixed(0)} MiB, after the bursts ${afterBurstRss.toFixed(0)} MiB`,
+);
+if (sustainedLine) console.log(sustainedLine);
+const problems = emu.problems();
+if (problems.length > 0) {
+  console.log(`!!! FAILURE: the emulated module saw ${problems.length} problem(s): ${problems[0]}`);
+}
+console.log(`load average at the end ${loadavg()}`);
+await agent.stop("SIGINT");
+await emu.close();
+if (failures > 0 || problems.length > 0) {
+  console.log(`!!! FAILURE: ${failures} late or failed answers !!!`);
+  Deno.exit(1);
+}
