@@ -19,6 +19,7 @@ import { logger } from "../log.ts";
 import { AttestationCache, type CacheEntry, cacheKey, taskFingerprint } from "./cache.ts";
 import { listPids, taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import { errorMessage } from "../errors.ts";
+import { taskLabels } from "../../driver/answers.ts";
 
 /** Options of {@linkcode Attestation}. */
 export interface AttestationOptions {
@@ -171,8 +172,10 @@ export class Attestation {
         const task = taskContextFromProc(pid, this.#procRoot);
         if (!task || task.command_path === "") continue;
         try {
-          await this.augment(task, this.#shutdown.signal);
+          await this.#augment(task, this.#shutdown.signal, true);
           warmed++;
+          // Yield between processes: warming must never delay a kernel answer.
+          await new Promise((r) => setTimeout(r, 2));
         } catch {
           // strict mode or a vanished process: warming is best effort.
         }
@@ -188,17 +191,27 @@ export class Attestation {
    * {@linkcode AttestationError} in strict mode; warnings are logged.
    */
   async augmentLabels(task: TaskContext, signal?: AbortSignal): Promise<string[]> {
-    return (await this.augment(task, signal)).strings;
+    const strings = (await this.augment(task, signal)).strings;
+    // What the kernel's task context proves is always there, even when the attestor that also
+    // reports it is late or failed (else a valid identity is refused as "not assignable").
+    const names = new Set(strings.map((l) => l.slice(0, l.indexOf("="))));
+    const missing = taskLabels(task).filter((l) => !names.has(l.slice(0, l.indexOf("="))));
+    return missing.length === 0 ? strings : [...strings, ...missing].sort();
   }
 
   /** Labels, warnings and cache facts for `task`. */
-  async augment(task: TaskContext, signal?: AbortSignal): Promise<AugmentResult> {
+  augment(task: TaskContext, signal?: AbortSignal): Promise<AugmentResult> {
+    return this.#augment(task, signal, false);
+  }
+
+  /** `quiet`: the agent's own warm-up, whose incomplete collections are not the user's concern. */
+  async #augment(task: TaskContext, signal: AbortSignal | undefined, quiet: boolean) {
     const startedAt = performance.now();
     const startTime = await readStartTime(task.pid, this.#procRoot);
     const fingerprint = taskFingerprint(task);
     if (startTime === undefined) {
       // Exited already: label what the kernel told us; nothing to cache.
-      return this.#collect(task, signal, startedAt);
+      return this.#collect(task, signal, startedAt, quiet);
     }
     const key = cacheKey(task.pid, startTime, task.cgroup_path);
     const hit = this.cache.get(key, fingerprint, this.#clock.now());
@@ -206,7 +219,7 @@ export class Attestation {
     const flightKey = `${key}\0${fingerprint}`;
     const pending = this.#inflight.get(flightKey);
     if (pending) return pending;
-    const run = this.#collect(task, signal, startedAt, (labels, warnings, complete) => {
+    const run = this.#collect(task, signal, startedAt, quiet, (labels, warnings, complete) => {
       const entry: CacheEntry = {
         labels,
         warnings,
@@ -236,6 +249,7 @@ export class Attestation {
     task: TaskContext,
     signal: AbortSignal | undefined,
     startedAt: number,
+    quiet: boolean,
     store?: (labels: Labels, warnings: string[], complete: boolean) => void,
   ): Promise<AugmentResult> {
     const hard = new AbortController();
@@ -277,7 +291,9 @@ export class Attestation {
           }));
         }
         if (snapshot.warnings.length) {
-          this.#log.warn("Attestation incomplete", { pid: task.pid, warnings: snapshot.warnings });
+          const props = { pid: task.pid, warnings: snapshot.warnings };
+          if (quiet) this.#log.debug("Attestation incomplete while warming the cache", props);
+          else this.#log.warn("Attestation incomplete", props);
         }
         if (this.#strict && snapshot.warnings.length) {
           return reject(

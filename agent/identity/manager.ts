@@ -16,8 +16,9 @@ import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
 import { CapabilityError, errorMessage } from "../errors.ts";
 import { logger } from "../log.ts";
 import { findAssignable as defaultFindAssignable } from "../policy/assignable.ts";
-import { csrNames, parseCsr, verifyCsr } from "../../plugins/sdk/csr.ts";
-import { x509 } from "../../plugins/sdk/x509.ts";
+import { type CsrDer, readCsr, verifyCsrFast } from "../../plugins/sdk/csr.ts";
+import { OID_RSA_PSS, readCertificateFacts } from "../../plugins/sdk/leaf_der.ts";
+import { taskLabels } from "../../driver/answers.ts";
 import { type CertificateAuthority, CsrRejectedError } from "../../plugins/ca/types.ts";
 import { type Clock, systemClock } from "../../plugins/types.ts";
 import { AuditLog, type AuditRecord } from "./audit.ts";
@@ -141,16 +142,32 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 const BUDGET = Symbol("budget");
 
+/**
+ * The labels the kernel's task context proves by itself are always among a process's labels, even
+ * when the attestor that also reports them is late (else a valid identity is "not assignable").
+ */
+function withTaskLabels(labels: readonly string[], task: TaskContext): string[] {
+  const names = new Set(labels.map((l) => l.slice(0, l.indexOf("="))));
+  const out = [...labels];
+  for (const l of taskLabels(task)) if (!names.has(l.slice(0, l.indexOf("=")))) out.push(l);
+  return out;
+}
+
 type Resolved =
   & Required<
     Pick<IdentityManagerOptions, "budgetMs" | "workloadBudgetMs" | "clock" | "findAssignable">
   >
   & IdentityManagerOptions;
 
+/** A request read once: the CSR's parts in DER (plugins/sdk/leaf_der.ts). */
 interface ParsedRequest {
-  csr: x509.Pkcs10CertificateRequest;
-  names: ReturnType<typeof csrNames>;
+  csr: CsrDer;
+  names: { uris: string[]; dnsNames: string[]; others: string[] };
   ttl: string | undefined;
+}
+
+function namesOf(csr: CsrDer): ParsedRequest["names"] {
+  return { uris: csr.uris, dnsNames: csr.dnsNames, others: csr.others };
 }
 
 /** Guards issuance for the kernel. Create with {@linkcode IdentityManager.create}. */
@@ -160,7 +177,7 @@ export class IdentityManager {
   #refusal: RefusalIssuer;
   #anchors = new TrustAnchorCache();
   #lastAnchors: KernelTrustAnchor[];
-  #lastKernelKey: x509.PublicKey | undefined;
+  #lastKernelKey: Uint8Array | undefined;
   #fallback: string;
   #log: Logger;
   #metrics: MetricsRegistry;
@@ -222,13 +239,13 @@ export class IdentityManager {
     const timer = setTimeout(() => ctl.abort(BUDGET), this.#o.budgetMs);
     const asker: Asker = { task: request.task, via: "kernel" };
     if (request.id !== undefined) asker.id = request.id;
-    let publicKey: x509.PublicKey | undefined;
+    let publicKey: Uint8Array | undefined;
     let spiffeId: string | undefined;
     try {
       const parsed = this.#parse(request);
-      publicKey = parsed.csr.publicKey;
+      publicKey = parsed.csr.spki;
       spiffeId = parsed.names.uris[0];
-      if (!(await verifyCsr(parsed.csr))) {
+      if (!(await verifyCsrFast(parsed.csr))) {
         throw new IssuanceRefusedError(
           "csr_signature",
           "Cannot sign CSR: its signature does not verify",
@@ -283,15 +300,15 @@ export class IdentityManager {
     const asker: Asker = { task: request.task, via: "proxy" };
     let spiffeId: string | undefined;
     try {
-      let csr: x509.Pkcs10CertificateRequest;
+      let csr: CsrDer;
       try {
-        csr = parseCsr(request.csrDer);
+        csr = readCsr(request.csrDer);
       } catch (e) {
         throw new IssuanceRefusedError("bad_csr", (e as Error).message);
       }
-      const parsed: ParsedRequest = { csr, names: csrNames(csr), ttl: request.ttl };
+      const parsed: ParsedRequest = { csr, names: namesOf(csr), ttl: request.ttl };
       spiffeId = parsed.names.uris[0];
-      if (!(await verifyCsr(csr))) {
+      if (!(await verifyCsrFast(csr))) {
         throw new IssuanceRefusedError(
           "csr_signature",
           "Cannot sign CSR: its signature does not verify",
@@ -344,16 +361,22 @@ export class IdentityManager {
     }
     let csr;
     try {
-      csr = parseCsr(d["csr"]);
+      csr = readCsr(d["csr"]);
     } catch (e) {
       throw new IssuanceRefusedError("bad_csr", (e as Error).message);
     }
-    return { csr, names: csrNames(csr), ttl: d["ttl"] as string | undefined };
+    return { csr, names: namesOf(csr), ttl: d["ttl"] as string | undefined };
   }
 
   async #labels(task: TaskContext, signal: AbortSignal): Promise<string[]> {
+    // Attestation is told to stop at 60 % of the budget (it then answers with the labels it has),
+    // so that a late attestor leaves the CA its share instead of refusing the request.
+    const soon = new AbortController();
+    const timer = setTimeout(() => soon.abort(BUDGET), this.#o.budgetMs * 0.6);
+    const stop = () => soon.abort(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
     try {
-      return await untilAborted(this.#o.labelsFor(task, signal), signal);
+      return withTaskLabels(await untilAborted(this.#o.labelsFor(task, soon.signal), signal), task);
     } catch (e) {
       throw new IssuanceRefusedError(
         "labels_unavailable",
@@ -361,6 +384,9 @@ export class IdentityManager {
           e === BUDGET ? `not within ${this.#o.budgetMs} ms` : (e as Error).message
         }`,
       );
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
     }
   }
 
@@ -417,7 +443,8 @@ export class IdentityManager {
     try {
       signed = await untilAborted(
         o.ca.sign({
-          csr: new Uint8Array(parsed.csr.rawData),
+          // The same bytes object: a CA on the fast path does not read it again.
+          csr: parsed.csr.der,
           spiffeId: decision.spiffeId,
           dnsNames: decision.dnsNames,
           ttlMs: decision.ttlMs,
@@ -462,7 +489,7 @@ export class IdentityManager {
       trustAnchors: signed.trustAnchors,
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,
-      serial: leaf.serialNumber,
+      serial: leaf.serialHex,
       policyId: decision.policyId,
     };
     if (decision.egressId !== undefined) issued.egressId = decision.egressId;
@@ -484,31 +511,27 @@ export class IdentityManager {
   }
 
   /** The CA must have issued what was decided: the CSR's key, the one SPIFFE ID, no PSS, no longer TTL. */
-  #checkLeaf(der: Uint8Array, csr: x509.Pkcs10CertificateRequest, spiffeId: string, ttlMs: number) {
+  #checkLeaf(der: Uint8Array, csr: CsrDer, spiffeId: string, ttlMs: number) {
     const bad = (why: string) =>
       new IssuanceRefusedError(
         "bad_ca_answer",
         `Cannot use certificate from CA "${this.#o.ca.name}": ${why}`,
         spiffeId,
       );
-    let leaf: x509.X509Certificate;
+    let leaf;
     try {
-      leaf = new x509.X509Certificate(der.slice().buffer as ArrayBuffer);
+      leaf = readCertificateFacts(der);
     } catch (e) {
       throw bad(`not a DER certificate (${(e as Error).message})`);
     }
-    if (leaf.signatureAlgorithm.name === "RSA-PSS") {
+    if (leaf.signatureAlgorithm === OID_RSA_PSS) {
       throw bad("signed with RSA-PSS, which the kernel cannot verify");
     }
-    const sameKey = leaf.publicKey.rawData.byteLength === csr.publicKey.rawData.byteLength &&
-      new Uint8Array(leaf.publicKey.rawData).every((b, i) =>
-        b === new Uint8Array(csr.publicKey.rawData)[i]
-      );
+    const sameKey = leaf.spki.length === csr.spki.length &&
+      leaf.spki.every((b, i) => b === csr.spki[i]);
     if (!sameKey) throw bad("its public key is not the CSR's");
-    const uris = leaf.getExtension(x509.SubjectAlternativeNameExtension)?.names.items
-      .filter((n) => n.type === "url").map((n) => n.value) ?? [];
-    if (uris.length !== 1 || uris[0] !== spiffeId) {
-      throw bad(`its URI SANs are ${JSON.stringify(uris)}`);
+    if (leaf.uris.length !== 1 || leaf.uris[0] !== spiffeId) {
+      throw bad(`its URI SANs are ${JSON.stringify(leaf.uris)}`);
     }
     // One minute of slack for the CA's own clock.
     if (leaf.notAfter.getTime() > this.#o.clock.now() + ttlMs + 60_000) {
@@ -528,25 +551,25 @@ export class IdentityManager {
   async #refuse(
     asker: Asker,
     r: IssuanceRefusedError,
-    csrKey: x509.PublicKey | undefined,
+    csrKey: Uint8Array | undefined,
     spiffeId: string | undefined,
     started: number,
   ): Promise<string> {
     try {
       // A CSR we cannot read still gets a certificate for the kernel's (shared) key when known.
       const key = csrKey ?? this.#lastKernelKey;
-      const der = await this.#refusal.issue(key);
+      // Prepared per key and reused while fresh: refusing costs nothing under a burst.
+      const cert = await this.#refusal.refusal(key);
       const anchors = this.#lastAnchors.length > 0
         ? this.#lastAnchors
         : [this.#anchors.get(this.#refusal.placeholderAnchor)];
-      const answer = kernelCsrAnswer(der, [], anchors);
-      const cert = new x509.X509Certificate(der.slice().buffer as ArrayBuffer);
+      const answer = kernelCsrAnswer(cert.der, [], anchors);
       const record: AuditRecord = {
         ...this.#base(asker, started),
         outcome: "refused",
         reason: r.reason,
         detail: r.message,
-        serial: cert.serialNumber,
+        serial: cert.serial,
         notAfter: cert.notAfter.toISOString(),
       };
       if (spiffeId !== undefined) record.spiffeId = spiffeId;

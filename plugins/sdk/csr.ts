@@ -7,6 +7,10 @@
 import { x509 } from "./x509.ts";
 import type { KeyPair } from "./keys.ts";
 import { signingAlgorithm } from "./keys.ts";
+import { type CsrDer, readCsrDer, verifyCsrDer } from "./leaf_der.ts";
+import { parsePem } from "./pem.ts";
+
+export type { CsrDer };
 
 /** The SANs a CSR asks for, by type. */
 export interface CsrNames {
@@ -39,6 +43,37 @@ export function parseCsr(input: string | Uint8Array): x509.Pkcs10CertificateRequ
     return new x509.Pkcs10CertificateRequest(input.slice().buffer as ArrayBuffer);
   } catch (e) {
     throw new SyntaxError(`Cannot parse CSR: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Reads a CSR from PEM or DER on the fast path ({@linkcode readCsrDer}: the parts cut from the
+ * original bytes, no ASN.1 object tree); throws `SyntaxError` saying why it cannot be read.
+ */
+export function readCsr(input: string | Uint8Array): CsrDer {
+  if (typeof input !== "string") return readCsrDer(input);
+  let blocks;
+  try {
+    blocks = parsePem(input);
+  } catch (e) {
+    throw new SyntaxError(`Cannot parse CSR: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const block = blocks.find((b) => b.label === "CERTIFICATE REQUEST");
+  if (!block) throw new SyntaxError('Cannot parse CSR: no "CERTIFICATE REQUEST" PEM block');
+  return readCsrDer(block.der);
+}
+
+/**
+ * Verifies a CSR read by {@linkcode readCsr}: natively for RSA PKCS#1 v1.5 (what the kernel
+ * sends), through @peculiar/x509 otherwise. False for a tampered request or an unusable key.
+ */
+export async function verifyCsrFast(csr: CsrDer): Promise<boolean> {
+  const fast = await verifyCsrDer(csr);
+  if (fast !== undefined) return fast;
+  try {
+    return await verifyCsr(parseCsr(csr.der));
+  } catch {
+    return false;
   }
 }
 

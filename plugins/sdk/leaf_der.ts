@@ -57,7 +57,7 @@ export function oidText(der: Uint8Array, t: Tlv): string {
   return out.join(".");
 }
 
-function expect(der: Uint8Array, t: Tlv | undefined, tag: number, what: string): Tlv {
+function expect(_der: Uint8Array, t: Tlv | undefined, tag: number, what: string): Tlv {
   if (!t || t.tag !== tag) {
     throw new SyntaxError(`Cannot read ${what}: expected tag 0x${tag.toString(16)}`);
   }
