@@ -1,12 +1,13 @@
 /**
- * One external plugin process: checksum check, spawn, JSON-RPC over stdio with per-call timeouts,
- * restart with exponential backoff when it dies (or hangs), orderly shutdown.
+ * One external plugin process: checksum check, spawn in its own process group, JSON-RPC over stdio
+ * with per-call timeouts and a maximum message size, restart with exponential backoff when it dies
+ * (or hangs, or oversteps), orderly shutdown that never waits longer than a bound.
  *
  * @module
  */
 import type { Logger } from "@logtape/logtape";
 import type { PluginKind } from "./types.ts";
-import { LineWriter, readLines } from "./sdk/_lines.ts";
+import { LineTooLongError, LineWriter, readLines } from "./sdk/_lines.ts";
 import {
   type ConfigureResult,
   ERROR,
@@ -38,6 +39,24 @@ export interface ProcessSpec {
   restartMaxMs: number;
   /** After this many calls in a row time out, the plugin is killed and restarted. */
   maxConsecutiveTimeouts: number;
+  /** Longest stdout line (one JSON-RPC message); a plugin past it is killed and restarted. */
+  maxMessageBytes: number;
+}
+
+/** Longest stderr line logged; the rest of a longer line is dropped. */
+const MAX_STDERR_LINE_BYTES = 16 * 1024;
+/** Stderr lines logged per second at most; the others are counted and reported. */
+const MAX_STDERR_LINES_PER_SECOND = 50;
+/** Each wait of {@linkcode PluginProcess.dispose} (shutdown answer, exit, streams) is bounded by this. */
+const STOP_STEP_MS = 1000;
+
+/** Sleeps `ms` unless `p` settles first; true when `p` settled. */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p.then(() => true, () => true),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** A JSON-RPC error answered by the plugin. */
@@ -73,8 +92,15 @@ interface Pending {
 interface Running {
   child: Deno.ChildProcess;
   writer: LineWriter;
+  /** Both output streams read to the end (or cancelled) and the process exited. */
   done: Promise<void>;
   startedAt: number;
+  /** Cancels the stdout and stderr readers (a child outside the group may hold the pipes). */
+  stopReading: AbortController;
+  /** Why the agent killed it, for the exit reason. */
+  killedFor?: string;
+  /** It exited and its group was killed: its pid may be reused now, never signal it again. */
+  reaped?: boolean;
 }
 
 /** A supervised plugin process. Start it with {@linkcode PluginProcess.start}. */
@@ -89,6 +115,7 @@ export class PluginProcess {
   #attempt = 0;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #lastExit = "";
+  #disposed = false;
   /** Set by the handshake and configure of the latest launch. */
   handshake: HandshakeResult | undefined;
   configured: ConfigureResult = {};
@@ -144,19 +171,22 @@ export class PluginProcess {
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
+        // Its own process group (and session), so that killing it takes its children too.
+        detached: true,
       }).spawn();
     } catch (e) {
       throw new Error(`Cannot start plugin "${s.command}": ${(e as Error).message}`);
     }
-    const writer = new LineWriter(child.stdin);
-    const reading = this.#readStdout(child);
-    const logging = this.#readStderr(child);
     const run: Running = {
       child,
-      writer,
+      writer: new LineWriter(child.stdin),
       startedAt: Date.now(),
-      done: Promise.all([reading, logging, child.status]).then(() => {}),
+      done: Promise.resolve(),
+      stopReading: new AbortController(),
     };
+    const reading = this.#readStdout(run);
+    const logging = this.#readStderr(run);
+    run.done = Promise.all([reading, logging, child.status]).then(() => {});
     this.#run = run;
     void child.status.then((status) => this.#onExit(run, status));
     try {
@@ -184,6 +214,8 @@ export class PluginProcess {
       }, s.startTimeoutMs).catch((e) => {
         throw configureError(e);
       }) as ConfigureResult) ?? {};
+      // dispose() ran while this launch was under way: do not leave a ready plugin behind.
+      if (this.#disposed) throw new Error("Cannot start plugin: it is being stopped");
       this.#state = "ready";
       this.#timeouts = 0;
     } catch (e) {
@@ -192,17 +224,26 @@ export class PluginProcess {
     }
   }
 
-  async #readStdout(child: Deno.ChildProcess): Promise<void> {
+  async #readStdout(run: Running): Promise<void> {
+    const limit = this.#spec.maxMessageBytes;
     try {
-      for await (const line of readLines(child.stdout)) {
+      const lines = readLines(run.child.stdout, {
+        maxLineBytes: limit,
+        signal: run.stopReading.signal,
+      });
+      for await (const line of lines) {
         if (line.trim() === "") continue;
         let msg: { id?: unknown; result?: unknown; error?: RpcErrorObject };
         try {
           msg = JSON.parse(line);
         } catch {
-          this.#log.warn("Plugin wrote a line that is not JSON-RPC on stdout", { line });
+          this.#log.warn("Plugin wrote a line that is not JSON-RPC on stdout", {
+            line: line.length > 200 ? `${line.slice(0, 200)}…` : line,
+            bytes: line.length,
+          });
           continue;
         }
+        if (typeof msg !== "object" || msg === null) continue;
         const pending = typeof msg.id === "number" ? this.#pending.get(msg.id) : undefined;
         if (!pending) continue;
         this.#pending.delete(msg.id as number);
@@ -211,15 +252,50 @@ export class PluginProcess {
           pending.reject(new PluginCallError(msg.error.code, msg.error.message, msg.error.data));
         } else pending.resolve(msg.result);
       }
-    } catch { /* stream closed */ }
+    } catch (e) {
+      if (!(e instanceof LineTooLongError)) return; // stream closed
+      this.#log.error("Plugin wrote a message over the limit on stdout; killing it", {
+        limitBytes: limit,
+      });
+      this.#kill(run, `wrote a message over ${limit} bytes`);
+    }
   }
 
-  async #readStderr(child: Deno.ChildProcess): Promise<void> {
+  async #readStderr(run: Running): Promise<void> {
+    let second = 0;
+    let logged = 0;
+    let dropped = 0;
     try {
-      for await (const line of readLines(child.stderr)) {
-        if (line.trim() !== "") this.#log.info("{line}", { line, stream: "stderr" });
+      const lines = readLines(run.child.stderr, {
+        maxLineBytes: MAX_STDERR_LINE_BYTES,
+        overflow: "truncate",
+        signal: run.stopReading.signal,
+      });
+      for await (const line of lines) {
+        if (line.trim() === "") continue;
+        const now = Math.floor(Date.now() / 1000);
+        if (now !== second) {
+          if (dropped > 0) this.#log.warn("Plugin stderr lines not logged", { dropped });
+          [second, logged, dropped] = [now, 0, 0];
+        }
+        if (++logged > MAX_STDERR_LINES_PER_SECOND) dropped++;
+        else this.#log.info("{line}", { line, stream: "stderr" });
       }
     } catch { /* stream closed */ }
+    if (dropped > 0) this.#log.warn("Plugin stderr lines not logged", { dropped });
+  }
+
+  /** SIGKILLs the plugin's process group (the plugin and its children), else the plugin. */
+  #kill(run: Running, reason?: string): void {
+    if (run.reaped) return;
+    if (reason !== undefined) run.killedFor ??= reason;
+    try {
+      Deno.kill(-run.child.pid, "SIGKILL");
+    } catch {
+      try {
+        run.child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }
   }
 
   #request(
@@ -296,16 +372,16 @@ export class PluginProcess {
     if (++this.#timeouts < this.#spec.maxConsecutiveTimeouts || this.#run !== run) return;
     this.#log.error("Plugin does not answer; killing it", { timeouts: this.#timeouts });
     this.#timeouts = 0;
-    try {
-      run.child.kill("SIGKILL");
-    } catch { /* already gone */ }
+    this.#kill(run, `did not answer ${this.#spec.maxConsecutiveTimeouts} calls in a row`);
   }
 
   #onExit(run: Running, status: Deno.CommandStatus): void {
+    // Children it left behind go with it; they may hold its pipes open.
+    this.#kill(run);
+    run.reaped = true;
     if (this.#run !== run) return;
-    this.#lastExit = status.signal
-      ? `killed by ${status.signal}`
-      : `exited with code ${status.code}`;
+    const how = status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
+    this.#lastExit = run.killedFor ? `${how}: ${run.killedFor}` : how;
     for (const p of [...this.#pending.values()]) p.reject(new Error(`Plugin ${this.#lastExit}`));
     if (this.#state === "stopped" || this.#state === "starting") return;
     this.#log.error("Plugin died; restarting it", { reason: this.#lastExit });
@@ -337,42 +413,37 @@ export class PluginProcess {
     }, delay);
   }
 
+  /** Closes stdin and waits for the streams, each for a bounded time, then stops reading. */
   async #closeStreams(run: Running): Promise<void> {
-    await run.writer.close();
-    await run.done;
+    if (!await within(run.writer.close(), STOP_STEP_MS)) await run.writer.abort();
+    if (!await within(run.done, STOP_STEP_MS)) run.stopReading.abort();
+    await within(run.done, STOP_STEP_MS);
   }
 
   async #stop(run: Running): Promise<void> {
-    try {
-      run.child.kill("SIGKILL");
-    } catch { /* already exited */ }
+    this.#kill(run);
     await this.#closeStreams(run);
   }
 
-  /** Asks the plugin to shut down, then kills it if it does not exit within a second. */
+  /**
+   * Asks the plugin to shut down, then kills its process group if it has not exited within a
+   * second. Returns within about five seconds whatever the plugin does.
+   */
   async dispose(): Promise<void> {
     const wasReady = this.#state === "ready";
     this.#state = "stopped";
+    this.#disposed = true;
     clearTimeout(this.#restartTimer);
     const run = this.#run;
     if (!run) return;
     if (wasReady) {
-      await this.#request(METHOD.shutdown, {}, 1000).catch(() => {});
+      await this.#request(METHOD.shutdown, {}, STOP_STEP_MS).catch(() => {});
     }
-    await run.writer.close();
-    const exited = await Promise.race([
-      run.child.status.then(() => true),
-      new Promise<boolean>((r) => {
-        const t = setTimeout(() => r(false), 1000);
-        void run.child.status.finally(() => clearTimeout(t));
-      }),
-    ]);
-    if (!exited) {
-      try {
-        run.child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
-    await run.done;
+    if (!await within(run.writer.close(), STOP_STEP_MS)) await run.writer.abort();
+    if (!await within(run.child.status, STOP_STEP_MS)) this.#kill(run);
+    // The group goes in any case: children of a plugin that exited must not outlive the agent.
+    this.#kill(run);
+    await this.#closeStreams(run);
     for (const p of [...this.#pending.values()]) p.reject(new Error("Plugin stopped"));
   }
 }

@@ -13,6 +13,7 @@ import {
   type AttestorCollectResult,
   type CaSignResult,
   type CaTrustBundleResult,
+  DEFAULT_MAX_MESSAGE_BYTES,
   ERROR,
   type HealthResult,
   METHOD,
@@ -39,6 +40,28 @@ export const EXTERNAL_KINDS = ["ca", "attestor"] as const;
 /** A kind an external plugin can implement. */
 export type ExternalKind = typeof EXTERNAL_KINDS[number];
 
+const SIZE_UNITS: Record<string, number> = { "": 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };
+const MIN_MESSAGE_BYTES = 4 * 1024;
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** A byte size: a whole number of bytes, or a string such as `"1MiB"`, `"512KiB"`. */
+const messageSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = typeof v === "number" ? [String(v), String(v), ""] : /^(\d+)\s*(B|KiB|MiB)?$/.exec(v);
+  const bytes = m && Number.isSafeInteger(Number(m[1]))
+    ? Number(m[1]) * SIZE_UNITS[m[2] ?? ""]!
+    : NaN;
+  if (!(bytes >= MIN_MESSAGE_BYTES && bytes <= MAX_MESSAGE_BYTES)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `Cannot use message size ${
+        JSON.stringify(v)
+      }: it must be bytes (a whole number, or with B, KiB or MiB) from 4KiB to 64MiB`,
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const entrySchema = z.object({
   kind: z.enum(EXTERNAL_KINDS, { error: `must be one of ${EXTERNAL_KINDS.join(", ")}` }),
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must match [a-z0-9][a-z0-9_-]*"),
@@ -54,6 +77,8 @@ const entrySchema = z.object({
   startTimeout: durationMs.default(10_000),
   restartBackoff: durationMs.default(200),
   restartBackoffMax: durationMs.default(30_000),
+  /** Longest message (stdout line) the plugin may write; past it, it is killed and restarted. */
+  maxMessageSize: messageSize.default(DEFAULT_MAX_MESSAGE_BYTES),
 }).strict();
 
 /** A parsed `plugins.external[]` entry. */
@@ -70,6 +95,8 @@ export interface ExternalPluginConfig {
   startTimeoutMs: number;
   restartInitialMs: number;
   restartMaxMs: number;
+  /** `maxMessageSize` in bytes (default 1 MiB). */
+  maxMessageBytes: number;
 }
 
 /**
@@ -96,6 +123,7 @@ export function parseExternalEntry(raw: unknown): ParseResult<ExternalPluginConf
     startTimeoutMs: v.startTimeout,
     restartInitialMs: v.restartBackoff,
     restartMaxMs: v.restartBackoffMax,
+    maxMessageBytes: v.maxMessageSize,
   };
   if (v.sha256 !== undefined) out.sha256 = v.sha256.toLowerCase();
   if (v.cwd !== undefined) out.cwd = v.cwd;
@@ -117,6 +145,7 @@ function spec(config: ExternalPluginConfig, ctx: PluginContext): ProcessSpec {
     restartInitialMs: config.restartInitialMs,
     restartMaxMs: config.restartMaxMs,
     maxConsecutiveTimeouts: 3,
+    maxMessageBytes: config.maxMessageBytes,
   };
   if (config.sha256 !== undefined) s.sha256 = config.sha256;
   if (config.cwd !== undefined) s.cwd = config.cwd;

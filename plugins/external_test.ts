@@ -6,18 +6,11 @@ import { sha256File } from "./_sha256.ts";
 import { type CertificateAuthority, CsrRejectedError } from "./ca/types.ts";
 import { parseCsr } from "./sdk/csr.ts";
 import { FAKE_PLUGIN, testContext } from "../tests/fakes/ca_plugins.ts";
-import {
-  captureCsrSign,
-  capturePayloads,
-  pki,
-  taskLabels,
-} from "../tests/fakes/identity_capture.ts";
-import { IdentityManager } from "../agent/identity/manager.ts";
-import { AuditLog } from "../agent/identity/audit.ts";
-import { MetricsRegistry } from "../agent/identity/metrics.ts";
-import { checkKernelAnswer } from "../driver/answer_check.ts";
+import { captureCsrSign, pki } from "../tests/fakes/identity_capture.ts";
 
 const SHA = await sha256File(FAKE_PLUGIN);
+const ABUSIVE_PLUGIN = new URL("../tests/fakes/ca_abusive_plugin.ts", import.meta.url).pathname;
+const ABUSIVE_SHA = await sha256File(ABUSIVE_PLUGIN);
 
 async function rejectsWith(p: Promise<unknown>, re: RegExp): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -227,53 +220,63 @@ Deno.test("external plugins", async (t) => {
     await plugins.dispose();
   });
 
+  await t.step("maxMessageSize: bytes or KiB/MiB within 4KiB..64MiB, else a problem", async () => {
+    await rejectsWith(
+      load([selection([], { maxMessageSize: "1GiB" })]),
+      /plugins\.external\[fake\]\.maxMessageSize: Cannot use message size "1GiB"/,
+    );
+  });
+
   await t.step(
-    "identity manager with a hanging or dying CA: refusal certificates, no crash",
+    "a message over maxMessageSize: killed with its group, restarted",
     async () => {
-      const payloads = await capturePayloads();
-      const request = await captureCsrSign("python3");
-      for (
-        const [mode, reason] of [["hang-sign", "ca_timeout"], ["die-on-sign", "ca_error"]] as const
-      ) {
-        const plugins = await load([selection([`--mode=${mode}`], { callTimeout: "2s" })]);
-        try {
-          const metrics = new MetricsRegistry();
-          const manager = await IdentityManager.create({
-            ca: plugins.of("ca")[0]!,
-            trustDomain: "acme.test",
-            payloads: () => payloads,
-            labelsFor: (task) => Promise.resolve(taskLabels(task)),
-            defaultCertTtlMs: 86_400_000,
-            budgetMs: 800,
-            audit: new AuditLog(),
-            metrics,
-          });
-          const started = performance.now();
-          const answer = await manager.signForKernel({
-            id: request.id,
-            task: request.task_context,
-            data: request.data,
-          });
-          assert.ok(performance.now() - started < 1300, "answered soon after the budget");
-          const check = await checkKernelAnswer(answer);
-          assert.deepEqual(check.problems, []);
-          assert.equal(check.trusted, false);
-          const last = manager.audit.entries().at(-1)!;
-          assert.equal(last.reason, reason);
-          if (reason === "ca_error") {
-            assert.match(
-              last.detail!,
-              /^ca\(fake\): Plugin exited with code 3/,
-            );
-          }
-          assert.equal(
-            metrics.counter("camblet_csr_sign_total", "").get({ result: "refused", reason }),
-            1,
-          );
-        } finally {
-          await plugins.dispose();
-        }
+      const pids = await Deno.makeTempFile();
+      const plugins = await load([
+        selection(["--mode=huge-answer", "--huge-mib=8", `--pids=${pids}`], {
+          path: ABUSIVE_PLUGIN,
+          sha256: ABUSIVE_SHA,
+          maxMessageSize: "64KiB",
+        }),
+      ]);
+      const ca = plugins.of("ca")[0]!;
+      const state = () => (ca as unknown as { state: string }).state;
+      try {
+        await rejectsWith(
+          signKernelCsr(ca),
+          /^ca\(fake\): Plugin killed by SIGKILL: wrote a message over 65536 bytes$/,
+        );
+        await until("ready again", () => state() === "ready");
+        assert.equal((await ca.trustBundle()).length, 1, "the restarted plugin answers");
+      } finally {
+        await plugins.dispose();
+        await Deno.remove(pids);
       }
+    },
+  );
+
+  await t.step(
+    "dispose is bounded: a plugin that ignores shutdown, with a child that escaped its group",
+    async () => {
+      const pids = await Deno.makeTempFile();
+      const plugins = await load([selection(["--mode=escape-child", `--pids=${pids}`], {
+        path: ABUSIVE_PLUGIN,
+        sha256: ABUSIVE_SHA,
+        callTimeout: "300ms",
+      })]);
+      const ca = plugins.of("ca")[0]!;
+      await rejectsWith(signKernelCsr(ca), /no answer within 300 ms/);
+      const started = performance.now();
+      await plugins.dispose();
+      const ms = performance.now() - started;
+      const lines = (await Deno.readTextFile(pids)).trim().split("\n");
+      for (const l of lines) {
+        try {
+          Deno.kill(Number(l.split(" ")[0]), "SIGKILL");
+        } catch { /* gone */ }
+      }
+      await Deno.remove(pids);
+      assert.ok(lines.some((l) => l.endsWith(" escaped")), lines.join("; "));
+      assert.ok(ms < 5000, `dispose took ${Math.round(ms)} ms`);
     },
   );
 });

@@ -39,10 +39,6 @@ const ALLOWED: Record<string, { imports: readonly string[]; why: string }> = {
     imports: ["agent/attestation/runner.ts"],
     why: "a reused pid must not get the old process' labels through the agent's attestation cache",
   },
-  "plugins/external_test.ts": {
-    imports: ["agent/identity/manager.ts", "agent/identity/audit.ts", "agent/identity/metrics.ts"],
-    why: "an external CA's failures must become refusal certificates in the identity manager",
-  },
 };
 
 /** Replaces comments with spaces, keeping strings and template literals intact. */

@@ -15,6 +15,12 @@ export const PROTOCOL = "camblet-plugin";
 /** The version this SDK and the agent speak. */
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * Default maximum size of one message (one line, newline excluded): 1 MiB. The agent kills a
+ * plugin that writes a longer line on stdout (configurable per plugin: `maxMessageSize`).
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
 /** Method names. */
 export const METHOD = {
   handshake: "plugin.handshake",

@@ -6,7 +6,7 @@
  * @module
  */
 import type { PluginKind } from "../types.ts";
-import { LineWriter, readLines } from "./_lines.ts";
+import { LineTooLongError, LineWriter, readLines } from "./_lines.ts";
 import {
   type ConfigureParams,
   type ConfigureResult,
@@ -40,6 +40,8 @@ export interface PluginHandlers {
 export interface ServeOptions {
   input?: ReadableStream<Uint8Array>;
   output?: WritableStream<Uint8Array>;
+  /** Longest request line accepted (default `DEFAULT_MAX_MESSAGE_BYTES`, 1 MiB). */
+  maxMessageBytes?: number;
 }
 
 function errorOf(e: unknown) {
@@ -128,28 +130,46 @@ export async function servePlugin(
     }
   };
 
-  for await (const line of readLines(options.input ?? Deno.stdin.readable)) {
-    if (line.trim() === "") continue;
-    let req: RpcRequest;
-    try {
-      req = JSON.parse(line);
-    } catch (e) {
-      await out.send({
-        jsonrpc: "2.0",
-        id: null,
-        error: { code: ERROR.parse, message: (e as Error).message },
-      });
-      continue;
-    }
-    if (req.method === METHOD.shutdown) {
-      await Promise.allSettled(inFlight);
-      if (req.id !== undefined) await out.send({ jsonrpc: "2.0", id: req.id, result: {} });
-      break;
-    }
-    const p = answer(req);
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+  const lines = readLines(options.input ?? Deno.stdin.readable, {
+    ...(options.maxMessageBytes !== undefined ? { maxLineBytes: options.maxMessageBytes } : {}),
+  });
+  try {
+    await serveLines(lines);
+  } catch (e) {
+    if (!(e instanceof LineTooLongError)) throw e;
+    // The stream cannot be resynchronised without holding the line: say why, then stop serving.
+    await out.send({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: ERROR.invalidRequest, message: e.message },
+    })
+      .catch(() => {});
   }
   await Promise.allSettled(inFlight);
   await out.close();
+
+  async function serveLines(lines: AsyncGenerator<string>): Promise<void> {
+    for await (const line of lines) {
+      if (line.trim() === "") continue;
+      let req: RpcRequest;
+      try {
+        req = JSON.parse(line);
+      } catch (e) {
+        await out.send({
+          jsonrpc: "2.0",
+          id: null,
+          error: { code: ERROR.parse, message: (e as Error).message },
+        });
+        continue;
+      }
+      if (req.method === METHOD.shutdown) {
+        await Promise.allSettled(inFlight);
+        if (req.id !== undefined) await out.send({ jsonrpc: "2.0", id: req.id, result: {} });
+        break;
+      }
+      const p = answer(req);
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+  }
 }
