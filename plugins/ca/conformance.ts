@@ -46,6 +46,8 @@ export interface CaConformanceOptions {
   setup(clock: Clock): Promise<CaUnderTest>;
   /** Cases to skip, each with its reason (printed in the step name). */
   skip?: Partial<Record<ConformanceCase, string>>;
+  /** Skip the whole suite (e.g. `skip(peerMissing("vault"))` from tests/_skip.ts). */
+  ignore?: boolean;
   /** Allowed difference between the CA's clock and `clock` (default 0; use ~5 s for processes). */
   clockSkewMs?: number;
 }
@@ -80,7 +82,7 @@ async function openssl(args: string[]): Promise<{ code: number; out: string }> {
 
 /** Registers the suite as one `Deno.test` with a step per case. */
 export function caConformance(name: string, options: CaConformanceOptions): void {
-  Deno.test(`ca conformance: ${name}`, async (t) => {
+  Deno.test(`ca conformance: ${name}`, { ignore: options.ignore ?? false }, async (t) => {
     const fixed: Clock = { now: () => CAPTURE_TIME };
     const { ca, clock } = await options.setup(fixed);
     const skew = options.clockSkewMs ?? 0;

@@ -1,7 +1,9 @@
 /**
- * Builds the real peer binaries from their Go modules on first use and caches them by version in
+ * Builds the real peer binaries from their Go modules and caches them by version in
  * `${CAMBLET_PEERS_DIR:-$HOME/.cache/camblet-agent/peers}/<key>-<version>/`. A file lock makes
- * parallel test processes wait for one build instead of running two.
+ * parallel processes wait for one build instead of running two. Tests never build: `deno task
+ * peers` does (minutes per peer), and a test whose peer is missing skips with
+ * {@linkcode peerMissing}'s reason, or fails naming the task.
  *
  * @module
  */
@@ -38,6 +40,30 @@ export function peerPath(name: PeerName): string {
 export interface EnsurePeerOptions {
   /** Progress sink (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * Build a missing peer (default: only when `CAMBLET_PEERS_BUILD=1`; `deno task peers` builds).
+   * Otherwise a missing peer is a {@linkcode PeerBuildError} naming the task.
+   */
+  build?: boolean;
+}
+
+/** The command that builds every peer. */
+export const PEERS_TASK = "deno task peers";
+
+/**
+ * Why a test that needs `names` must skip, or undefined when every one is built. Never builds.
+ *
+ * @example
+ * ```ts ignore
+ * import { skip } from "../_skip.ts";
+ * Deno.test({ name: "vault", ignore: skip(peerMissing("vault")), async fn() {} });
+ * ```
+ */
+export function peerMissing(...names: PeerName[]): string | undefined {
+  const missing = names.filter((n) => !isFileSync(peerPath(n)));
+  if (missing.length === 0) return undefined;
+  const builds = [...new Set(missing.map((n) => `${PEERS[n].key} ${PEERS[n].version}`))];
+  return `needs ${builds.join(", ")}, not built in ${peersDir()}: run \`${PEERS_TASK}\` first`;
 }
 
 // One build per process at a time; other processes wait on the file lock.
@@ -56,6 +82,12 @@ export async function ensurePeer(name: PeerName, options: EnsurePeerOptions = {}
   if (await isFile(path)) return path;
   const build = PEERS[name];
   const key = `${build.key}-${build.version}`;
+  if (!(options.build ?? Deno.env.get("CAMBLET_PEERS_BUILD") === "1")) {
+    throw new PeerBuildError(
+      `Cannot find ${name}: ${build.key} ${build.version} is not built (no file at ${path}); ` +
+        `run \`${PEERS_TASK}\` first`,
+    );
+  }
   let pending = builds.get(key);
   if (pending === undefined) {
     pending = buildLocked(build, options.log ?? logToStderr);
@@ -131,6 +163,14 @@ async function buildLocked(build: PeerBuild, log: (line: string) => void): Promi
 
 function logToStderr(line: string): void {
   console.error(line);
+}
+
+function isFileSync(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 async function isFile(path: string): Promise<boolean> {

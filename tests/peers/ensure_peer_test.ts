@@ -1,21 +1,42 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type PeerName, PEERS } from "./catalog.ts";
-import { ensurePeer, peerPath, peersDir, tryEnsurePeer } from "./ensure_peer.ts";
+import { ensurePeer, peerMissing, peerPath, peersDir } from "./ensure_peer.ts";
 import { runGo } from "./_go.ts";
+import { skip } from "../_skip.ts";
 
 const PREBUILD = new URL("./prebuild.ts", import.meta.url).pathname;
 
-// A rebuild of opa into an empty cache dir is quick once the Go build cache is warm.
-const opa = await tryEnsurePeer("opa");
-if (!opa.ok) console.error(`SKIP: opa cannot be built here:\n${opa.error}`);
+// A rebuild of opa into an empty cache dir is quick once the Go build cache is warm, which it is
+// once `deno task peers` has built opa.
+const noOpa = peerMissing("opa");
 
 Deno.test("ensurePeer: an unknown name is a TypeError naming it", async () => {
   await assert.rejects(ensurePeer("nginx" as PeerName), /unknown name "nginx"/);
 });
 
+Deno.test("ensurePeer: a missing peer is an error naming the task, not a build", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "camblet-peers-empty-" });
+  const before = Deno.env.get("CAMBLET_PEERS_DIR");
+  Deno.env.set("CAMBLET_PEERS_DIR", dir);
+  try {
+    assert.match(
+      peerMissing("opa", "vault")!,
+      /needs opa v\S+, vault v\S+, not built in .*: run `deno task peers` first/,
+    );
+    await assert.rejects(
+      ensurePeer("opa", { build: false, log: (l) => assert.fail(`built: ${l}`) }),
+      /opa v\S+ is not built .*run `deno task peers` first/,
+    );
+  } finally {
+    if (before === undefined) Deno.env.delete("CAMBLET_PEERS_DIR");
+    else Deno.env.set("CAMBLET_PEERS_DIR", before);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("ensurePeer: a cached peer returns its path without building", {
-  ignore: !opa.ok,
+  ignore: skip(noOpa),
 }, async () => {
   const started = performance.now();
   const path = await ensurePeer("opa", { log: (line) => assert.fail(`built again: ${line}`) });
@@ -25,7 +46,7 @@ Deno.test("ensurePeer: a cached peer returns its path without building", {
 });
 
 Deno.test("ensurePeer: two processes asking for a missing peer build it once", {
-  ignore: !opa.ok,
+  ignore: skip(noOpa),
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "camblet-peers-cache-" });
   try {

@@ -19,8 +19,10 @@ export {
   ensurePeer,
   type EnsurePeerOptions,
   PeerBuildError,
+  peerMissing,
   peerPath,
   type PeerResult,
+  PEERS_TASK,
   peersDir,
   tryEnsurePeer,
 } from "./ensure_peer.ts";

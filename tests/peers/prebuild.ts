@@ -1,8 +1,8 @@
 /**
  * Builds every pinned peer that is not cached yet, one after another, with progress on stderr.
- * `.ci/peers.sh` runs it before the tests so the build shows as its own CI step.
+ * `deno task peers` runs it (README, `.ci/peers.sh`) before the tests, which never build.
  *
- * Usage: `deno run -A tests/peers/prebuild.ts [name...]` (default: every peer)
+ * Usage: `deno task peers [name...]` (default: every peer)
  *
  * @module
  */
@@ -26,7 +26,7 @@ export async function prebuild(only: readonly string[] = []): Promise<number> {
     const build = PEERS[name];
     const started = Date.now();
     try {
-      const path = await ensurePeer(name);
+      const path = await ensurePeer(name, { build: true });
       const record = await Deno.readTextFile(join(buildDir(build), "BUILD.json"))
         .then((t) => JSON.parse(t) as { seconds?: number }).catch(() => ({ seconds: undefined }));
       const took = Math.round((Date.now() - started) / 1000);
