@@ -32,6 +32,59 @@ export function messageBytes(command: string, payload: unknown): number {
   return `{"command":"${command}","code":""}\n`.length + 4 * Math.ceil(json / 3);
 }
 
+/**
+ * JSON bytes of the smallest compiled policy or egress entry, comma included:
+ * `{"position":0,"id":"<36-character uuid>","selectors":[{}],"certificate":{"workloadID":"a"}}`
+ * is 108; an egress entry without selectors a little less. Every policy item and every egress
+ * entry compiles to one, so a set's entry count bounds its `load_policies` message from below.
+ */
+export const MIN_ENTRY_JSON_BYTES = 80;
+
+/** More compiled policy and egress entries than this can never fit one `load_policies` write. */
+export const MAX_POLICY_ENTRIES = Math.floor(
+  ((MAX_MESSAGE_BYTES - messageBytes("load_policies", { policies: [] })) / 4) * 3 /
+    MIN_ENTRY_JSON_BYTES,
+);
+
+// A `workloadID` key (YAML block or flow, JSON) at the start of a line or after `{`, `,`, `-`.
+const WORKLOAD_ID_KEY = /(?:^|[{,\-\s])["']?workloadID["']?[ \t]*:/gm;
+const COMMENT_LINE = /^[ \t]*#.*$/gm;
+
+/**
+ * A cheap estimate, from the text alone, of how many policy and egress entries a policy file
+ * holds: its `workloadID` keys outside comment lines (every entry needs one; YAML aliases can
+ * only make the estimate lower). Meant to refuse a set that cannot fit before parsing it.
+ *
+ * @example
+ * ```ts
+ * import { estimatePolicyEntries } from "./limits.ts";
+ * estimatePolicyEntries("- selectors: [{a: b}]\n  certificate: {workloadID: w}\n# workloadID: x\n"); // 1
+ * ```
+ */
+export function estimatePolicyEntries(text: string): number {
+  // Fast path: no key, no entries (most service files, empty files).
+  if (!text.includes("workloadID")) return 0;
+  return text.replace(COMMENT_LINE, "").match(WORKLOAD_ID_KEY)?.length ?? 0;
+}
+
+/**
+ * Why `entries` compiled policy and egress entries cannot fit one `load_policies` write (see
+ * {@linkcode MAX_POLICY_ENTRIES}); `undefined` when they may.
+ *
+ * @example
+ * ```ts
+ * import { entryCountProblem } from "./limits.ts";
+ * entryCountProblem(10); // undefined
+ * ```
+ */
+export function entryCountProblem(entries: number): string | undefined {
+  if (entries <= MAX_POLICY_ENTRIES) return undefined;
+  const least = messageBytes("load_policies", { policies: [] }) +
+    Math.ceil(entries * MIN_ENTRY_JSON_BYTES / 3) * 4;
+  return `${entries} policy and egress entries would take at least ${least} bytes compiled, ` +
+    `above the ${MAX_MESSAGE_BYTES} bytes of one kernel write (at most ${MAX_POLICY_ENTRIES} fit)`;
+}
+
 /** Every way `payloads` would break the kernel; empty when they are safe to send. */
 export function kernelPayloadProblems(payloads: KernelPayloads): Problem[] {
   const out: Problem[] = [];

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import type { KernelPayloads } from "../../driver/payloads.ts";
-import { kernelPayloadProblems, MAX_MESSAGE_BYTES, messageBytes } from "./limits.ts";
+import {
+  entryCountProblem,
+  estimatePolicyEntries,
+  kernelPayloadProblems,
+  MAX_MESSAGE_BYTES,
+  MAX_POLICY_ENTRIES,
+  messageBytes,
+  MIN_ENTRY_JSON_BYTES,
+} from "./limits.ts";
 
 function payloads(over: Partial<KernelPayloads> = {}): KernelPayloads {
   return {
@@ -72,5 +80,58 @@ Deno.test("kernelPayloadProblems", async (t) => {
     assert.equal(problems.length, 1);
     assert.equal(problems[0]!.source, "load_policies");
     assert.match(problems[0]!.message, new RegExp(`must stay under ${MAX_MESSAGE_BYTES}`));
+  });
+});
+
+Deno.test("policy entry estimates bound the load_policies message from below", async (t) => {
+  const { compilePayloads } = await import("./payloads.ts");
+  const { parsePolicyFile } = await import("./parse_policy.ts");
+  const compiled = (text: string) => {
+    const r = parsePolicyFile("p.yaml", text, { trustDomain: "acme.test" });
+    assert.deepEqual(r.problems, []);
+    return compilePayloads({
+      trustDomain: "acme.test",
+      policies: r.policies,
+      services: [],
+      resolutions: { addresses: new Map() },
+    }).payloads.load_policies.policies;
+  };
+  await t.step("the smallest policy and egress entries are not below the bound", () => {
+    const [p] = compiled(
+      "- selectors: [{}]\n  certificate: {workloadID: a}\n" +
+        "  egress: [{selectors: [{}], certificate: {workloadID: b}}]\n",
+    );
+    assert.ok(p);
+    const { egress, ...main } = p;
+    assert.ok(JSON.stringify(main).length + 1 >= MIN_ENTRY_JSON_BYTES, JSON.stringify(main));
+    assert.ok(JSON.stringify(egress![0]).length + 1 >= MIN_ENTRY_JSON_BYTES);
+  });
+  await t.step("the text estimate counts entries, not comments", () => {
+    const text = "# certificate: {workloadID: old}\n" +
+      "- selectors: [{a: b}]\n  certificate:\n    workloadID: w\n" +
+      '  egress: [{"selectors": [{}], "certificate": {"workloadID": "e"}}]\n';
+    assert.equal(estimatePolicyEntries(text), 2);
+    assert.equal(compiled(text).flatMap((p) => [p, ...(p.egress ?? [])]).length, 2);
+    assert.equal(estimatePolicyEntries('[{"selectors":[{}],"certificate":{"workloadID":"a"}}]'), 1);
+    assert.equal(estimatePolicyEntries("[]"), 0);
+  });
+  await t.step("a set past the bound cannot fit; the bound is sound", () => {
+    assert.equal(entryCountProblem(MAX_POLICY_ENTRIES), undefined);
+    assert.match(
+      entryCountProblem(94_000)!,
+      /^94000 policy and egress entries would take at least \d+ bytes/,
+    );
+    // The bound is a real limit: MAX_POLICY_ENTRIES + 1 of the smallest entries do not fit.
+    const text = "- selectors: [{}]\n  certificate: {workloadID: a}\n".repeat(
+      MAX_POLICY_ENTRIES + 1,
+    );
+    const r = parsePolicyFile("p.yaml", text, { trustDomain: "acme.test" });
+    const c = compilePayloads({
+      trustDomain: "acme.test",
+      policies: r.policies,
+      services: [],
+      resolutions: { addresses: new Map() },
+    });
+    assert.match(c.problems.map((p) => p.message).join("\n"), /one device write must stay under/);
   });
 });

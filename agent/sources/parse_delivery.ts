@@ -55,6 +55,41 @@ export function relocate(p: Problem, labels: ReadonlyMap<string, LabelTarget>): 
   return { ...p, source: target.source, file: target.file };
 }
 
+/** Gives the event loop a turn (timers, I/O, worker messages): the end of one slice of work. */
+export function yieldTurn(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+/**
+ * {@linkcode parseDelivery} in slices of one file, yielding between them so that the thread
+ * keeps answering (the kernel, the control socket) while a large set is parsed.
+ */
+export async function parseDeliverySliced(
+  spec: Pick<SourceSpec, "id" | "implicit">,
+  delivery: PolicyDelivery,
+  trustDomain: string,
+  labels: Map<string, LabelTarget>,
+): Promise<ParsedDelivery> {
+  const parts: ParsedDelivery[] = [];
+  for (const file of delivery.files) {
+    await yieldTurn();
+    parts.push(
+      parseDelivery(spec, { ...delivery, files: [file], warnings: [] }, trustDomain, labels),
+    );
+  }
+  const out = parseDelivery(spec, { ...delivery, files: [] }, trustDomain, labels);
+  return {
+    ...out,
+    policies: out.policies.concat(...parts.map((p) => p.policies)),
+    services: out.services.concat(...parts.map((p) => p.services)),
+    files: {
+      policies: out.files.policies.concat(...parts.map((p) => p.files.policies)),
+      services: out.files.services.concat(...parts.map((p) => p.files.services)),
+    },
+    problems: out.problems.concat(...parts.map((p) => p.problems)),
+  };
+}
+
 /** Parses every file of `delivery`; the label map is filled for {@linkcode relocate}. */
 export function parseDelivery(
   spec: Pick<SourceSpec, "id" | "implicit">,

@@ -18,7 +18,14 @@ import { type HostResolver, resolveHostnames, systemResolver } from "../policy/r
 import type { Resolutions } from "../policy/services.ts";
 import { type AcceptedSource, type CompiledSet, compileSet } from "./compile_set.ts";
 import { IssuanceLoader } from "./issuance_loader.ts";
-import { type LabelTarget, parseDelivery, sourceProblem } from "./parse_delivery.ts";
+import { entryCountProblem, estimatePolicyEntries } from "../policy/limits.ts";
+import type { PolicySource } from "../policy/source.ts";
+import {
+  type LabelTarget,
+  parseDeliverySliced,
+  sourceProblem,
+  yieldTurn,
+} from "./parse_delivery.ts";
 import type { PolicySnapshot } from "./snapshot.ts";
 import type { SourceSpec } from "./spec.ts";
 
@@ -57,6 +64,15 @@ interface Tracked {
     | { check: Extract<SourceCheck, { kind: "delivery" }>; parsed: AcceptedSource }
     | undefined;
   lastLogged?: string | undefined;
+  /** The check being recorded (parsing may take a while; records stay in order). */
+  recording: Promise<unknown>;
+}
+
+/** Compiled entries of `policies`: one per policy and one per egress entry. */
+function entriesOf(policies: readonly PolicySource[]): number {
+  let n = 0;
+  for (const p of policies) n += 1 + (p.policy.egress?.length ?? 0);
+  return n;
 }
 
 const EMPTY_ITEMS = { policies: 0, services: 0, issuancePolicy: false };
@@ -96,6 +112,7 @@ export class PolicySources {
         checks: {},
         items: { ...EMPTY_ITEMS },
       },
+      recording: Promise.resolve(),
     }));
   }
 
@@ -131,7 +148,7 @@ export class PolicySources {
     const deadline = AbortSignal.timeout(this.#o.startTimeoutMs ?? 60_000);
     const signal = this.#o.signal ? AbortSignal.any([this.#o.signal, deadline]) : deadline;
     const results = await Promise.all(this.#tracked.map((t) => t.instance.check(signal)));
-    results.forEach((r, i) => this.#record(this.#tracked[i]!, r));
+    await Promise.all(results.map((r, i) => this.#recordInOrder(this.#tracked[i]!, r)));
     const fatal = (t: Tracked) =>
       (this.#o.strict ?? true) && !t.spec.optional &&
       (t.status.state === "failing" || t.status.state === "rejected");
@@ -187,8 +204,15 @@ export class PolicySources {
     }
   }
 
+  /** {@linkcode #record}, one at a time per source (a later check never lands first). */
+  #recordInOrder(t: Tracked, r: SourceCheck): Promise<void> {
+    const run = t.recording.then(() => this.#record(t, r));
+    t.recording = run.catch((e) => this.#log.error("Cannot read policy source", { error: e }));
+    return run;
+  }
+
   /** Updates status for a check result; parses a delivery into `pending`. */
-  #record(t: Tracked, r: SourceCheck): void {
+  async #record(t: Tracked, r: SourceCheck): Promise<void> {
     const s = t.status;
     s.lastCheckAt = this.#now();
     if (r.kind === "failure") {
@@ -208,7 +232,13 @@ export class PolicySources {
     this.#count(t, "delivery");
     s.lastSuccessAt = s.lastCheckAt;
     const d = r.delivery;
-    const parsed = parseDelivery(t.spec, d, this.#o.trustDomain, this.#labels);
+    // A set that cannot fit the kernel is refused from its text, before any parsing.
+    const tooMany = this.#entryEstimateProblem(t, d);
+    if (tooMany) {
+      this.#fail(t, "rejected", [tooMany], d.revision);
+      return;
+    }
+    const parsed = await parseDeliverySliced(t.spec, d, this.#o.trustDomain, this.#labels);
     if (parsed.problems.length) {
       this.#fail(t, "rejected", parsed.problems, d.revision);
       return;
@@ -216,13 +246,41 @@ export class PolicySources {
     t.pending = { check: r, parsed: { spec: t.spec, parsed } };
   }
 
+  /** The other sources' accepted entries plus this delivery's estimate, when it cannot fit. */
+  #entryEstimateProblem(
+    t: Tracked,
+    d: Extract<SourceCheck, { kind: "delivery" }>["delivery"],
+  ): Problem | undefined {
+    let biggest: { path: string; n: number } | undefined;
+    let estimate = 0;
+    for (const f of d.files) {
+      if (f.kind !== "policies") continue;
+      const n = estimatePolicyEntries(f.text);
+      estimate += n;
+      if (!biggest || n > biggest.n) biggest = { path: f.path, n };
+    }
+    const others = this.#tracked.reduce(
+      (sum, x) => x === t || !x.accepted ? sum : sum + entriesOf(x.accepted.parsed.policies),
+      0,
+    );
+    const why = entryCountProblem(estimate + others);
+    if (!why || !biggest) return undefined;
+    const with_ = others ? ` (with the ${others} in force from other sources)` : "";
+    return sourceProblem(t.spec, {
+      file: biggest.path,
+      message: `refused before parsing: holds about ${biggest.n} policy and egress entries ` +
+        `(counted from its text)${with_}; the set's ${why}`,
+    });
+  }
+
   #onCheck(t: Tracked, r: SourceCheck): void {
     if (this.#disposed) return;
-    this.#record(t, r);
-    if (t.pending) {
-      clearTimeout(this.#debounce);
-      this.#debounce = setTimeout(() => void this.#queueApply(), this.#o.debounceMs ?? 100);
-    }
+    void this.#recordInOrder(t, r).then(() => {
+      if (t.pending && !this.#disposed) {
+        clearTimeout(this.#debounce);
+        this.#debounce = setTimeout(() => void this.#queueApply(), this.#o.debounceMs ?? 100);
+      }
+    }, () => {});
   }
 
   #queueApply(): Promise<void> {
@@ -272,6 +330,14 @@ export class PolicySources {
       }
       const accepted = this.#tracked.map((x) => x === t ? candidate : x.accepted)
         .filter((a): a is AcceptedSource => a !== undefined);
+      const entries = accepted.reduce((n, a) => n + entriesOf(a.parsed.policies), 0);
+      const tooMany = entryCountProblem(entries);
+      if (tooMany) {
+        const message = `refused before compiling: the merged set's ${tooMany}`;
+        this.#fail(t, "rejected", [sourceProblem(t.spec, { message })], d.revision);
+        continue;
+      }
+      await yieldTurn();
       const set = await compileSet(
         accepted,
         this.#o.trustDomain,
@@ -349,7 +415,7 @@ export class PolicySources {
   /** Checks every source now (SIGHUP) and applies what changed; resolves with the snapshot. */
   async refresh(): Promise<PolicySnapshot> {
     const results = await Promise.all(this.#tracked.map((t) => t.instance.check()));
-    results.forEach((r, i) => this.#record(this.#tracked[i]!, r));
+    await Promise.all(results.map((r, i) => this.#recordInOrder(this.#tracked[i]!, r)));
     clearTimeout(this.#debounce);
     await this.#queueApply();
     return this.#snapshot;
@@ -389,6 +455,7 @@ export class PolicySources {
 
   /** Waits until deliveries received so far are merged (tests, benchmarks). */
   async settled(): Promise<void> {
+    await Promise.all(this.#tracked.map((t) => t.recording));
     if (this.#tracked.some((t) => t.pending)) {
       clearTimeout(this.#debounce);
       await this.#queueApply();
@@ -416,6 +483,7 @@ export class PolicySources {
   async dispose(): Promise<void> {
     this.#disposed = true;
     clearTimeout(this.#debounce);
+    await Promise.all(this.#tracked.map((t) => t.recording));
     await this.#applying;
     await this.#plugins.dispose();
   }

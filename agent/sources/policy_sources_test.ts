@@ -261,3 +261,50 @@ Deno.test("hostnames: resolved once, re-resolved on demand, failures keep the se
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a set past the kernel's limits is refused before parsing or compiling", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "camblet-sources-big-" });
+  const pol = join(dir, "policies");
+  await write(join(pol, "a.yaml"), web("web"));
+  const specs = specsFor([{ type: "file", name: "big", policies: pol }]);
+  const sources = await PolicySources.start({ specs, trustDomain: "acme.test", debounceMs: 10 });
+  try {
+    await t.step("counted from the text: refused before parsing, naming the file", async () => {
+      const items = Array.from({ length: 12_000 }, (_, i) => web(`w${i}`));
+      await write(join(pol, "big.yaml"), items.join(""));
+      const s = await sources.refresh();
+      assert.deepEqual(workloads(s), ["web"], "the last good set stays");
+      const st = sources.status().sources[0]!;
+      assert.equal(st.state, "rejected");
+      assert.deepEqual(st.lastError!.problems, [
+        `file(big): ${join(pol, "big.yaml")}: refused before parsing: holds about 12000 policy ` +
+        "and egress entries (counted from its text); the set's 12001 policy and egress entries " +
+        "would take at least 1280166 bytes compiled, above the 1048576 bytes of one kernel " +
+        "write (at most 9829 fit)",
+      ]);
+      await Deno.remove(join(pol, "big.yaml"));
+    });
+
+    await t.step("entries the text hides behind aliases: refused before compiling", async () => {
+      // 100 files of 100 items sharing one aliased certificate: 100 keys in the text, 10,000 entries.
+      for (let f = 0; f < 100; f++) {
+        const lines = [`- selectors: [{a: f${f}i0}]\n  certificate: &c {workloadID: x}\n`];
+        for (let i = 1; i < 100; i++) {
+          lines.push(`- selectors: [{a: f${f}i${i}}]\n  certificate: *c\n`);
+        }
+        await write(join(pol, `f${String(f).padStart(3, "0")}.yaml`), lines.join(""));
+      }
+      const s = await sources.refresh();
+      assert.deepEqual(workloads(s), ["web"], "the last good set stays");
+      const st = sources.status().sources[0]!;
+      assert.equal(st.state, "rejected");
+      assert.match(
+        st.lastError!.problems.join("\n"),
+        /^file\(big\): refused before compiling: the merged set's 10001 policy and egress entries would take at least \d+ bytes compiled, above the 1048576 bytes of one kernel write/,
+      );
+    });
+  } finally {
+    await sources.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
