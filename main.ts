@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run -A
 /**
  * camblet-agent entry point: parse → run the command → exit code. The only file that calls
  * `Deno.exit` or configures log sinks.

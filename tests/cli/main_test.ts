@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runCli } from "./_run.ts";
+import { agentEntry, runCli } from "./_run.ts";
 
 Deno.test("--help reads like a man page and exits 0", async () => {
   const r = await runCli(["--help"]);
@@ -127,7 +127,7 @@ Deno.test("a mistyped command is named, with the closest one, and exits 2", asyn
 
 Deno.test("the description names both data planes", async () => {
   const r = await runCli(["--help"]);
-  assert.match(r.stdout, /camblet-driver or its own\s+eBPF-steered proxy data\s+plane/);
+  assert.match(r.stdout, /camblet-driver\s+or\s+its\s+own\s+eBPF-steered\s+proxy\s+data\s+plane/);
   assert.match(r.stdout, /proxy data plane/);
 });
 
@@ -155,4 +155,11 @@ Deno.test("validate and explain list no daemon-only flags", async () => {
   const explain = await runCli(["explain", "--help"]);
   assert.ok(!explain.stdout.includes("camblet agent augment"), "the Go agent's spelling");
   assert.match(explain.stdout, /camblet-agent augment <pid>/);
+});
+
+Deno.test("the program starts with a #! line and is executable (so it can be the command)", async () => {
+  const entry = agentEntry(); // dist/camblet-agent.js in CI's second pass
+  const head = (await Deno.readTextFile(entry)).split("\n", 1)[0];
+  assert.equal(head, "#!/usr/bin/env -S deno run -A");
+  assert.ok(((await Deno.stat(entry)).mode! & 0o111) !== 0, `${entry} is not executable`);
 });
