@@ -1,0 +1,434 @@
+/**
+ * The runtime guard service: keeps the kernel's rule maps in step with the policies' `runtime:`
+ * sections and with the processes attestation labels, and turns the kernel's ring-buffer events
+ * into log lines, metrics and the `camblet-agent events` stream.
+ *
+ * - Rule sets get an id per policy location (`file#item`) for the agent's lifetime, never
+ *   reused; a reload rewrites a rule set in place (new path entries first, stale ones after), so
+ *   running workloads get the new rules at once, without a restart.
+ * - A sweep (at start, after each update and every `sweepIntervalMs`) attests every process and
+ *   keys the selected ones (cgroup or task storage, see selection.ts). It only tightens:
+ *   task storage the agent did not set itself (inherited from a confined parent, bound at exec)
+ *   is left alone, so a child never escapes its parent's rules by not matching a selector.
+ * - The window between an exec and the agent's answer: cgroup-keyed workloads have none;
+ *   children of a confined process carry their parent's rules until re-attested; programs
+ *   selected by `process:binary:path` are bound in-kernel at exec; other process-label
+ *   selections (name, uid, …) are confined from the next sweep (at most `sweepIntervalMs`).
+ * - At start a canary proves enforcement: a child confined to "no reading this file" must fail
+ *   to read it, else the guard refuses to run (programs attached but never called).
+ *
+ * @module
+ */
+import { pathKey, R } from "../../driver/bpf/guard_layout.ts";
+import type { GuardEvent } from "../../driver/bpf/guard_layout.ts";
+import { GuardCapabilityError, type GuardStats } from "../../driver/bpf/guard.ts";
+import { MetricsRegistry } from "../identity/metrics.ts";
+import { logger } from "../log.ts";
+import { indexLabels, substituteWorkloadId } from "../policy/match_placeholders.ts";
+import type { PolicySource } from "../policy/source.ts";
+import { ruleName } from "./compile.ts";
+import { type EventFilter, EventHub, type GuardEventRecord } from "./events.ts";
+import {
+  CGROUP_LABEL_PREFIXES,
+  cgroupOf,
+  runtimePolicies,
+  type RuntimePolicy,
+  selectPolicy,
+} from "./selection.ts";
+
+/** What the service needs from the kernel side (driver/bpf/guard.ts; a fake in unit tests). */
+export interface GuardKernel {
+  readonly attached: string[];
+  setConfig(c: { flags: number; cgroupLevels: number }): void;
+  setRuleset(id: number, flags: number, generation?: number): void;
+  clearRuleset(id: number): void;
+  setPath(ruleset: number, path: string, flags: number, bind?: number): void;
+  pathKeys(): Uint8Array<ArrayBuffer>[];
+  deletePathKey(key: Uint8Array<ArrayBuffer>): void;
+  setCgroup(id: bigint, ruleset: number): void;
+  setTask(pid: number, ruleset: number): boolean;
+  taskRuleset(pid: number): number | undefined;
+  stats(): GuardStats;
+  openEvents(onEvent: (e: GuardEvent) => void): { consume(): number; close(): void };
+  pin(dir: string): void;
+  close(keepPinned?: boolean): void;
+}
+
+/** Options of {@linkcode RuntimeGuard.start}. */
+export interface RuntimeGuardOptions {
+  kernel: GuardKernel;
+  trustDomain: string;
+  /** Attestation: the `name=value` labels of a process. */
+  labelsOf(pid: number): Promise<string[]>;
+  /** Every process id (default: /proc). */
+  listPids?(): number[];
+  sweepIntervalMs?: number;
+  /** How often the ring buffer is drained (non-blocking consume), ms. */
+  pollMs?: number;
+  /** Prove enforcement at start (default true). */
+  canary?: boolean;
+  /** bpffs directory: pin the programs so rules outlive the agent (fail-closed). */
+  pinDir?: string;
+}
+
+/** `status` of the guard. */
+export interface GuardStatus {
+  programs: string[];
+  rulesets: { id: number; ref: string; mode: string; target: string; paths: number }[];
+  confined: { cgroups: number; tasks: number };
+  events: GuardStats & { subscribers: number; streamDropped: number };
+  canary: string;
+  pinned?: string;
+}
+
+const log = logger("guard");
+const CANARY_RULESET = 1023;
+const CFG_BIND_EXEC = 1;
+
+function listProcPids(): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) if (/^\d+$/.test(e.name)) out.push(Number(e.name));
+  return out;
+}
+
+/** The running guard. */
+export class RuntimeGuard {
+  readonly #o: RuntimeGuardOptions;
+  readonly #k: GuardKernel;
+  #policies: RuntimePolicy[] = [];
+  #ids = new Map<string, number>();
+  #nextId = 1;
+  #byId = new Map<number, RuntimePolicy>();
+  /** pid → rule set the agent set through task storage. */
+  #tasks = new Map<number, number>();
+  #cgroups = new Map<bigint, { ruleset: number; level: number }>();
+  #labels = new Map<number, string[]>();
+  /** Keyed cgroup id → its cgroup-level labels (events of short-lived processes in it). */
+  #cgroupLabels = new Map<bigint, string[]>();
+  #rb: { consume(): number; close(): void };
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #sweeping: Promise<void> = Promise.resolve();
+  #canary = "skipped";
+  readonly hub = new EventHub();
+  readonly metrics = new MetricsRegistry();
+  #closed = false;
+
+  private constructor(o: RuntimeGuardOptions) {
+    this.#o = o;
+    this.#k = o.kernel;
+    this.#rb = this.#k.openEvents((e) => this.#onEvent(e));
+  }
+
+  /** Starts on a loaded kernel side; proves enforcement first unless `canary: false`. */
+  static async start(o: RuntimeGuardOptions): Promise<RuntimeGuard> {
+    const g = new RuntimeGuard(o);
+    try {
+      if (o.canary ?? true) await g.#runCanary();
+      if (o.pinDir) g.#k.pin(o.pinDir);
+      g.#timers.push(setInterval(() => g.#drain(), o.pollMs ?? 100));
+      const every = o.sweepIntervalMs ?? 2000;
+      if (every > 0) g.#timers.push(setInterval(() => void g.sweep(), every));
+    } catch (e) {
+      g.close();
+      throw e;
+    }
+    return g;
+  }
+
+  #drain(): void {
+    try {
+      this.#rb.consume();
+    } catch (e) {
+      log.error("Cannot read runtime guard events", { error: (e as Error).message });
+    }
+  }
+
+  async #runCanary(): Promise<void> {
+    const dir = await Deno.makeTempDir({ prefix: "camblet-guard-canary-" });
+    const file = `${dir}/canary`;
+    try {
+      await Deno.writeTextFile(file, "canary\n");
+      this.#k.setRuleset(CANARY_RULESET, R.PATHS);
+      this.#k.setPath(CANARY_RULESET, Deno.realPathSync(file), 4 /* P_READ_DENY */);
+      const child = new Deno.Command("/bin/sh", {
+        args: ["-c", 'read _ && exec cat "$0"', file],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const keyed = this.#k.setTask(child.pid, CANARY_RULESET);
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode("go\n"));
+      await w.close();
+      const out = await child.output();
+      const err = new TextDecoder().decode(out.stderr).trim();
+      if (!keyed || out.success) {
+        this.#canary = "failed";
+        throw new GuardCapabilityError(
+          "The runtime guard's programs are attached but do not enforce: a confined canary " +
+            "read a denied file. The kernel is not calling BPF LSM hooks (check that " +
+            "/sys/kernel/security/lsm lists bpf; boot with lsm=...,bpf)",
+        );
+      }
+      this.#canary = `ok (${err || `exit ${out.code}`})`;
+      log.info("Runtime guard canary denied as expected", { detail: err });
+    } finally {
+      this.#k.clearRuleset(CANARY_RULESET);
+      for (const key of this.#k.pathKeys()) {
+        if (new DataView(key.buffer).getUint32(0, true) === CANARY_RULESET) {
+          this.#k.deletePathKey(key);
+        }
+      }
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /** The policies in force (compiled). */
+  get policies(): readonly RuntimePolicy[] {
+    return this.#policies;
+  }
+
+  /** Applies a new policy set to the kernel, then sweeps. */
+  async update(sources: readonly PolicySource[]): Promise<void> {
+    const next = runtimePolicies(sources);
+    const keep = new Set<string>();
+    const binds: [string, number][] = [];
+    for (const p of next) {
+      let id = this.#ids.get(p.ref);
+      if (id === undefined) {
+        if (this.#nextId >= CANARY_RULESET) {
+          throw new RangeError(`Cannot load runtime policy ${p.ref}: more than 1022 rule sets`);
+        }
+        id = this.#nextId++;
+        this.#ids.set(p.ref, id);
+      }
+      this.#byId.set(id, p);
+      for (const path of p.kernel.paths) {
+        keep.add(`${id}\0${path.path}`);
+        this.#k.setPath(id, path.path, path.flags);
+      }
+      for (const b of p.binds) binds.push([b, id]);
+      this.#k.setRuleset(id, p.kernel.flags);
+      for (const n of p.kernel.notes) log.warn(`Runtime policy ${p.ref}: ${n}`);
+    }
+    for (const [path, id] of binds) {
+      keep.add(`0\0${path}`);
+      this.#k.setPath(0, path, 0, id);
+    }
+    // Stale path entries go after the new ones are in: no gap in between.
+    const wanted = new Set<string>();
+    for (const k of keep) {
+      const [id, path] = k.split("\0") as [string, string];
+      wanted.add(new Uint8Array(pathKey(Number(id), path)).join(","));
+    }
+    for (const key of this.#k.pathKeys()) {
+      if (!wanted.has(key.join(","))) this.#k.deletePathKey(key);
+    }
+    const live = new Set(next.map((p) => p.ref));
+    for (const [ref, id] of this.#ids) {
+      if (!live.has(ref)) {
+        this.#k.clearRuleset(id);
+        this.#byId.delete(id);
+      }
+    }
+    this.#policies = next;
+    this.#config(binds.length > 0);
+    log.info("Runtime policies loaded", {
+      policies: next.length,
+      enforce: next.filter((p) => p.rules.mode === "enforce").length,
+    });
+    await this.sweep();
+  }
+
+  #config(bind = this.#policies.some((p) => p.binds.length > 0)): void {
+    let levels = 0;
+    for (const c of this.#cgroups.values()) levels |= 1 << c.level;
+    this.#k.setConfig({ flags: bind ? CFG_BIND_EXEC : 0, cgroupLevels: levels >>> 0 });
+  }
+
+  /** Attests every process and keys the selected ones; serialized. */
+  sweep(): Promise<void> {
+    const run = this.#sweeping.then(() => this.#sweep());
+    this.#sweeping = run.catch((e) =>
+      log.error("Runtime guard sweep failed", { error: String(e) })
+    );
+    return run;
+  }
+
+  async #sweep(): Promise<void> {
+    if (this.#closed) return;
+    const pids = (this.#o.listPids ?? listProcPids)().filter((p) => p !== Deno.pid);
+    const cgroups = new Map<bigint, { ruleset: number; level: number }>();
+    const seen = new Set<number>();
+    for (const pid of pids) {
+      let labels: string[];
+      try {
+        labels = await this.#o.labelsOf(pid);
+      } catch {
+        continue; // gone, or not attestable
+      }
+      seen.add(pid);
+      this.#labels.set(pid, labels);
+      const sel = this.#policies.length ? selectPolicy(this.#policies, labels) : undefined;
+      const id = sel ? this.#ids.get(sel.policy.ref)! : 0;
+      if (sel?.policy.target === "cgroup") {
+        const cg = cgroupOf(pid);
+        if (cg && cg.level > 0) {
+          cgroups.set(cg.id, { ruleset: id, level: cg.level });
+          this.#cgroupLabels.set(
+            cg.id,
+            labels.filter((l) => CGROUP_LABEL_PREFIXES.some((p) => l.startsWith(p))),
+          );
+        }
+        continue;
+      }
+      const had = this.#tasks.get(pid);
+      if (id && had !== id) {
+        if (this.#k.setTask(pid, id)) this.#tasks.set(pid, id);
+      } else if (!id && had !== undefined) {
+        // Selected by us before, not any more: lift only what we set.
+        this.#k.setTask(pid, 0);
+        this.#tasks.delete(pid);
+      }
+    }
+    for (const pid of this.#tasks.keys()) if (!seen.has(pid)) this.#tasks.delete(pid);
+    for (const pid of this.#labels.keys()) if (!seen.has(pid)) this.#labels.delete(pid);
+    for (const id of this.#cgroups.keys()) {
+      if (!cgroups.has(id)) {
+        this.#k.setCgroup(id, 0);
+        this.#cgroupLabels.delete(id);
+      }
+    }
+    for (const [id, c] of cgroups) {
+      if (this.#cgroups.get(id)?.ruleset !== c.ruleset) this.#k.setCgroup(id, c.ruleset);
+    }
+    this.#cgroups = cgroups;
+    this.#config();
+  }
+
+  #onEvent(e: GuardEvent): void {
+    const p = this.#byId.get(e.ruleset);
+    // The process may be gone already (a denied exec's child): its parent's, else its cgroup's.
+    const labels = this.#labels.get(e.pid) ?? this.#parentLabels(e.pid) ??
+      this.#cgroupLabels.get(e.cgroupId) ?? [];
+    const rec: GuardEventRecord = {
+      time: new Date().toISOString(),
+      outcome: e.outcome,
+      hook: e.hook,
+      rule: e.outcome === "bound" ? "bind" : ruleName(e.hook, e.rule),
+      mode: p?.rules.mode ?? "enforce",
+      pid: e.pid,
+      tid: e.tid,
+      uid: e.uid,
+      program: e.comm,
+      arg: e.arg,
+      cgroupId: String(e.cgroupId),
+      labels,
+    };
+    if (e.path) rec.path = e.path;
+    if (p) {
+      rec.policy = { file: p.file, item: p.item };
+      if (p.line !== undefined) rec.policy.line = p.line;
+      if (p.source !== undefined) rec.policy.source = p.source;
+      const id = substituteWorkloadId(p.workloadID, indexLabels(labels));
+      if (!id.unresolved.length) rec.spiffeId = `spiffe://${this.#o.trustDomain}/${id.workloadID}`;
+    }
+    this.metrics.counter(
+      "camblet_runtime_guard_events_total",
+      "Runtime guard decisions reported by the kernel, by policy, rule and outcome",
+    ).inc({ policy: p?.ref ?? `ruleset ${e.ruleset}`, rule: rec.rule, outcome: rec.outcome });
+    const fields = {
+      hook: rec.hook,
+      rule: rec.rule,
+      pid: rec.pid,
+      uid: rec.uid,
+      program: rec.program,
+      path: rec.path ?? "",
+      arg: rec.arg,
+      policy: p?.ref ?? "",
+      spiffeId: rec.spiffeId ?? "",
+    };
+    if (e.outcome === "denied") log.warn("Runtime guard denied", fields);
+    else if (e.outcome === "audited") log.info("Runtime guard would deny (audit)", fields);
+    else log.debug("Runtime guard bound at exec", fields);
+    this.hub.publish(rec);
+  }
+
+  /** Labels of the nearest attested ancestor (children inherit their parent's rules). */
+  #parentLabels(pid: number): string[] | undefined {
+    let cur = pid;
+    for (let i = 0; i < 16; i++) {
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/${cur}/stat`);
+      } catch {
+        return undefined;
+      }
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (!ppid) return undefined;
+      const l = this.#labels.get(ppid);
+      if (l) return l;
+      cur = ppid;
+    }
+    return undefined;
+  }
+
+  /** A live NDJSON stream of events passing `filter`. */
+  subscribe(filter: EventFilter): ReadableStream<Uint8Array> {
+    return this.hub.subscribe(filter);
+  }
+
+  /** Drains the ring buffer now (tests; the timer does it otherwise). */
+  drain(): void {
+    this.#drain();
+  }
+
+  /** What is loaded and keyed, and the kernel's counters. */
+  status(): GuardStatus {
+    const s: GuardStatus = {
+      programs: this.#k.attached,
+      rulesets: this.#policies.map((p) => ({
+        id: this.#ids.get(p.ref)!,
+        ref: p.ref,
+        mode: p.rules.mode,
+        target: p.target,
+        paths: p.kernel.paths.length,
+      })),
+      confined: { cgroups: this.#cgroups.size, tasks: this.#tasks.size },
+      events: {
+        ...this.#k.stats(),
+        subscribers: this.hub.subscribers,
+        streamDropped: this.hub.dropped,
+      },
+      canary: this.#canary,
+    };
+    if (this.#o.pinDir) s.pinned = this.#o.pinDir;
+    return s;
+  }
+
+  /** Prometheus text: per policy/rule/outcome counters plus the kernel's totals. */
+  metricsText(): string {
+    const st = this.#k.stats();
+    return this.metrics.toPrometheus() +
+      "# HELP camblet_runtime_guard_lost_events_total Events the kernel's ring buffer had no room for\n" +
+      "# TYPE camblet_runtime_guard_lost_events_total counter\n" +
+      `camblet_runtime_guard_lost_events_total ${st.lost}\n` +
+      "# HELP camblet_runtime_guard_rulesets Runtime rule sets loaded\n" +
+      "# TYPE camblet_runtime_guard_rulesets gauge\n" +
+      `camblet_runtime_guard_rulesets ${this.#policies.length}\n`;
+  }
+
+  /**
+   * Stops: drains the last events, ends the streams and detaches — unless pinned and
+   * `keepPinned`, when the programs and rules stay in force after the agent is gone.
+   */
+  close(keepPinned = false): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#drain();
+    this.#rb.close();
+    this.hub.closeAll();
+    this.#k.close(keepPinned);
+  }
+}

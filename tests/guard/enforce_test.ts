@@ -1,0 +1,28 @@
+/**
+ * Runtime guard enforcement, for real: one boot of a Debian 6.1 guest (bpf in its LSM list)
+ * runs tests/guard/guest_enforce.ts, which loads the guard with real attestation and runs real
+ * commands in and out of a test cgroup and of label-selected processes. Skipped, with the
+ * reason, where qemu or the kernel image is missing.
+ */
+import assert from "node:assert/strict";
+import { guestUnavailable, runInGuest } from "./_guest.ts";
+
+const why = guestUnavailable();
+if (why) console.warn(`SKIP runtime guard guest tests: ${why}`);
+
+Deno.test({
+  name: "runtime guard in a Debian 6.1 guest: denies in the workload, allows outside",
+  ignore: why !== undefined,
+  sanitizeResources: false,
+  async fn(t) {
+    const { checks, dir } = await runInGuest("tests/guard/guest_enforce.ts");
+    try {
+      assert.ok(checks.length >= 25, `only ${checks.length} checks ran`);
+      for (const c of checks) {
+        await t.step(c.name, () => assert.ok(c.ok, `${c.name}: ${c.detail}`));
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

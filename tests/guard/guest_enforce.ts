@@ -1,0 +1,208 @@
+/**
+ * Runs INSIDE the qemu guest (Debian 6.1 with bpf in lsm=), started by enforce_test.ts: loads
+ * the real runtime guard with real attestation, runs real commands confined and unconfined, and
+ * writes every check as JSON to `$DIR/results.json` for the host side to assert. Kept to one
+ * boot: the guest is 15–35× slower than the host.
+ *
+ * Usage (guest): deno run -A tests/guard/guest_enforce.ts DIR
+ */
+import { createAttestation, taskContextFromProc } from "../../agent/attestation/mod.ts";
+import { parseConfigObject } from "../../agent/config/load.ts";
+import { type GuardEventRecord, openRuntimeGuard } from "../../agent/guard/mod.ts";
+import { parsePolicyFile } from "../../agent/policy/parse_policy.ts";
+import { type Check, Runner, sh } from "./guest_lib.ts";
+
+const DIR = Deno.args[0]!;
+const checks: Check[] = [];
+const check = (name: string, ok: boolean, detail: unknown = "") =>
+  checks.push({ name, ok, detail: typeof detail === "string" ? detail : JSON.stringify(detail) });
+
+await sh(
+  "mount -t securityfs none /sys/kernel/security 2>/dev/null; " +
+    "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; " +
+    "mkdir -p /sys/fs/cgroup/guardtest.service /tmp/mnt; " +
+    `echo secret > ${DIR}/secret; cp /usr/bin/bash /tmp/confineme; cp /usr/bin/bash /tmp/auditme; ` +
+    "cp /usr/bin/bash /tmp/boundbin",
+);
+
+const policyYaml = (variant: "strict" | "relaxed") => `
+- selectors: [{systemd:unit: guardtest.service}]
+  certificate: {workloadID: "guarded/[systemd:unit]"}
+  runtime:
+    profiles: [baseline]
+    exec: {deny: [/bin/sh]}
+    files: {denyRead: [${DIR}/secret]}
+- selectors: [{process:name: confineme}]
+  certificate: {workloadID: confineme}
+  runtime:
+    ${variant === "strict" ? "exec: {deny: [/bin/sh]}\n    syslog: deny" : "syslog: allow"}
+- selectors: [{process:name: auditme}]
+  certificate: {workloadID: "audited/[process:uid]"}
+  runtime: {mode: audit, syslog: deny, exec: {deny: [/bin/sh]}}
+- selectors: [{process:binary:path: /tmp/boundbin}]
+  certificate: {workloadID: bound}
+  runtime: {exec: {deny: [/bin/sh]}}
+`;
+
+function policies(variant: "strict" | "relaxed") {
+  const r = parsePolicyFile("guard.yaml", policyYaml(variant), { trustDomain: "test.local" });
+  if (r.problems.length) throw new Error(JSON.stringify(r.problems));
+  return r.policies;
+}
+
+const parsed = parseConfigObject({ agent: { trustDomain: "test.local" } });
+if (!parsed.success) throw new Error("config");
+const attestation = await createAttestation(parsed.data);
+const labelsOf = async (pid: number) => {
+  const task = taskContextFromProc(pid);
+  if (!task) throw new Error(`pid ${pid} gone`);
+  return await attestation.augmentLabels(task, AbortSignal.timeout(5000));
+};
+
+const events: GuardEventRecord[] = [];
+let guard;
+try {
+  guard = await openRuntimeGuard(policies("strict"), {
+    trustDomain: "test.local",
+    labelsOf,
+    sweepIntervalMs: 0,
+    pollMs: 50,
+  });
+} catch (e) {
+  check("guard starts", false, String(e));
+  await Deno.writeTextFile(`${DIR}/results.json`, JSON.stringify(checks));
+  Deno.exit(0);
+}
+check(
+  "guard starts and its canary is denied",
+  guard.status().canary.startsWith("ok"),
+  guard.status(),
+);
+const reader = guard.subscribe({}).pipeThrough(new TextDecoderStream()).getReader();
+void (async () => {
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      events.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  }
+})();
+
+// The same five commands, in and out of the workload.
+const COMMANDS: [string, string][] = [
+  ["exec /bin/sh", "/bin/sh -c true"],
+  ["open the secret", `cat ${DIR}/secret >/dev/null`],
+  ["ptrace another process", "sleep 1 & strace -o /dev/null -p $!"],
+  ["ptrace via PTRACE_TRACEME", "strace -o /dev/null -f true"],
+  ["dmesg", "dmesg >/dev/null"],
+  ["mount", "mount -t tmpfs none /tmp/mnt && umount /tmp/mnt"],
+];
+
+const inCgroup = await Runner.start("/usr/bin/bash");
+await inCgroup.run("echo $$ > /sys/fs/cgroup/guardtest.service/cgroup.procs");
+const outside = await Runner.start("/usr/bin/bash");
+await guard.sweep();
+check("the workload's cgroup is keyed", guard.status().confined.cgroups === 1, guard.status());
+
+for (const [name, cmd] of COMMANDS) {
+  const r = await inCgroup.run(cmd);
+  // strace -p reports the failed attach on stderr and exits non-zero; the others EPERM too.
+  check(
+    `in the workload: ${name} is denied`,
+    r.code !== 0 && /not permitted|denied/i.test(r.err),
+    r,
+  );
+  const o = await outside.run(cmd);
+  check(`outside: ${name} succeeds`, o.code === 0, o);
+}
+guard.drain();
+await new Promise((r) => setTimeout(r, 200));
+const execEv = events.find((e) =>
+  e.hook === "exec" && e.outcome === "denied" && e.path === "/usr/bin/dash" &&
+  e.labels.includes("systemd:unit=guardtest.service")
+);
+check(
+  "the exec denial is an event with labels and the SPIFFE ID",
+  execEv?.spiffeId === "spiffe://test.local/guarded/guardtest.service" &&
+    execEv.rule === "exec.deny" && execEv.policy?.file === "guard.yaml",
+  execEv ?? events.slice(0, 5),
+);
+for (const hook of ["open", "ptrace", "syslog", "mount"]) {
+  check(
+    `a ${hook} denial was reported`,
+    events.some((e) => e.hook === hook && e.outcome === "denied" && e.pid > 0 && e.program !== ""),
+    events.filter((e) => e.hook === hook),
+  );
+}
+
+// Task-storage keyed process, children inherit, reload changes enforcement.
+const confined = await Runner.start("/tmp/confineme");
+await guard.sweep();
+let r = await confined.run("bash -c 'bash -c \"/bin/sh -c true\"'");
+check(
+  "process labels: a grandchild of the selected process is denied exec of /bin/sh",
+  r.code !== 0 && /not permitted/i.test(r.err),
+  r,
+);
+r = await confined.run("dmesg >/dev/null");
+check("process labels: dmesg denied", r.code !== 0, r);
+await guard.update(policies("relaxed"));
+r = await confined.run("dmesg >/dev/null");
+check("after a reload the same running process may read the kernel log", r.code === 0, r);
+r = await confined.run("/bin/sh -c true");
+check("after a reload the same running process may exec /bin/sh", r.code === 0, r);
+await guard.update(policies("strict"));
+r = await confined.run("/bin/sh -c true");
+check("reloading the strict rules denies it again, still without a restart", r.code !== 0, r);
+
+// Audit mode: allowed and reported.
+const audited = await Runner.start("/tmp/auditme");
+await guard.sweep();
+r = await audited.run("dmesg >/dev/null && /bin/sh -c true");
+check("audit mode lets dmesg and /bin/sh through", r.code === 0, r);
+guard.drain();
+await new Promise((r) => setTimeout(r, 200));
+const aud = events.filter((e) => e.outcome === "audited");
+check(
+  "audit mode reports both as audited events with the SPIFFE ID",
+  aud.some((e) => e.hook === "syslog") &&
+    aud.some((e) => e.hook === "exec" && e.spiffeId === "spiffe://test.local/audited/0"),
+  aud,
+);
+
+// Exec binding: confined from its first instruction, no sweep.
+const bound = new Deno.Command("/tmp/boundbin", {
+  args: ["-c", "/bin/sh -c true"],
+  stderr: "piped",
+});
+const b = await bound.output();
+check(
+  "a process selected by process:binary:path is confined at exec (no agent round trip)",
+  !b.success && /not permitted/i.test(new TextDecoder().decode(b.stderr)),
+  new TextDecoder().decode(b.stderr),
+);
+
+const st = guard.status();
+check(
+  "status counts denials and no lost events",
+  st.events.denied > 5 && st.events.lost === 0 && st.programs.length === 15,
+  st,
+);
+const metrics = guard.metricsText();
+check(
+  "metrics per policy, rule and outcome",
+  /camblet_runtime_guard_events_total\{outcome="denied",policy="guard.yaml#0",rule="exec.deny"\} [1-9]/
+    .test(metrics),
+  metrics,
+);
+
+for (const x of [inCgroup, outside, confined, audited]) await x.close();
+guard.close();
+await attestation.dispose?.();
+await Deno.writeTextFile(`${DIR}/results.json`, JSON.stringify(checks, null, 1));
+Deno.exit(0);
