@@ -316,7 +316,10 @@ export class Daemon {
     for (const s of this.#sources?.status().sources ?? []) {
       const e = s.lastError;
       if (!e || (s.state !== "failing" && s.state !== "rejected")) continue;
-      if (last && Date.parse(last.at) >= Date.parse(e.at)) continue;
+      // A reload that found nothing to push says nothing about a rejection still in force.
+      if (last && last.outcome !== "unchanged" && Date.parse(last.at) >= Date.parse(e.at)) {
+        continue;
+      }
       last = {
         at: e.at,
         reason: `source ${s.id}`,
