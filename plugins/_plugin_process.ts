@@ -50,6 +50,57 @@ const MAX_STDERR_LINES_PER_SECOND = 50;
 /** Each wait of {@linkcode PluginProcess.dispose} (shutdown answer, exit, streams) is bounded by this. */
 const STOP_STEP_MS = 1000;
 
+/** Stdout lines that are not JSON-RPC logged per second at most. */
+const MAX_BAD_STDOUT_LINES_PER_SECOND = 5;
+/** More stdout lines than this in a second that are not JSON-RPC: the plugin is killed. */
+const KILL_BAD_STDOUT_LINES_PER_SECOND = 100;
+/** Longest run of the readers before they let the event loop serve others (status, signals). */
+const READ_SLICE_MS = 5;
+
+/**
+ * Returns a function to call per line: every {@linkcode READ_SLICE_MS} it waits for a macrotask.
+ * A pipe that always has data would otherwise keep the reader in microtasks and starve the
+ * control socket, timers and signal handlers.
+ */
+function fairness(): () => Promise<void> | undefined {
+  let since = performance.now();
+  return () => {
+    if (performance.now() - since < READ_SLICE_MS) return undefined;
+    return new Promise<void>((r) => setTimeout(r, 0)).then(() => void (since = performance.now()));
+  };
+}
+
+/** At most `perSecond` log records a second; the others are counted and reported after. */
+class LogBudget {
+  #second = 0;
+  #used = 0;
+  #dropped = 0;
+  constructor(readonly perSecond: number, readonly report: (dropped: number) => void) {}
+
+  /** Records asked for in the current second so far. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Whether a record may be logged now. */
+  take(): boolean {
+    const now = Math.floor(Date.now() / 1000);
+    if (now !== this.#second) {
+      this.flush();
+      [this.#second, this.#used] = [now, 0];
+    }
+    if (++this.#used <= this.perSecond) return true;
+    this.#dropped++;
+    return false;
+  }
+
+  /** Reports what was not logged. */
+  flush(): void {
+    if (this.#dropped > 0) this.report(this.#dropped);
+    this.#dropped = 0;
+  }
+}
+
 /** Sleeps `ms` unless `p` settles first; true when `p` settled. */
 function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -226,17 +277,35 @@ export class PluginProcess {
 
   async #readStdout(run: Running): Promise<void> {
     const limit = this.#spec.maxMessageBytes;
+    const budget = new LogBudget(MAX_BAD_STDOUT_LINES_PER_SECOND, (dropped) => {
+      this.#log.warn("Plugin stdout lines that are not JSON-RPC not logged", { dropped });
+    });
     try {
       const lines = readLines(run.child.stdout, {
         maxLineBytes: limit,
         signal: run.stopReading.signal,
       });
+      const yieldNow = fairness();
       for await (const line of lines) {
+        await yieldNow();
         if (line.trim() === "") continue;
         let msg: { id?: unknown; result?: unknown; error?: RpcErrorObject };
         try {
           msg = JSON.parse(line);
         } catch {
+          const logIt = budget.take();
+          if (budget.used > KILL_BAD_STDOUT_LINES_PER_SECOND) {
+            budget.flush();
+            this.#log.error("Plugin floods stdout with lines that are not JSON-RPC; killing it", {
+              linesPerSecond: budget.used,
+            });
+            this.#kill(
+              run,
+              `wrote over ${KILL_BAD_STDOUT_LINES_PER_SECOND} lines a second that are not JSON-RPC`,
+            );
+            return;
+          }
+          if (!logIt) continue;
           this.#log.warn("Plugin wrote a line that is not JSON-RPC on stdout", {
             line: line.length > 200 ? `${line.slice(0, 200)}…` : line,
             bytes: line.length,
@@ -252,7 +321,9 @@ export class PluginProcess {
           pending.reject(new PluginCallError(msg.error.code, msg.error.message, msg.error.data));
         } else pending.resolve(msg.result);
       }
+      budget.flush();
     } catch (e) {
+      budget.flush();
       if (!(e instanceof LineTooLongError)) return; // stream closed
       this.#log.error("Plugin wrote a message over the limit on stdout; killing it", {
         limitBytes: limit,
@@ -262,27 +333,24 @@ export class PluginProcess {
   }
 
   async #readStderr(run: Running): Promise<void> {
-    let second = 0;
-    let logged = 0;
-    let dropped = 0;
+    const budget = new LogBudget(MAX_STDERR_LINES_PER_SECOND, (dropped) => {
+      this.#log.warn("Plugin stderr lines not logged", { dropped });
+    });
     try {
       const lines = readLines(run.child.stderr, {
         maxLineBytes: MAX_STDERR_LINE_BYTES,
         overflow: "truncate",
         signal: run.stopReading.signal,
       });
+      const yieldNow = fairness();
       for await (const line of lines) {
-        if (line.trim() === "") continue;
-        const now = Math.floor(Date.now() / 1000);
-        if (now !== second) {
-          if (dropped > 0) this.#log.warn("Plugin stderr lines not logged", { dropped });
-          [second, logged, dropped] = [now, 0, 0];
+        await yieldNow();
+        if (line.trim() !== "" && budget.take()) {
+          this.#log.info("{line}", { line, stream: "stderr" });
         }
-        if (++logged > MAX_STDERR_LINES_PER_SECOND) dropped++;
-        else this.#log.info("{line}", { line, stream: "stderr" });
       }
     } catch { /* stream closed */ }
-    if (dropped > 0) this.#log.warn("Plugin stderr lines not logged", { dropped });
+    budget.flush();
   }
 
   /** SIGKILLs the plugin's process group (the plugin and its children), else the plugin. */

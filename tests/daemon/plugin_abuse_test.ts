@@ -21,7 +21,13 @@ const PLUGIN = `${REPO_ROOT}tests/fakes/ca_abusive_plugin.ts`;
 const OTHER_ROOT = Deno.env.get("PLUGIN_ABUSE_ROOT");
 const WEB = "spiffe://acme.test/web";
 
-type Mode = "ok" | "huge-answer" | "endless-line" | "fork-exit";
+type Mode =
+  | "ok"
+  | "huge-answer"
+  | "endless-line"
+  | "fork-exit"
+  | "garbage-flood"
+  | "stderr-flood";
 
 interface AbuseReport {
   answers: RequestResult[];
@@ -149,7 +155,8 @@ async function abuse(mode: Mode, requests: number): Promise<AbuseReport> {
   return report;
 }
 
-function assertSurvived(r: AbuseReport): void {
+/** The kernel, status and SIGTERM were served; nothing is left. */
+function assertServed(r: AbuseReport): void {
   assert.ok(r.answers.length > 0);
   for (const a of r.answers) {
     assert.equal(a.outcome, "refused", `csr_sign ${a.id}: ${a.outcome} ${a.error ?? ""}`);
@@ -160,8 +167,13 @@ function assertSurvived(r: AbuseReport): void {
   assert.ok(r.statusMs.every((ms) => ms >= 0), `status answers (ms): ${r.statusMs.join(", ")}`);
   assert.ok(r.stopMs < 5000, `SIGTERM ended the agent in ${r.stopMs} ms`);
   assert.equal(r.exitCode, 0, "a clean exit after SIGTERM");
-  assert.ok(r.pids.length >= 2, `the plugin was restarted (${r.pids.join("; ")})`);
   assert.deepEqual(r.leftovers, [], "no plugin process or child is left");
+}
+
+/** Served, and the plugin was killed or died and was restarted. */
+function assertSurvived(r: AbuseReport): void {
+  assertServed(r);
+  assert.ok(r.pids.length >= 2, `the plugin was restarted (${r.pids.join("; ")})`);
   assert.match(r.log, /Plugin died; restarting it/);
 }
 
@@ -195,6 +207,22 @@ Deno.test({
       const r = await abuse("fork-exit", 6);
       assertSurvived(r);
       assert.ok(r.pids.some((l) => l.endsWith(" child")), "the plugin started children");
+    });
+
+    await t.step("a flood of lines that are not JSON on stdout: killed, restarted", async () => {
+      const r = await abuse("garbage-flood", 6);
+      assertSurvived(r);
+      assert.match(r.log, /Plugin floods stdout with lines that are not JSON-RPC; killing it/);
+      const logged = r.log.split("\n").filter((l) => /not JSON-RPC on stdout/.test(l)).length;
+      assert.ok(logged <= 5 * 10, `${logged} stdout noise lines logged`);
+    });
+
+    await t.step("a flood on stderr: logged within a budget, the agent stays served", async () => {
+      const r = await abuse("stderr-flood", 6);
+      assertServed(r);
+      const logged = r.log.split("\n").filter((l) => /stream=stderr/.test(l)).length;
+      assert.ok(logged <= 50 * 10, `${logged} stderr lines logged`);
+      assert.match(r.log, /Plugin stderr lines not logged/);
     });
   },
 });

@@ -7,6 +7,8 @@
  * - `huge-answer`: answers with one message of `--huge-mib=` MiB (default 256), streamed;
  * - `endless-line`: writes bytes without a newline until it is killed;
  * - `fork-exit`: starts a child (`sleep 3600`, holding the plugin's stdout and stderr) and exits;
+ * - `garbage-flood`: writes short lines that are not JSON, on stdout and stderr, until killed;
+ * - `stderr-flood`: writes short lines on stderr without end (and never answers);
  * - `escape-child`: starts such a child in a session of its own (out of reach of a process-group
  *   kill), then ignores `plugin.shutdown` and the end of stdin and never exits;
  * - `ok`: signs.
@@ -53,6 +55,12 @@ async function abuse(id: unknown, params: { csr: string; spiffeId: string; ttlSe
     for (let i = 0; i < hugeMiB; i++) await out.write(mib);
     await out.write(enc.encode(`","chain":[],"trustAnchors":["${anchor}"]}}\n`));
     return;
+  }
+  if (mode === "garbage-flood" || mode === "stderr-flood") {
+    const lines = enc.encode("not json-rpc, just noise\n".repeat(2048));
+    const err = Deno.stderr.writable.getWriter();
+    const both = mode === "garbage-flood";
+    while (true) await Promise.all([both ? out.write(lines) : undefined, err.write(lines)]);
   }
   if (mode === "endless-line") {
     const chunk = enc.encode("x".repeat(64 * 1024));
