@@ -35,10 +35,6 @@ const ALLOWED: Record<string, { imports: readonly string[]; why: string }> = {
     imports: ["agent/identity/metrics.ts"],
     why: "asserts the plugin's gauges as the agent's registry serves them on /metrics",
   },
-  "plugins/attestor/process/process_test.ts": {
-    imports: ["agent/attestation/runner.ts"],
-    why: "a reused pid must not get the old process' labels through the agent's attestation cache",
-  },
 };
 
 /** Replaces comments with spaces, keeping strings and template literals intact. */

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import { taskContextFromProc } from "../_lib/task_from_proc.ts";
-import { Attestation } from "../../../agent/attestation/runner.ts";
 import {
   spawnAs,
   spawnInNamespaces,
@@ -143,53 +142,6 @@ Deno.test("process: binary hashes cached by device, inode, size and mtime", asyn
   } finally {
     for (const p of procs) await p.stop();
     await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("process: a reused pid is never labelled with the old process' facts", async (t) => {
-  const first = await spawnAs({ uid: 4101, gid: 4101 });
-  const staleTask = task(first.pid);
-  const attestation = new Attestation([new ProcessAttestor(DEFAULTS, { log })], {
-    sweepIntervalMs: 0,
-  });
-  let second;
-  try {
-    const before = await attestation.augment(staleTask);
-    assert.ok(before.strings.includes("process:uid=4101"));
-    await first.stop();
-    second = await spawnWithPid(first.pid, () => spawnAs({ uid: 4102, gid: 4102, args: ["301"] }));
-    const fresh = task(second.pid);
-
-    await t.step("the kernel's task for the new process: fresh labels, not the cache", async () => {
-      const r = await attestation.augment(fresh);
-      assert.equal(r.cached, false);
-      assert.ok(r.strings.includes("process:uid=4102"), r.strings.join("\n"));
-      assert.ok(r.strings.includes("process:cmdline=sleep 301"));
-      assert.ok(!r.strings.some((s) => s.includes("4101")));
-    });
-
-    await t.step("a stale task context (old uid): the kernel wins, /proc is not used", async () => {
-      const labels = await new ProcessAttestor(DEFAULTS, { log }).collect(
-        staleTask,
-        AbortSignal.timeout(5000),
-      );
-      assert.deepEqual(labels["process:uid:real"], ["4101"]);
-      assert.equal(
-        labels["process:uid"],
-        undefined,
-        "effective uid unknown: /proc shows another process",
-      );
-      assert.equal(labels["process:cmdline"], undefined);
-      assert.equal(labels["process:binary:hash"], undefined);
-    });
-
-    await t.step("the old process' cache entry is swept", async () => {
-      assert.equal(await attestation.sweep(), 1);
-      assert.equal(attestation.cache.size, 1);
-    });
-  } finally {
-    await second?.stop();
-    await attestation.dispose();
   }
 });
 
