@@ -1,6 +1,7 @@
 /**
- * `camblet-agent trace`: streams the kernel's trace lines for matching processes. The agent adds
- * the kernel trace filter while the command runs and removes it when it ends.
+ * `camblet-agent trace`: streams the trace lines of matching processes: the kernel module's, or
+ * on the proxy data plane each connection's outcome. With the module the agent adds the kernel
+ * trace filter while the command runs and removes it when it ends.
  *
  * @module
  */
@@ -13,10 +14,14 @@ import { controlSocketPath } from "./status.ts";
 
 const HELP = `
 Description:
-  Streams what the kernel module does with the connections of matching processes: policy
-  matches, certificates, TLS handshakes, peer checks (the module's "log" messages). Give at
-  least one of --pid, --uid, --command-name; together they must all match. The kernel cannot
-  filter uid 0 by itself, so --uid 0 needs --pid or --command-name as well. Stops on Ctrl-C.
+  Streams what the data plane does with the connections of matching processes. With the kernel
+  module: policy matches, certificates, TLS handshakes, peer checks (the module's "log"
+  messages). On the proxy data plane: one line per connection when it is settled, with its
+  outcome (mtls, tls, passthrough, plain, denied, handshake_failed, connect_failed, error),
+  direction, addresses, SPIFFE IDs, policy and reason; the process is the dialling one
+  outbound and the listening one inbound. Give at least one of --pid, --uid, --command-name;
+  together they must all match. The kernel cannot filter uid 0 by itself, so --uid 0 needs
+  --pid or --command-name as well. Stops on Ctrl-C.
 
 Examples:
   camblet-agent trace --command-name curl
@@ -58,7 +63,7 @@ interface TraceOptions {
 export function registerTrace(program: Command): void {
   program.command("trace")
     .alias("trace-connection")
-    .description("stream the kernel's trace lines for matching processes")
+    .description("stream the data plane's trace lines for matching processes")
     .option("--pid <pid>", "process id", nonNegative)
     .option("--uid <uid>", "user id", nonNegative)
     .option("--command-name <name>", "process name (comm, at most 15 characters)")

@@ -22,6 +22,7 @@ import { VERSION } from "../version.ts";
 import { renderMetrics } from "../control/metrics.ts";
 import { type Listener, serveControlSocket, serveMetricsTcp } from "../control/server.ts";
 import { TraceHub } from "../control/trace_hub.ts";
+import { DaemonGuard, eventFilterFromUrl, labelsVia } from "../guard/daemon_guard.ts";
 import { chooseDataPlane, type DataPlane } from "./data_plane.ts";
 import { assertDevice, openKernelPlane } from "./kernel_plane.ts";
 import type { PayloadOrigin } from "./payload_sync.ts";
@@ -79,6 +80,7 @@ export class Daemon {
   #services!: AgentServices;
   #plane!: DataPlane;
   #trace!: TraceHub;
+  #guard: DaemonGuard | undefined;
   #listeners: Listener[] = [];
   #timers: ReturnType<typeof setTimeout>[] = [];
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -139,6 +141,9 @@ export class Daemon {
     );
     this.#trace = new TraceHub((req) => this.#plane.pushTrace(req));
     const services = this.#services;
+    // Runtime rules that cannot be enforced here stop the start (GuardUnavailableError).
+    this.#guard = new DaemonGuard({ trustDomain: agent.trustDomain, labelsOf: labelsVia(services.augment) });
+    await this.#guard.apply(this.#current.policies ?? []);
     if (choice.kind === "kernel") {
       this.#plane = await openKernelPlane({
         choice,
@@ -160,6 +165,7 @@ export class Daemon {
           payloads: () => this.#current.payloads,
           labelsFor: (task, signal) => services.augment(task, signal),
           identities: services.identities,
+          onLog: (m) => this.#trace.deliver(m),
         });
       } catch (e) {
         const fix = choice.reason.startsWith("auto")
@@ -186,6 +192,7 @@ export class Daemon {
       status: () => this.status(),
       metrics: () => this.metrics(),
       trace: this.#trace,
+      events: (u: URL) => this.#guard!.events(eventFilterFromUrl(u)),
     };
     this.#listeners.push(await serveControlSocket(agent.controlSocket, sources));
     if (agent.metricsAddress) {
@@ -257,6 +264,7 @@ export class Daemon {
       if (reason === "sighup") await this.#sources.refresh();
       else if (reason === "resolve") await this.#sources.reresolve();
       const next = this.#sources.current;
+      await this.#guard?.apply(next.policies ?? []); // refuses unenforceable runtime rules
       record.changed = await this.#plane.pushChanged(next.payloads, origin(next));
       if (loaded !== this.#loaded) this.#configChanged(loaded);
       const seen = new Set(errorsBefore.map((e) => e.key));
@@ -380,6 +388,7 @@ export class Daemon {
     for (const l of this.#listeners) await l.close().catch(() => {});
     await this.#reloading;
     if (this.#plane) await this.#plane.close();
+    this.#guard?.close();
     this.#ac.abort();
     await this.#services?.dispose().catch(() => {});
     await this.#sources?.dispose().catch(() => {});
@@ -415,6 +424,7 @@ export class Daemon {
     if (a.metricsAddress) s.metricsAddress = a.metricsAddress;
     const lastReload = this.#lastReloadRecord();
     if (lastReload) s.policy.lastReload = lastReload;
+    if (this.#guard) s.runtimeGuard = this.#guard.status();
     if (!this.#stopping) Object.assign(s, await this.#plane.status());
     return s;
   }
@@ -433,6 +443,7 @@ export class Daemon {
       ...(last !== undefined ? { lastReloadSeconds: last } : {}),
       plugins: this.#services.plugins(),
       traceSubscribers: this.#trace.subscribers,
-    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()) + plane.text);
+    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()) + plane.text +
+      (this.#guard?.metricsText() ?? ""));
   }
 }

@@ -11,12 +11,14 @@
  *
  * @module
  */
-import type { TraceRequest } from "../../driver/codec.ts";
+import type { KernelLog, LogMessage, TraceRequest } from "../../driver/codec.ts";
 import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
 import type { ProtectedDestination } from "../../driver/bpf/steering.ts";
 import { type ProxyDataPlane, startProxyDataPlane } from "../../driver/proxy/dataplane.ts";
 import type {
   CertificateBundle,
+  ConnectionEvent,
+  Outcome,
   ProxyConnection,
   ProxyDecision,
 } from "../../driver/proxy/types.ts";
@@ -57,6 +59,11 @@ export interface ProxyPlaneOptions {
   /** Labels of a process (the attestation collectors; partial rather than late). */
   labelsFor: (task: TaskContext, signal: AbortSignal) => Promise<string[]>;
   identities: WorkloadIdentities;
+  /**
+   * Each connection's outcome as a trace line of the process it belongs to (the dialling one
+   * outbound, the listening one inbound), in the module's `log` shape, for `camblet-agent trace`.
+   */
+  onLog?: (m: LogMessage) => void;
   /** Test seams. */
   steering?: false;
   listenIp6?: string | null;
@@ -69,6 +76,41 @@ export function destinationOf(key: string): ProtectedDestination {
   if (colons === 0 || colons === 7) return { ip: key };
   const i = key.lastIndexOf(":");
   return { ip: key.slice(0, i), port: Number(key.slice(i + 1)) };
+}
+
+const TRACE: Record<Outcome, { message: string; level: string }> = {
+  mtls: { message: "Connection protected (mTLS)", level: "info" },
+  tls: { message: "Connection protected (TLS, no client certificate)", level: "info" },
+  passthrough: { message: "Connection protected (passthrough)", level: "info" },
+  plain: { message: "Connection not intercepted: no policy matched", level: "info" },
+  denied: { message: "Peer denied", level: "warn" },
+  handshake_failed: { message: "TLS handshake failed", level: "warn" },
+  connect_failed: { message: "Cannot connect", level: "warn" },
+  unknown_origin: { message: "Connection not redirected by the agent", level: "warn" },
+  error: { message: "Connection failed", level: "error" },
+};
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** A proxy connection outcome as a `log` message of `task` (what `trace` streams). */
+export function traceMessage(e: ConnectionEvent, task: TaskContext): LogMessage {
+  const c = e.connection;
+  const d = e.decision;
+  const data: KernelLog = {
+    ...TRACE[e.outcome],
+    data_plane: "proxy",
+    direction: c.direction,
+    outcome: e.outcome,
+    source: hostPort(c.sourceIp, c.sourcePort),
+    destination: hostPort(c.destinationIp, c.destinationPort),
+  };
+  if (d?.spiffeId) data["spiffe_id"] = d.spiffeId;
+  if (e.peerSpiffeId) data["peer_spiffe_id"] = e.peerSpiffeId;
+  if (d?.policy) data["policy"] = d.egress ? `${d.policy.id}/${d.egress.id}` : d.policy.id;
+  if (e.reason) data["reason"] = e.reason;
+  return { command: "log", task, data, isMessage: true };
 }
 
 /** Starts the steering and the listeners (a {@linkcode CapabilityError} says what is missing). */
@@ -94,6 +136,8 @@ class ProxyPlane implements DataPlane {
   /** SPIFFE ID → when a connection last needed it. */
   #used = new Map<string, number>();
   #budgetMs: number;
+  /** The attested process of each connection under way, for its trace line. */
+  #tasks = new WeakMap<ProxyConnection, TaskContext>();
 
   constructor(o: ProxyPlaneOptions) {
     this.choice = o.choice;
@@ -113,6 +157,7 @@ class ProxyPlane implements DataPlane {
       },
       policy: (conn) => this.#decide(conn),
       identity: { certificateFor: (id) => this.#o.identities.certificateFor(id) },
+      ...(this.#o.onLog ? { onConnection: (e: ConnectionEvent) => this.#trace(e) } : {}),
     });
     log.info("Proxy data plane serving", {
       outbound: this.#dp.outbound.join(" "),
@@ -146,6 +191,7 @@ class ProxyPlane implements DataPlane {
       }
     }
     const task = this.#task(pid);
+    if (task) this.#tasks.set(conn, task);
     if (conn.direction === "output" && !task) {
       // Steered because its destination is protected: never let it out unattested.
       throw new Error(`Cannot attest the dialling process (pid ${pid ?? "unknown"})`);
@@ -165,6 +211,12 @@ class ProxyPlane implements DataPlane {
       await this.#o.identities.prepare(r.spiffeId, { task, labels });
     }
     return r;
+  }
+
+  #trace(e: ConnectionEvent): void {
+    // A connection whose process is unknown cannot match a trace filter (pid, uid, name).
+    const task = this.#tasks.get(e.connection);
+    if (task) this.#o.onLog?.(traceMessage(e, task));
   }
 
   #forgetIdle(): void {
@@ -240,6 +292,7 @@ class ProxyPlane implements DataPlane {
     return changed;
   }
 
+  /** The proxy has no kernel filter to set: the trace hub filters by task on its side. */
   pushTrace(_request: TraceRequest): Promise<void> {
     return Promise.resolve();
   }

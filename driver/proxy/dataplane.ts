@@ -30,7 +30,7 @@ import { type MetricsSnapshot, ProxyMetrics } from "./metrics.ts";
 import { handleOutbound, type OriginLookup } from "./outbound.ts";
 import { findListenerFd } from "./sockopt.ts";
 import { TlsContexts } from "./tls_contexts.ts";
-import type { IdentitySource, PolicyFn } from "./types.ts";
+import type { ConnectionListener, IdentitySource, PolicyFn } from "./types.ts";
 
 /** Options of {@linkcode startProxyDataPlane}. */
 export interface ProxyDataPlaneOptions {
@@ -62,6 +62,8 @@ export interface ProxyDataPlaneOptions {
   firstBytesTimeoutMs?: number;
   /** Logger (default `camblet.dataplane.proxy`). */
   log?: Logger;
+  /** Told every connection's outcome, with the policy decision and peer identity (trace). */
+  onConnection?: ConnectionListener;
 }
 
 /** A running proxy data plane. */
@@ -148,6 +150,7 @@ export async function startProxyDataPlane(options: ProxyDataPlaneOptions): Promi
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     firstBytesTimeoutMs: options.firstBytesTimeoutMs ?? 20,
     sockets,
+    ...(options.onConnection ? { onConnection: options.onConnection } : {}),
   };
   const out = (s: net.Socket) => handleOutbound(s, { ...deps, origin });
   const inb = (s: net.Socket) => handleInbound(s, deps);

@@ -8,7 +8,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { type TestIdentity, TestPki } from "../../tests/dataplane/_pki.ts";
 import { startProxyDataPlane } from "./dataplane.ts";
-import type { ProxyConnection, ProxyDecision } from "./types.ts";
+import type { ConnectionEvent, ProxyConnection, ProxyDecision } from "./types.ts";
 
 const CLIENT = "spiffe://loop.test/client";
 const SERVER = "spiffe://loop.test/server";
@@ -68,7 +68,9 @@ Deno.test("proxy outbound on loopback: policy, mTLS, peer checks, failures stay 
   let dest: { port: number } | undefined = { port: peer.port };
   let decision: ProxyDecision | Error = { intercepted: false, mtls: false, allowedSPIFFEIDs: [] };
   const seen: ProxyConnection[] = [];
+  const events: ConnectionEvent[] = [];
   const dp = await startProxyDataPlane({
+    onConnection: (e) => events.push(e),
     outboundPort: 0,
     inboundPort: 0,
     listenIp6: null,
@@ -122,6 +124,11 @@ Deno.test("proxy outbound on loopback: policy, mTLS, peer checks, failures stay 
       dest = { port: peer.port };
       decision = mtls(["spiffe://loop.test"]);
       assert.equal(await request(dp.outboundPort, "GET"), `peer:URI:${CLIENT}:GET:TLSv1.3:camblet`);
+      const e = events.at(-1)!;
+      assert.equal(e.outcome, "mtls");
+      assert.equal(e.peerSpiffeId, SERVER);
+      assert.equal(e.decision?.spiffeId, CLIENT);
+      assert.equal(e.connection, seen.at(-1), "the connection the policy was asked about");
     });
 
     await t.step("a TLS 1.2-only peer gets an ECDHE-RSA suite", async () => {
@@ -136,6 +143,10 @@ Deno.test("proxy outbound on loopback: policy, mTLS, peer checks, failures stay 
       assert.equal(await request(dp.outboundPort, "secret"), "");
       assert.equal(peer.seen.length, before);
       assert.equal(outcomes().denied, 1);
+      const e = events.at(-1)!;
+      assert.equal(e.outcome, "denied");
+      assert.equal(e.peerSpiffeId, SERVER);
+      assert.match(e.reason ?? "", /someone-else|not allowed|allowed/);
     });
 
     await t.step("peer certificate from another CA: refused", async () => {
@@ -166,6 +177,14 @@ Deno.test("proxy outbound on loopback: policy, mTLS, peer checks, failures stay 
       assert.equal(await request(dp.outboundPort, "ok"), `peer:URI:${CLIENT}:ok:TLSv1.3:camblet`);
       const o = outcomes();
       assert.deepEqual([o.error, o.unknown_origin, o.connect_failed], [2, 1, 1]);
+      // Every counted outcome was reported, except unknown_origin (no connection to name).
+      const counted = Object.values(o).reduce((a, b) => a + b, 0);
+      assert.equal(events.length, counted - o.unknown_origin!);
+      assert.deepEqual(
+        events.slice(-4).map((e) => [e.outcome, e.reason !== undefined]),
+        [["error", true], ["error", true], ["connect_failed", true], ["mtls", false]],
+      );
+      assert.match(events.at(-4)!.reason!, /policy engine down/);
     });
 
     await t.step("metrics", async () => {

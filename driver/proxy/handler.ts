@@ -9,7 +9,13 @@ import type { Logger } from "@logtape/logtape";
 import type { ProxyMetrics } from "./metrics.ts";
 import { relay, type RelayEnd } from "./relay.ts";
 import type { TlsContexts } from "./tls_contexts.ts";
-import type { Outcome, PolicyFn, ProxyConnection, ProxyDecision } from "./types.ts";
+import type {
+  ConnectionListener,
+  Outcome,
+  PolicyFn,
+  ProxyConnection,
+  ProxyDecision,
+} from "./types.ts";
 
 /** Dependencies of a connection handler. */
 export interface HandlerDeps {
@@ -25,6 +31,37 @@ export interface HandlerDeps {
   firstBytesTimeoutMs: number;
   /** Every socket the proxy holds, so `stop()` can close what is left. */
   sockets: Set<Socket>;
+  /** Told every connection's outcome (the daemon's trace). */
+  onConnection?: ConnectionListener;
+}
+
+/** What {@linkcode settle} reports besides the outcome. */
+export interface SettleDetail {
+  peerSpiffeId?: string | undefined;
+  reason?: string | undefined;
+}
+
+/** Counts a connection's outcome and tells `deps.onConnection`, whose errors are only logged. */
+export function settle(
+  deps: HandlerDeps,
+  conn: ProxyConnection,
+  outcome: Outcome,
+  decision?: ProxyDecision,
+  detail: SettleDetail = {},
+): void {
+  deps.metrics.count(conn.direction, outcome, policyLabel(decision));
+  if (!deps.onConnection) return;
+  try {
+    deps.onConnection({
+      connection: conn,
+      outcome,
+      ...(decision ? { decision } : {}),
+      ...(detail.peerSpiffeId ? { peerSpiffeId: detail.peerSpiffeId } : {}),
+      ...(detail.reason ? { reason: detail.reason } : {}),
+    });
+  } catch (e) {
+    deps.log.error("Connection listener failed: {error}", { error: (e as Error).message });
+  }
 }
 
 /** `policy` or `policy/egress`, the metrics label of a decision. */
@@ -63,7 +100,7 @@ export async function decide(
   try {
     return await deps.policy(conn);
   } catch (e) {
-    deps.metrics.count(conn.direction, "error");
+    settle(deps, conn, "error", undefined, { reason: (e as Error).message });
     deps.log.error("Cannot decide on a connection: {error}", {
       ...connFields(conn),
       error: (e as Error).message,
@@ -84,9 +121,10 @@ export function startRelay(
   a: RelayEnd,
   b: RelayEnd,
   aToBAhead = 0,
+  peerSpiffeId?: string,
 ): void {
   const { metrics, log } = deps;
-  metrics.count(conn.direction, outcome, policyLabel(decision));
+  settle(deps, conn, outcome, decision, { peerSpiffeId });
   metrics.activeDelta(1);
   if (aToBAhead > 0) metrics.addBytes(conn.direction, aToBAhead);
   relay(a, b, {

@@ -10,7 +10,15 @@
 import type { Socket } from "node:net";
 import tls from "node:tls";
 import { dialTcp, guard } from "./dial.ts";
-import { connFields, decide, type HandlerDeps, policyLabel, startRelay, track } from "./handler.ts";
+import {
+  connFields,
+  decide,
+  type HandlerDeps,
+  policyLabel,
+  settle,
+  startRelay,
+  track,
+} from "./handler.ts";
 import { peerDenial, peerIdentity } from "./peer_identity.ts";
 import { ALPN_CAMBLET, ALPN_PASSTHROUGH, type IdentityTls } from "./tls_contexts.ts";
 import { clientHelloAlpn, peekFirst, type SplitTransport, splitTransport } from "./passthrough.ts";
@@ -32,7 +40,7 @@ export function handleInbound(peer: Socket, deps: HandlerDeps): void {
     destinationPort: peer.localPort ?? 0,
   };
   setUp(peer, conn, deps).catch((e) => {
-    deps.metrics.count("input", "error");
+    settle(deps, conn, "error", undefined, { reason: String(e) });
     deps.log.error("Inbound connection failed: {error}", { ...connFields(conn), error: String(e) });
     peer.destroy();
   });
@@ -55,7 +63,7 @@ async function setUp(peer: Socket, conn: ProxyConnection, deps: HandlerDeps): Pr
     if (!decision.spiffeId) throw new Error("the decision names no SPIFFE ID to present");
     ctx = await deps.contexts.forIdentity(decision.spiffeId);
   } catch (e) {
-    deps.metrics.count("input", "error", policyLabel(decision));
+    settle(deps, conn, "error", decision, { reason: (e as Error).message });
     deps.log.error("Cannot get the workload certificate: {error}", {
       ...connFields(conn),
       error: (e as Error).message,
@@ -80,7 +88,7 @@ async function onward(
     track(deps, app);
     return app;
   } catch (e) {
-    deps.metrics.count("input", "connect_failed", policyLabel(decision));
+    settle(deps, conn, "connect_failed", decision, { reason: (e as Error).message });
     deps.log.info("Cannot reach the local application: {error}", {
       ...connFields(conn),
       error: (e as Error).message,
@@ -125,7 +133,7 @@ async function terminate(
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    deps.metrics.count("input", "handshake_failed", policyLabel(decision));
+    settle(deps, conn, "handshake_failed", decision, { reason: e.message });
     deps.log.warning("TLS handshake with the client failed: {error}", {
       ...fields(conn, decision),
       error: e.message,
@@ -208,7 +216,7 @@ async function accepted(
   if (decision.mtls) {
     const denial = peerDenial(id, decision.allowedSPIFFEIDs);
     if (denial) {
-      deps.metrics.count("input", "denied", policyLabel(decision));
+      settle(deps, conn, "denied", decision, { peerSpiffeId: id.spiffeId, reason: denial });
       deps.log.warning("Denied the client: {reason}", {
         ...fields(conn, decision, id.spiffeId),
         reason: denial,
@@ -238,5 +246,5 @@ async function accepted(
     down = { stream: peer, tcp: peer };
   } else split?.keepTls();
   const outcome = passthrough ? "passthrough" : decision.mtls ? "mtls" : "tls";
-  startRelay(deps, conn, outcome, decision, down, { stream: app, tcp: app });
+  startRelay(deps, conn, outcome, decision, down, { stream: app, tcp: app }, 0, id.spiffeId);
 }

@@ -14,6 +14,8 @@ export type { OriginLookup } from "./outbound.ts";
 export { ALPN_CAMBLET, ALPN_PASSTHROUGH, TLS_CIPHERS } from "./tls_contexts.ts";
 export type {
   CertificateBundle,
+  ConnectionEvent,
+  ConnectionListener,
   IdentitySource,
   Outcome,
   PolicyFn,

@@ -14,6 +14,7 @@ import {
   type HandlerDeps,
   hostPort,
   policyLabel,
+  settle,
   startRelay,
   track,
 } from "./handler.ts";
@@ -77,7 +78,7 @@ export function handleOutbound(app: Socket, deps: OutboundDeps): void {
   };
   setUp(app, conn, deps).catch((e) => {
     // Only a bug gets here; the connection is dropped, the agent keeps going.
-    deps.metrics.count("output", "error");
+    settle(deps, conn, "error", undefined, { reason: String(e) });
     deps.log.error("Outbound connection failed: {error}", {
       ...connFields(conn),
       error: String(e),
@@ -123,11 +124,9 @@ function connectFailed(
   e: unknown,
 ): void {
   const handshake = e instanceof DialError && e.stage === "handshake";
-  deps.metrics.count(
-    conn.direction,
-    handshake ? "handshake_failed" : "connect_failed",
-    policyLabel(decision),
-  );
+  settle(deps, conn, handshake ? "handshake_failed" : "connect_failed", decision, {
+    reason: (e as Error).message,
+  });
   const fields = { ...connFields(conn), error: (e as Error).message, ...identities(decision) };
   if (handshake) deps.log.warning("TLS handshake with the peer failed: {error}", fields);
   else deps.log.info("Cannot reach the destination: {error}", fields);
@@ -161,7 +160,7 @@ async function wrapped(
     }
     material = decision.mtls ? await deps.contexts.forIdentity(decision.spiffeId!) : undefined;
   } catch (e) {
-    deps.metrics.count("output", "error", policyLabel(decision));
+    settle(deps, conn, "error", decision, { reason: (e as Error).message });
     deps.log.error("Cannot get the workload certificate: {error}", {
       ...connFields(conn),
       ...identities(decision),
@@ -209,7 +208,7 @@ async function wrapped(
   if (decision.mtls) {
     const denial = peerDenial(peer, decision.allowedSPIFFEIDs);
     if (denial) {
-      deps.metrics.count("output", "denied", policyLabel(decision));
+      settle(deps, conn, "denied", decision, { peerSpiffeId: peer.spiffeId, reason: denial });
       deps.log.warning("Denied the peer: {reason}", {
         ...connFields(conn),
         ...identities(decision, peer.spiffeId),
@@ -238,5 +237,5 @@ async function wrapped(
   if (peek.data) up.stream.write(peek.data);
   if (peek.ended) up.stream.end();
   const ahead = peek.data?.length ?? 0;
-  startRelay(deps, conn, outcome, decision, { stream: app, tcp: app }, up, ahead);
+  startRelay(deps, conn, outcome, decision, { stream: app, tcp: app }, up, ahead, peer.spiffeId);
 }

@@ -64,6 +64,24 @@ export interface IdentitySource {
 /** Decides what the proxy does with a connection. Errors close that connection only. */
 export type PolicyFn = (conn: ProxyConnection) => ProxyDecision | Promise<ProxyDecision>;
 
+/**
+ * One connection's outcome, as the proxy settled it (the proxy's counterpart of the module's trace
+ * lines): reported once per connection that got as far as a {@linkcode ProxyConnection}.
+ */
+export interface ConnectionEvent {
+  connection: ProxyConnection;
+  outcome: Outcome;
+  /** The policy decision, when one was made. */
+  decision?: ProxyDecision;
+  /** The peer's SPIFFE ID from its certificate, when the handshake got that far. */
+  peerSpiffeId?: string;
+  /** Why it failed or was denied. */
+  reason?: string;
+}
+
+/** Receives connection outcomes; must not throw or block (it runs on the connection's path). */
+export type ConnectionListener = (event: ConnectionEvent) => void;
+
 /** How one connection ended up (metrics label). */
 export type Outcome =
   /** Mutual TLS with an authorised peer. */

@@ -15,7 +15,6 @@ import { HOST_A, HOST_B, NetnsPair, netnsSkipReason, type NsProcess } from "./_n
 import { contains, notTlsRecords } from "./_pcap.ts";
 
 const skip = await netnsSkipReason();
-if (skip) console.warn(`SKIP tests/dataplane/daemon_netns_test.ts: ${skip}`);
 
 const TD = "dp.test";
 const MARKER = `camblet-daemon-marker-${crypto.randomUUID()}`;

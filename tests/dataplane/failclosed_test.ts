@@ -16,7 +16,6 @@ import {
 import { HOST_A, netnsSkipReason } from "./_netns.ts";
 
 const skip = await netnsSkipReason();
-if (skip) console.warn(`SKIP tests/dataplane/failclosed_test.ts: ${skip}`);
 
 async function sh(cmd: string[]): Promise<{ ok: boolean; err: string }> {
   const o = await new Deno.Command(cmd[0]!, { args: cmd.slice(1), stdout: "null", stderr: "piped" })

@@ -17,7 +17,6 @@ import {
 import { HOST_A, netnsSkipReason } from "./_netns.ts";
 
 const skip = await netnsSkipReason();
-if (skip) console.warn(`SKIP tests/dataplane/interop_test.ts: ${skip}`);
 
 /** camblet-driver's client suites (protocol doc §5), in OpenSSL names. */
 const KERNEL_CLIENT_SUITES = [

@@ -7,7 +7,6 @@ import { skip as skipped } from "../_skip.ts";
 import { NetnsPair, netnsSkipReason } from "./_netns.ts";
 
 const skip = await netnsSkipReason();
-if (skip) console.warn(`SKIP tests/dataplane/steering_test.ts: ${skip}`);
 
 const PROBE = new URL("./_steer_probe.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
