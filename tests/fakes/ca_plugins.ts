@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { logger } from "../../agent/log.ts";
+import { getLogger } from "@logtape/logtape";
 import type { Clock, PluginContext, PluginKind } from "../../plugins/types.ts";
 import { systemClock } from "../../plugins/types.ts";
 import { sha256File } from "../../plugins/_sha256.ts";
@@ -21,7 +21,7 @@ export function testContext(
   clock: Clock = systemClock,
 ): PluginContext {
   return {
-    log: logger("test", "plugin", kind, name),
+    log: getLogger(["camblet", "test", "plugin", kind, name]),
     clock,
     trustDomain: "acme.test",
     signal: new AbortController().signal,
