@@ -5,7 +5,9 @@
  * @module
  */
 import { z } from "zod";
+import type { Logger } from "@logtape/logtape";
 import { durationMs } from "../sdk/config.ts";
+import { readSecretFile as readSecretFileChecked } from "../sdk/secret_file.ts";
 
 /** `pollInterval`, `jitter`, `retryMin`, `timeout` (defaults 60 s, 0.1, 1 s, 60 s). */
 export const pollFields = {
@@ -22,7 +24,12 @@ export const pollFields = {
 /** An absolute or relative path, not empty. */
 export const pathString = z.string().min(1, "must not be empty");
 
-/** Reads a secret file, trimmed; throws naming the file. */
+/** Reads a bearer token file (trimmed), warning once on `log` when others can read it. */
+export function readTokenFile(path: string, log: Logger): Promise<string> {
+  return readSecretFileChecked(path, "the token", log);
+}
+
+/** Reads a file that is not secret (a CA, a public key), trimmed; throws naming the file. */
 export async function readSecretFile(path: string, what: string): Promise<string> {
   try {
     return (await Deno.readTextFile(path)).trim();

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
+import { readSecretFile } from "../../sdk/secret_file.ts";
 import type { VaultAuthConfig } from "./config.ts";
 import type { VaultBody, VaultClient } from "./vault_client.ts";
 
@@ -23,14 +25,19 @@ export interface AuthRequestOptions {
   timeoutMs: number;
 }
 
-async function secret(value: string | undefined, file: string | undefined, what: string) {
+// Secret files warn (once) when others can read them; the service-account token is exempt
+// (Kubernetes projects it 0644).
+const log = getLogger(["camblet", "plugin", "ca", "vault"]);
+
+async function secret(
+  value: string | undefined,
+  file: string | undefined,
+  what: string,
+  checkMode = true,
+) {
   if (value !== undefined) return value;
   if (file === undefined) return undefined;
-  try {
-    return (await Deno.readTextFile(file)).trim();
-  } catch (e) {
-    throw new Error(`Cannot read ${what} from "${file}": ${(e as Error).message}`);
-  }
+  return await readSecretFile(file, what, checkMode ? log : undefined);
 }
 
 /** The static token of the `token` method (re-read from `tokenFile` each time). */
@@ -69,7 +76,7 @@ export async function login(
     case "kubernetes":
       body = {
         role: auth.role,
-        jwt: await secret(undefined, auth.jwtFile, "the service-account token"),
+        jwt: await secret(undefined, auth.jwtFile, "the service-account token", false),
       };
       break;
     case "cert":

@@ -9,10 +9,11 @@
  * @module
  */
 import { join } from "node:path";
+import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { parseWith } from "../../sdk/config.ts";
 import { definePlugin, type PluginContext } from "../../types.ts";
-import { pathString, pollFields, readSecretFile } from "../_config.ts";
+import { pathString, pollFields, readTokenFile } from "../_config.ts";
 import { readLayout } from "../_layout.ts";
 import { isSourceFileName } from "../_names.ts";
 import { Poller, Serial } from "../_poller.ts";
@@ -26,6 +27,9 @@ import {
 } from "../_safety.ts";
 import type { PolicyDelivery, PolicySourceInstance, SourceCheck } from "../types.ts";
 import { git, type GitEnv, gitOk, parseCatFileBatch, parseLsTree, tail } from "./_git.ts";
+
+// A token file others can read is warned about (once).
+const tokenLog = getLogger(["camblet", "plugin", "policySource", "git"]);
 
 const URL_FORMS = /^(https?|ssh|git|file):\/\/[^\s]+$|^[\w.-]+@[\w.-]+:[^\s]+$|^\/[^\s]*$/;
 
@@ -128,7 +132,7 @@ export class GitSource implements PolicySourceInstance {
     const c = this.#c;
     const env: Record<string, string> = {};
     const secrets: string[] = [];
-    const token = c.token ?? (c.tokenFile ? await readSecretFile(c.tokenFile, "token") : "");
+    const token = c.token ?? (c.tokenFile ? await readTokenFile(c.tokenFile, tokenLog) : "");
     if (token) {
       // In the environment, not in argv (which other users can read).
       env["GIT_CONFIG_COUNT"] = "1";

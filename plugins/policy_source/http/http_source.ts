@@ -6,10 +6,11 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { durationMs, parseWith } from "../../sdk/config.ts";
 import { definePlugin, type PluginContext } from "../../types.ts";
-import { pathString, pollFields, readSecretFile, withTimeout } from "../_config.ts";
+import { pathString, pollFields, readSecretFile, readTokenFile, withTimeout } from "../_config.ts";
 import { readLayout } from "../_layout.ts";
 import { Poller, Serial } from "../_poller.ts";
 import {
@@ -25,6 +26,9 @@ import {
 import { SIGNATURES_FILE, type VerificationOptions, verifyBundle } from "../_signature.ts";
 import { readTar } from "../_tar.ts";
 import type { PolicyDelivery, PolicySourceInstance, SourceCheck, SourceProblem } from "../types.ts";
+
+// A token file others can read is warned about (once).
+const tokenLog = getLogger(["camblet", "plugin", "policySource", "http"]);
 
 const verificationSchema = z.object({
   /** PEM public key (or HMAC secret) inline. */
@@ -111,7 +115,30 @@ export class HttpSource implements PolicySourceInstance {
     const u = new URL(config.url);
     u.username = "";
     u.password = "";
+    // Query values are often credentials (`?token=`, pre-signed `sig=`): never shown.
+    for (const [, value] of u.searchParams) {
+      if (value.length >= 3) this.#secrets.add(value).add(encodeURIComponent(value));
+    }
+    const raw = u.search.slice(1);
+    for (const part of raw.split("&")) {
+      const v = part.slice(part.indexOf("=") + 1);
+      if (part.includes("=") && v.length >= 3) this.#secrets.add(v);
+    }
+    if (raw) {
+      u.search = raw.split("&").map((part) =>
+        part.includes("=") ? `${part.slice(0, part.indexOf("="))}=REDACTED` : part
+      ).join("&");
+    }
+    if (config.token) this.#secrets.add(config.token);
     this.location = u.href;
+  }
+
+  readonly #secrets = new Set<string>();
+
+  /** `text` with the URL's query values and the token replaced (error texts may quote them). */
+  #scrub(text: string): string {
+    for (const v of this.#secrets) text = text.replaceAll(v, "REDACTED");
+    return text;
   }
 
   check(signal?: AbortSignal): Promise<SourceCheck> {
@@ -129,7 +156,8 @@ export class HttpSource implements PolicySourceInstance {
             problems: [{ message: `GET ${this.location}: no answer within ${this.#c.timeout} ms` }],
           };
         }
-        return { kind: "failure", problems: [problemOf(e)] };
+        const p = problemOf(e);
+        return { kind: "failure", problems: [{ ...p, message: this.#scrub(p.message) }] };
       } finally {
         t.clear();
       }
@@ -139,7 +167,7 @@ export class HttpSource implements PolicySourceInstance {
   async #check(signal: AbortSignal): Promise<SourceCheck> {
     const c = this.#c;
     const headers = new Headers(c.headers);
-    const token = c.token ?? (c.tokenFile ? await readSecretFile(c.tokenFile, "token") : "");
+    const token = c.token ?? (c.tokenFile ? await readTokenFile(c.tokenFile, tokenLog) : "");
     if (token) headers.set("authorization", `Bearer ${token}`);
     if (this.#etag && this.#revision) headers.set("if-none-match", this.#etag);
     let response: Response;

@@ -239,3 +239,64 @@ Deno.test("http source conformance", async (t) => {
     };
   });
 });
+
+Deno.test("http source: secrets in the URL's query never show in location or problems", async () => {
+  const server = BundleServer.start();
+  const url = `${server.url("/bundles/camblet.tar.gz")}?token=s3cr3t-value&sig=abc%2Fdef`;
+  const s = await source({ url, timeout: "300ms" });
+  const gone = await source({
+    url: "http://127.0.0.1:9/x.tar.gz?token=s3cr3t-value",
+    timeout: "300ms",
+  });
+  try {
+    assert.equal(
+      s.location,
+      `${server.url("/bundles/camblet.tar.gz")}?token=REDACTED&sig=REDACTED`,
+    );
+    server.serve = { kind: "status", status: 500, body: "boom" };
+    const text = failure(await s.check());
+    assert.match(text, /500 Internal Server Error/);
+    assert.doesNotMatch(text, /s3cr3t|abc/);
+    const refused = failure(await gone.check());
+    assert.match(refused, /127\.0\.0\.1:9/);
+    assert.doesNotMatch(refused, /s3cr3t/);
+    assert.doesNotMatch(gone.location, /s3cr3t/);
+  } finally {
+    await s.dispose();
+    await gone.dispose();
+    await server.close();
+  }
+});
+
+Deno.test("http source: a token file others can read is warned about, once", async () => {
+  const { configure, reset } = await import("@logtape/logtape");
+  const lines: string[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => lines.push(`${r.level} ${r.message.join("")}`) },
+    loggers: [
+      { category: ["camblet"], lowestLevel: "debug", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["mem"] },
+    ],
+  });
+  const server = BundleServer.start();
+  const dir = await Deno.makeTempDir({ prefix: "camblet-http-token-" });
+  const tokenFile = `${dir}/token`;
+  await Deno.writeTextFile(tokenFile, "bearer-s3cret\n");
+  await Deno.chmod(tokenFile, 0o644);
+  server.serve = { kind: "status", status: 404, body: "nothing" };
+  const s = await source({ url: server.url(), tokenFile, timeout: "300ms" });
+  try {
+    await s.check();
+    await s.check();
+    const warned = lines.filter((l) => l.startsWith("warning"));
+    assert.equal(warned.length, 1, lines.join("\n"));
+    assert.match(warned[0]!, /token file ".*\/token" is readable by group or others \(mode 0644\)/);
+    assert.doesNotMatch(lines.join("\n"), /bearer-s3cret/);
+  } finally {
+    await s.dispose();
+    await server.close();
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
