@@ -7,13 +7,17 @@
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { type Problem, ValidationError } from "../errors.ts";
+import { logger } from "../log.ts";
 import { issuesToProblems } from "../problems.ts";
+import { readRegularFile } from "../../plugins/sdk/regular_file.ts";
 import { type Config, CONFIG_DIR, configSchema } from "./schema.ts";
 
 /** Where the config file is looked for when `--config` is not given. */
 export const CONFIG_SEARCH = ["./config.yaml", `${CONFIG_DIR}/config.yaml`];
 
 type Raw = Record<string, unknown>;
+
+const log = logger("config");
 
 /** Flag values already mapped to config paths, e.g. `{ "agent.trustDomain": "acme" }`. */
 export type FlagValues = Record<string, unknown>;
@@ -39,6 +43,8 @@ export interface LoadedConfig {
   file: string | undefined;
   /** Layer of every value that did not come from defaults, by dotted path. */
   origins: Record<string, string>;
+  /** What is wrong but not fatal (also logged), e.g. secrets in a file others can read. */
+  warnings?: string[];
 }
 
 interface ZodLike {
@@ -118,15 +124,35 @@ function recordOrigins(obj: unknown, path: string[], origin: string, out: Record
   } else if (path.length) out[path.join(".")] = origin;
 }
 
+// Keys whose string values are secrets; `…File`/`…Path` keys name files instead.
+const SECRET_KEY = /token|secret|password|passwd|credential|authorization|apikey/i;
+
+/** Dotted paths of the non-empty secret values in a config document. */
+export function secretKeys(doc: unknown, path: string[] = [], out: string[] = []): string[] {
+  if (Array.isArray(doc)) doc.forEach((v, i) => secretKeys(v, [...path, String(i)], out));
+  else if (doc && typeof doc === "object") {
+    for (const [k, v] of Object.entries(doc)) {
+      if (typeof v === "string" && v !== "" && SECRET_KEY.test(k) && !/(file|path)$/i.test(k)) {
+        out.push([...path, k].join("."));
+      } else secretKeys(v, [...path, k], out);
+    }
+  }
+  return out;
+}
+
 async function readFileLayer(
   options: LoadConfigOptions,
   problems: Problem[],
+  warnings: string[],
 ): Promise<{ file: string | undefined; raw: Raw }> {
   const candidates = options.configPath ? [options.configPath] : options.search ?? CONFIG_SEARCH;
   for (const file of candidates) {
     let text: string;
+    let mode = 0;
     try {
-      text = await Deno.readTextFile(file);
+      // Regular files only: a FIFO named config.yaml must not hang the start.
+      const bytes = await readRegularFile(file, { check: (info) => void (mode = info.mode) });
+      text = new TextDecoder().decode(bytes);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound && !options.configPath) continue;
       problems.push({ file, message: `cannot read config file: ${(e as Error).message}` });
@@ -138,6 +164,15 @@ async function readFileLayer(
       if (typeof doc !== "object" || Array.isArray(doc)) {
         problems.push({ file, message: "config file must be a YAML map with an `agent:` key" });
         return { file, raw: {} };
+      }
+      const secrets = secretKeys(doc);
+      if (secrets.length && (mode & 0o044) !== 0) {
+        warnings.push(
+          `config file "${file}" is readable by group or others (mode 0${
+            (mode & 0o777).toString(8)
+          }) and holds secrets at ${secrets.join(", ")}: they may have leaked; make it ` +
+            `readable by the agent's user only (chmod 600 ${file}), or move them to files`,
+        );
       }
       return { file, raw: doc as Raw };
     } catch (e) {
@@ -154,8 +189,10 @@ async function readFileLayer(
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
   const problems: Problem[] = [];
+  const warnings: string[] = [];
   const origins: Record<string, string> = {};
-  const { file, raw: fileRaw } = await readFileLayer(options, problems);
+  const { file, raw: fileRaw } = await readFileLayer(options, problems, warnings);
+  for (const w of warnings) log.warn(w);
   if (file) recordOrigins(fileRaw, [], file, origins);
 
   const envRaw: Raw = {};
@@ -193,7 +230,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   if (problems.length || !result.success) {
     throw new ValidationError("Cannot load configuration", problems);
   }
-  return { config: result.data, file, origins };
+  return { config: result.data, file, origins, warnings };
 }
 
 function originOf(field: string, origins: Record<string, string>): string | undefined {

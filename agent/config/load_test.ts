@@ -90,3 +90,28 @@ Deno.test("an explicit config file must exist and be YAML", async () => {
     await assert.rejects(loadConfig({ configPath: path, env: {} }), /must be a YAML map/);
   });
 });
+
+Deno.test("a config file others can read that holds secrets is warned about, naming the keys", async () => {
+  const text = "plugins:\n  ca:\n    vault:\n      auth: {token: hvs.s3cret, tokenFile: /x}\n" +
+    "  policySource:\n    - {type: http, url: 'http://h/x', token: abc}\n";
+  const dir = await Deno.makeTempDir({ prefix: "camblet-config-secret-" });
+  const path = `${dir}/config.yaml`;
+  try {
+    await Deno.writeTextFile(path, text);
+    await Deno.chmod(path, 0o644);
+    const loaded = await loadConfig({ configPath: path, env: {} });
+    assert.deepEqual(loaded.warnings, [
+      `config file "${path}" is readable by group or others (mode 0644) and holds secrets at ` +
+      "plugins.ca.vault.auth.token, plugins.policySource.0.token: they may have leaked; make " +
+      `it readable by the agent's user only (chmod 600 ${path}), or move them to files`,
+    ]);
+    assert.doesNotMatch(loaded.warnings!.join(""), /s3cret|abc/);
+    await Deno.chmod(path, 0o600);
+    assert.deepEqual((await loadConfig({ configPath: path, env: {} })).warnings, []);
+    await Deno.writeTextFile(path, "agent: {trustDomain: acme.test}\n");
+    await Deno.chmod(path, 0o644);
+    assert.deepEqual((await loadConfig({ configPath: path, env: {} })).warnings, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
