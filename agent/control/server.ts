@@ -20,6 +20,8 @@ export interface ControlSources {
   status(): Promise<unknown>;
   metrics(): Promise<string>;
   trace: TraceHub;
+  /** `/v1/events`: the runtime guard's NDJSON stream (`?pid=&policy=&label=&outcome=`). */
+  events?(u: URL): ReadableStream<Uint8Array>;
 }
 
 /** A running listener. */
@@ -65,6 +67,11 @@ export function controlHandler(
       switch (u.pathname) {
         case "/v1/status":
           return Response.json(await src.status());
+        case "/v1/events":
+          if (!src.events) return new Response("no runtime guard\n", { status: 404 });
+          return new Response(src.events(u), {
+            headers: { "content-type": "application/x-ndjson" },
+          });
         case "/v1/trace": {
           const filter: TraceFilter = {};
           const pid = intParam(u, "pid");

@@ -142,7 +142,10 @@ export class Daemon {
     this.#trace = new TraceHub((req) => this.#plane.pushTrace(req));
     const services = this.#services;
     // Runtime rules that cannot be enforced here stop the start (GuardUnavailableError).
-    this.#guard = new DaemonGuard({ trustDomain: agent.trustDomain, labelsOf: labelsVia(services.augment) });
+    this.#guard = new DaemonGuard({
+      trustDomain: agent.trustDomain,
+      labelsOf: labelsVia(services.augment),
+    });
     await this.#guard.apply(this.#current.policies ?? []);
     if (choice.kind === "kernel") {
       this.#plane = await openKernelPlane({
@@ -434,6 +437,7 @@ export class Daemon {
     const p = this.#current.payloads;
     const last = this.#lastReload ? Date.parse(this.#lastReload.at) / 1000 : undefined;
     const plane = this.#stopping ? { text: "" } : await this.#plane.metrics();
+    const guard = this.#guard?.metricsText() ?? "";
     return renderMetrics(plane.link, {
       ready: this.#ready,
       policyRevision: this.#revision,
@@ -443,7 +447,6 @@ export class Daemon {
       ...(last !== undefined ? { lastReloadSeconds: last } : {}),
       plugins: this.#services.plugins(),
       traceSubscribers: this.#trace.subscribers,
-    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()) + plane.text +
-      (this.#guard?.metricsText() ?? ""));
+    }, agentMetrics.toPrometheus() + sourcesMetrics(this.#sources.status()) + plane.text + guard);
   }
 }

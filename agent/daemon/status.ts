@@ -9,6 +9,7 @@ import { type HistogramSnapshot, LATENCY_BUCKETS_MS } from "../../driver/stats.t
 import type { Problem } from "../errors.ts";
 import type { SourcesStatus } from "../sources/mod.ts";
 import type { PluginHealthEntry } from "./plugin_health.ts";
+import type { DaemonGuardStatus } from "../guard/daemon_guard.ts";
 
 /** The last reload attempt. */
 export interface ReloadRecord {
@@ -84,6 +85,8 @@ export interface AgentStatus {
   /** `kind/name` → the last health check's answer, with the reason when down. */
   pluginHealth?: Record<string, PluginHealthEntry>;
   traceSubscribers: number;
+  /** The runtime guard (BPF LSM), when a policy has a `runtime:` section. */
+  runtimeGuard?: DaemonGuardStatus;
   /** The policy sources (`camblet-agent sources` reads this). */
   sources: SourcesStatus;
 }

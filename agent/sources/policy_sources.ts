@@ -386,6 +386,7 @@ export class PolicySources {
       warnings: set.warnings,
       sources,
       files: set.files,
+      policies: set.policies,
     };
     if (set.issuance) {
       snapshot.issuance = set.issuance;

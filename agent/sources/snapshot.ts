@@ -7,6 +7,7 @@ import type { KernelPayloads } from "../../driver/payloads.ts";
 import type { Problem } from "../errors.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import type { IssuanceInForce, SourcedProvenance } from "./compile_set.ts";
+import type { PolicySource } from "../policy/source.ts";
 
 /** What the daemon pushes to the kernel and signs by. */
 export interface PolicySnapshot {
@@ -24,4 +25,6 @@ export interface PolicySnapshot {
   sources: Record<string, string>;
   /** File labels read, in order (plain paths for `--policies-path`). */
   files: { policies: string[]; services: string[] };
+  /** The parsed policies (the runtime guard reads their `runtime:` sections). */
+  policies?: PolicySource[];
 }

@@ -1,0 +1,181 @@
+/**
+ * The runtime guard as the daemon runs it: started when the first policy with a `runtime:`
+ * section arrives, updated on every accepted reload, shown in status and metrics, streamed on
+ * `/v1/events`.
+ *
+ * When the kernel cannot enforce (no `bpf` in the active LSM list, load refused, canary not
+ * denied): policies with `mode: enforce` runtime rules are refused — the agent does not start,
+ * and a reload bringing them is rejected (the last good set stays) — never silently ignored.
+ * Audit-only rules are reported as not running (error log, status), and the agent runs.
+ *
+ * Agent stop: by default the programs detach with the agent (links die with the process), and
+ * confined workloads run unconfined from then on; the agent logs that. Opt-in fail-closed
+ * (`CAMBLET_GUARD_FAIL_CLOSED=1`, bpffs directory `CAMBLET_GUARD_PIN_DIR`, default
+ * `/sys/fs/bpf/camblet-guard`): the links are pinned, so the rules in force at exit keep being
+ * enforced (also for new processes in keyed cgroups and children of confined processes) until a
+ * new agent takes over — it attaches its own programs first, then removes the old pins — or the
+ * directory is removed. Events are not read meanwhile; the kernel counts what it cannot queue.
+ *
+ * @module
+ */
+import { removePinnedLink } from "../../driver/bpf/bpf_object.ts";
+import type { TaskContext } from "../../driver/payloads.ts";
+import { taskContextFromProc } from "../attestation/mod.ts";
+import { logger } from "../log.ts";
+import type { PolicySource } from "../policy/source.ts";
+import type { EventFilter } from "./events.ts";
+import { GuardUnavailableError, openRuntimeGuard, wantsRuntimeGuard } from "./mod.ts";
+import type { GuardStatus, RuntimeGuard } from "./runtime_guard.ts";
+
+/** Options of {@linkcode DaemonGuard}. */
+export interface DaemonGuardOptions {
+  trustDomain: string;
+  labelsOf(pid: number): Promise<string[]>;
+  /** Environment (default: the process's); see the module doc for the variables. */
+  env?: Record<string, string | undefined>;
+}
+
+/** `runtimeGuard` in `/v1/status`. */
+export type DaemonGuardStatus =
+  | { state: "off"; reason: string }
+  | { state: "unavailable"; reason: string }
+  | ({ state: "running" } & GuardStatus);
+
+const log = logger("guard");
+
+function enforcing(policies: readonly PolicySource[]): PolicySource[] {
+  return policies.filter((p) => p.policy.runtime && p.policy.runtime.mode !== "audit");
+}
+
+/** The daemon's handle on the guard. */
+export class DaemonGuard {
+  readonly #o: DaemonGuardOptions;
+  #guard: RuntimeGuard | undefined;
+  #unavailable: string | undefined;
+  #env: Record<string, string | undefined>;
+
+  constructor(o: DaemonGuardOptions) {
+    this.#o = o;
+    this.#env = o.env ?? Deno.env.toObject();
+  }
+
+  /**
+   * Starts or updates the guard for `policies`. Throws {@linkcode GuardUnavailableError} when
+   * enforce rules cannot be enforced here (the caller refuses the set).
+   */
+  async apply(policies: readonly PolicySource[]): Promise<void> {
+    if (this.#guard) {
+      await this.#guard.update(policies);
+      return;
+    }
+    if (!wantsRuntimeGuard(policies)) return;
+    if (this.#unavailable) return this.#refuse(policies, this.#unavailable);
+    try {
+      const pinDir = this.#env["CAMBLET_GUARD_FAIL_CLOSED"] === "1"
+        ? this.#env["CAMBLET_GUARD_PIN_DIR"] || "/sys/fs/bpf/camblet-guard"
+        : undefined;
+      const lsm = this.#env["CAMBLET_GUARD_LSM_LIST"];
+      this.#guard = await openRuntimeGuard(policies, {
+        trustDomain: this.#o.trustDomain,
+        labelsOf: (pid) => this.#o.labelsOf(pid),
+        ...(lsm ? { lsmListPath: lsm } : {}),
+      });
+      if (pinDir) this.#takeOverPins(pinDir);
+      const s = this.#guard.status();
+      log.info("Runtime guard running", {
+        programs: s.programs.length,
+        rulesets: s.rulesets.length,
+        canary: s.canary,
+        failClosed: pinDir ?? "no",
+      });
+    } catch (e) {
+      if (!(e instanceof GuardUnavailableError)) throw e;
+      this.#unavailable = e.message;
+      return this.#refuse(policies, e.message);
+    }
+  }
+
+  #refuse(policies: readonly PolicySource[], why: string): void {
+    const enforce = enforcing(policies);
+    if (enforce.length) {
+      const where = enforce.slice(0, 3).map((p) => `${p.file} item ${p.item}`).join(", ");
+      throw new GuardUnavailableError(
+        `${why}. Refusing ${enforce.length} polic${enforce.length === 1 ? "y" : "ies"} with ` +
+          `enforce runtime rules (${where}); fix the kernel, or set runtime.mode: audit to run ` +
+          "without them",
+      );
+    }
+    log.error(`Runtime guard not running; audit-mode runtime rules are not reported: ${why}`);
+  }
+
+  #takeOverPins(dir: string): void {
+    Deno.mkdirSync(dir, { recursive: true });
+    let removed = 0;
+    for (const e of Deno.readDirSync(dir)) {
+      if (removePinnedLink(`${dir}/${e.name}`)) removed++;
+      Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
+    }
+    this.#guard!.pin(dir);
+    log.info("Runtime guard pinned (fail-closed)", { dir, replaced: removed });
+  }
+
+  /** For `/v1/status`. */
+  status(): DaemonGuardStatus {
+    if (this.#guard) return { state: "running", ...this.#guard.status() };
+    if (this.#unavailable) return { state: "unavailable", reason: this.#unavailable };
+    return { state: "off", reason: "no policy has a runtime: section" };
+  }
+
+  /** Prometheus text ("" when not running). */
+  metricsText(): string {
+    return this.#guard?.metricsText() ?? "";
+  }
+
+  /** The `/v1/events` stream; throws RangeError (HTTP 400) when the guard is not running. */
+  events(filter: EventFilter): ReadableStream<Uint8Array> {
+    if (!this.#guard) {
+      const s = this.status();
+      throw new RangeError(`The runtime guard is not running: ${"reason" in s ? s.reason : ""}`);
+    }
+    return this.#guard.subscribe(filter);
+  }
+
+  /** Stops (detaching unless fail-closed pinned). */
+  close(): void {
+    if (!this.#guard) return;
+    const pinned = this.#guard.status().pinned;
+    this.#guard.close(pinned !== undefined);
+    this.#guard = undefined;
+    if (pinned) log.warn("Runtime guard stopped; its pinned rules stay in force", { dir: pinned });
+    else log.warn("Runtime guard stopped: workloads are no longer confined");
+  }
+}
+
+/** Parses `/v1/events` query parameters into a filter; RangeError on a bad pid. */
+export function eventFilterFromUrl(u: URL): EventFilter {
+  const f: EventFilter = {};
+  const pid = u.searchParams.get("pid");
+  if (pid !== null && pid !== "") {
+    const n = Number(pid);
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new RangeError(`pid must be a positive integer, got "${pid}"`);
+    }
+    f.pid = n;
+  }
+  for (const k of ["policy", "label", "outcome"] as const) {
+    const v = u.searchParams.get(k);
+    if (v) f[k] = v;
+  }
+  return f;
+}
+
+/** `labelsOf` from the daemon's `augment` (the same attestation the kernel link uses). */
+export function labelsVia(
+  augment: (task: TaskContext, signal: AbortSignal) => Promise<string[]>,
+): (pid: number) => Promise<string[]> {
+  return (pid) => {
+    const task = taskContextFromProc(pid);
+    if (!task) return Promise.reject(new Error(`Cannot attest pid ${pid}: it is gone`));
+    return augment(task, AbortSignal.timeout(2000));
+  };
+}
