@@ -212,6 +212,8 @@ export class PluginProcess {
   async #launch(): Promise<void> {
     this.#state = "starting";
     await this.#verify();
+    // dispose() ran during the check: start nothing it would not see.
+    if (this.#disposed) throw new Error("Cannot start plugin: it is being stopped");
     const s = this.#spec;
     let child: Deno.ChildProcess;
     try {
