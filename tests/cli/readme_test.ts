@@ -1,0 +1,72 @@
+/**
+ * Every shell block of the README, run in order from a fresh clone in a scratch root (see
+ * _readme.ts for the convention), fails when one breaks. Blocks marked
+ * `<!-- readme-test: skip: … -->` print their reason instead.
+ */
+import assert from "node:assert/strict";
+import { REPO_ROOT } from "./_run.ts";
+import { type ReadmeBlock, readmeBlocks, runInScratchRoot } from "./_readme.ts";
+import { skip } from "../_skip.ts";
+import { peerMissing } from "../peers/ensure_peer.ts";
+
+function works(cmd: string, args: string[], env: Record<string, string> = {}): boolean {
+  try {
+    return new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+const why = Deno.uid() !== 0 || !works("unshare", ["--mount", "--net", "true"])
+  ? "needs root and unshare (the README runs in mount and network namespaces)"
+  : undefined;
+
+/**
+ * Blocks that cannot run here for a reason the machine decides (printed): npx without the
+ * network needs deno in its cache, and `task peers` would build for minutes when cold.
+ */
+function machineSkip(b: ReadmeBlock): string | undefined {
+  if (
+    /\bnpx\b/.test(b.code) && !works("npx", ["-y", "deno@2.9.6", "--version"], {
+      npm_config_offline: "true",
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+    })
+  ) return "npx has no cached deno@2.9.6 and the namespace has no network";
+  if (/task peers\b/.test(b.code)) {
+    const missing = peerMissing("opa", "vault", "spire-server", "spire-agent");
+    if (missing) return `would build the peers for minutes (${missing})`;
+  }
+  return undefined;
+}
+
+Deno.test("README: the convention's parser finds every sh block and its skip reason", async () => {
+  const blocks = readmeBlocks(await Deno.readTextFile(`${REPO_ROOT}README.md`));
+  assert.ok(blocks.length >= 6, `${blocks.length} sh blocks`);
+  for (const b of blocks.filter((b) => b.skip)) {
+    assert.ok(b.skip!.length > 10, `README.md:${b.line}: a skip needs a real reason`);
+  }
+  const run = blocks.filter((b) => !b.skip);
+  assert.ok(run.length > blocks.length / 2, "skips stay rare");
+  assert.ok(run.some((b) => b.code.includes("camblet-agent status")), "the quick start runs");
+});
+
+Deno.test({
+  name: "README: every command block works from a fresh clone (scratch root, own namespaces)",
+  ignore: skip(why),
+  async fn() {
+    const blocks = readmeBlocks(await Deno.readTextFile(`${REPO_ROOT}README.md`));
+    const run: ReadmeBlock[] = [];
+    for (const b of blocks) {
+      const reason = b.skip ?? machineSkip(b);
+      if (reason) console.error(`SKIP README.md:${b.line}: ${reason}`);
+      else run.push(b);
+    }
+    const r = await runInScratchRoot(REPO_ROOT, run);
+    const logs = r.logs.map((l, i) => `--- background ${i + 1}:\n${l}`).join("\n");
+    assert.equal(r.code, 0, `${r.output}\n${logs}`);
+    assert.match(r.output, /::done/);
+    for (const b of run) assert.ok(r.output.includes(`::block README.md:${b.line}`));
+  },
+});
