@@ -231,7 +231,7 @@ function distinctName(commonName: string, bundle: readonly RetiredAnchor[], now:
 async function writeAll(
   paths: CaPaths,
   state: CaState,
-  what: { retired: boolean; ca: boolean },
+  what: { retired: boolean; ca: boolean; bundle?: boolean },
   options: WriteOptions,
 ): Promise<void> {
   if (what.retired) {
@@ -242,8 +242,25 @@ async function writeAll(
     await writeFileAtomic(paths.caPem, await encodeCaFile(state.material), 0o600);
     await options.onStep?.("ca");
   }
+  if (what.bundle === false) return;
   await writeFileAtomic(paths.publicCa, encodeAnchors(bundleOf(state)), 0o644);
   await options.onStep?.("bundle");
+}
+
+/**
+ * Writes public_ca.crt from the CA files as they are now (under the lock), when it differs;
+ * resolves with whether it wrote.
+ */
+export async function refreshBundle(caPemPath: string): Promise<boolean> {
+  const paths = caPaths(caPemPath);
+  return await withLock(paths, async () => {
+    const state = await readCaState(paths);
+    if (!state) return false;
+    const text = encodeAnchors(bundleOf(state));
+    if (await Deno.readTextFile(paths.publicCa).catch(() => undefined) === text) return false;
+    await writeFileAtomic(paths.publicCa, text, 0o644);
+    return true;
+  });
 }
 
 /** Result of {@linkcode ensureCa} and {@linkcode rotateCa}. */
@@ -251,6 +268,8 @@ export interface CaUpdate {
   state: CaState;
   created: boolean;
   plan?: RotationPlan<RetiredAnchor & { notAfter: number }>;
+  /** public_ca.crt is out of date and was left for {@linkcode refreshBundle} (`deferBundle`). */
+  bundlePending?: boolean;
   /** ca.pem was readable by group or others (now 0600): its key may have leaked. */
   looseMode?: { path: string; mode: number };
 }
@@ -262,6 +281,11 @@ export interface RotateOptions extends WriteOptions {
   lastIssuedNotAfter?: number;
   /** Only prune and rotate when forced (config `autoRotate: false`). */
   noAutoRotate?: boolean;
+  /**
+   * Leave public_ca.crt as it is when nothing was rotated or pruned (the caller writes it with
+   * {@linkcode refreshBundle} once the agent has accepted the CA); see `bundlePending`.
+   */
+  deferBundle?: boolean;
 }
 
 async function applyPlan(
@@ -307,14 +331,26 @@ async function applyPlan(
     retired,
     format: action === "none" ? state.format : "standard",
   };
+  const changed = action !== "none" || plan.drop.length > 0;
+  const deferred = options.deferBundle === true && !changed;
   await writeAll(paths, next, {
     retired: action === "root" || plan.drop.length > 0,
     ca: action !== "none",
+    bundle: !deferred,
   }, options);
   const suppressed = action !== plan.action
     ? { error: `a ${plan.action} rotation is due (${plan.reason}) but autoRotate is off` }
     : {};
-  return { state: next, created: false, plan: { ...plan, ...suppressed, action } };
+  const update: CaUpdate = {
+    state: next,
+    created: false,
+    plan: { ...plan, ...suppressed, action },
+  };
+  if (deferred) {
+    const onDisk = await Deno.readTextFile(paths.publicCa).catch(() => undefined);
+    if (onDisk !== encodeAnchors(bundleOf(next))) update.bundlePending = true;
+  }
+  return update;
 }
 
 /**

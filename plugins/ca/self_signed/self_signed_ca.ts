@@ -16,6 +16,7 @@ import {
   type CaSummary,
   ensureCa,
   readCaState,
+  refreshBundle,
   rotateCa,
   summarizeCa,
 } from "./ca_store.ts";
@@ -66,6 +67,8 @@ export class SelfSignedCa implements CertificateAuthority {
   #log: Logger;
   #prepared: Prepared;
   #lastIssuedNotAfter: number | undefined;
+  #bundlePending = false;
+  #bundleWrite: Promise<unknown> | undefined;
   #watcher: Deno.FsWatcher | undefined;
   #watchLoop: Promise<void> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -81,8 +84,11 @@ export class SelfSignedCa implements CertificateAuthority {
 
   /** Loads (or creates) the CA files, applies due rotations, starts watching. */
   static async open(config: SelfSignedConfig, options: SelfSignedCaOptions): Promise<SelfSignedCa> {
-    const update = await ensureCa(config, options.clock);
+    // public_ca.crt waits until the agent has accepted this CA (its first health check): a CA
+    // then refused (an ECDSA root with camblet-driver) never replaces the bundle peers trust.
+    const update = await ensureCa(config, options.clock, { deferBundle: true });
     const ca = new SelfSignedCa(config, options, update.state);
+    ca.#bundlePending = update.bundlePending === true;
     warnLooseMode(options.log, update.looseMode);
     if (update.created) {
       options.log.info("Created a new CA", { path: config.caPemPath, ...ca.#brief() });
@@ -110,6 +116,10 @@ export class SelfSignedCa implements CertificateAuthority {
       ca.#interval = interval;
     }
     return ca;
+  }
+
+  #bundlePath(): string {
+    return caPaths(this.#config.caPemPath).publicCa;
   }
 
   #brief() {
@@ -149,6 +159,13 @@ export class SelfSignedCa implements CertificateAuthority {
    * before that; this catches a rotation that keeps failing): leaves would no longer verify.
    */
   health(): HealthResult {
+    if (this.#bundlePending) {
+      this.#bundlePending = false;
+      this.#bundleWrite = refreshBundle(this.#config.caPemPath).then(
+        (wrote) => wrote && this.#log.info("Wrote the trust bundle", { path: this.#bundlePath() }),
+        (e) => this.#log.error("Cannot write the trust bundle", { error: e }),
+      );
+    }
     const m = this.#prepared.state.material;
     const now = this.#clock.now();
     const certs = [["signing certificate", m.signer.certificate], ["root", m.root]] as const;
@@ -244,6 +261,7 @@ export class SelfSignedCa implements CertificateAuthority {
 
   /** Stops watching and the maintenance timer. */
   async dispose(): Promise<void> {
+    await this.#bundleWrite;
     clearInterval(this.#interval);
     clearTimeout(this.#debounce);
     if (this.#watcher) {

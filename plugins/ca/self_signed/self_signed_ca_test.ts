@@ -161,3 +161,31 @@ Deno.test("self-signed CA at run time", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("public_ca.crt is brought up to date only once the agent uses the CA", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "self-signed-bundle-" });
+  try {
+    const path = `${dir}/ca.pem`;
+    const first = await openCa(path, systemClock);
+    await first.dispose();
+    assert.ok(Deno.statSync(`${dir}/public_ca.crt`).isFile, "a new CA writes its bundle at once");
+    await Deno.remove(`${dir}/public_ca.crt`);
+    const ca = await openCa(path, systemClock);
+    try {
+      assert.throws(() => Deno.statSync(`${dir}/public_ca.crt`), Deno.errors.NotFound);
+      assert.equal(ca.health().ok, true);
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        if (await Deno.stat(`${dir}/public_ca.crt`).then(() => true, () => false)) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const text = await Deno.readTextFile(`${dir}/public_ca.crt`);
+      const root = new x509.X509Certificate(text);
+      assert.equal(root.subject, ca.summary().root.subject);
+    } finally {
+      await ca.dispose();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
