@@ -15,6 +15,8 @@ import { registerAugment } from "./augment.ts";
 import { registerGeneratePolicy } from "./generate_policy.ts";
 import { registerStatus } from "./status.ts";
 import { registerTrace } from "./trace.ts";
+import { registerEvents } from "./events.ts";
+import { registerExplainRuntime } from "./explain_runtime.ts";
 import { registerSources } from "./sources.ts";
 import { registerCompletion } from "./completion.ts";
 import { registerManPage } from "./manpage.ts";
@@ -26,9 +28,11 @@ const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerRun,
   registerStatus,
   registerTrace,
+  registerEvents,
   registerSources,
   registerValidate,
   registerExplain,
+  registerExplainRuntime,
   registerAugment,
   registerGeneratePolicy,
   registerSchema,

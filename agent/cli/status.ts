@@ -4,6 +4,7 @@
  * @module
  */
 import type { Command } from "commander";
+import { formatRuntimeGuard } from "./status_runtime.ts";
 import { ControlClient } from "../control/client.ts";
 import type { AgentStatus } from "../daemon/status.ts";
 import { outputFormat, resolveConfig } from "./options.ts";
@@ -117,6 +118,7 @@ export function formatStatus(s: AgentStatus): string {
   }).join(", ");
   row("plugins", plugins || "(none)");
   row("trace clients", String(s.traceSubscribers));
+  lines.push(...formatRuntimeGuard(s.runtimeGuard));
   return lines.join("\n");
 }
 

@@ -1,0 +1,114 @@
+/**
+ * `camblet-agent events`: the runtime guard's live stream — every denial, and every would-deny
+ * of an audit-mode policy — from the running agent's control socket (`/v1/events`).
+ *
+ * @module
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import { ControlClient } from "../control/client.ts";
+import type { GuardEventRecord } from "../guard/events.ts";
+import { outputFormat } from "./options.ts";
+import { controlSocketPath } from "./status.ts";
+
+const HELP = `
+Description:
+  Streams what the runtime guard (BPF LSM, the policies' runtime: sections) denies, or would
+  deny in audit mode, as it happens: the process (pid, tid, uid, program), the hook and its
+  argument (the executable or file, the mount type, the ptrace target, …), the policy and rule
+  that decided, and the workload's labels and SPIFFE ID. Filters combine (all must match).
+  Stops on Ctrl-C. Lost events (a full kernel ring buffer) are counted in "camblet-agent
+  status" and in the metric camblet_runtime_guard_lost_events_total.
+
+Examples:
+  camblet-agent events
+  camblet-agent events --label docker:label:app=web --output json
+  camblet-agent events --policy web.yaml --outcome denied
+`;
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new InvalidArgumentError(`must be a positive integer, got "${v}"`);
+  }
+  return n;
+}
+
+/** One line of `--output text`. */
+export function formatEvent(e: GuardEventRecord): string {
+  const what = e.path ?? (e.arg ? `arg=${e.arg}` : "");
+  const policy = e.policy ? `${e.policy.source ?? e.policy.file}#${e.policy.item}` : "-";
+  return [
+    e.time,
+    e.outcome.toUpperCase(),
+    e.hook,
+    what ? JSON.stringify(what) : "",
+    `${e.program}[${e.pid}]`,
+    `uid=${e.uid}`,
+    `rule=${e.rule}`,
+    `policy=${policy}`,
+    e.spiffeId ?? "",
+  ].filter((s) => s !== "").join(" ");
+}
+
+interface EventsOptions {
+  pid?: number;
+  policy?: string;
+  label?: string;
+  outcome?: string;
+  output?: string;
+}
+
+/** Registers `events`. */
+export function registerEvents(program: Command): void {
+  program.command("events")
+    .description("stream the runtime guard's denials (and audit-mode would-denials)")
+    .option("--pid <pid>", "only this process", positive)
+    .option("--policy <file>", "only policies whose file or source name contains this")
+    .option("--label <k=v>", "only workloads carrying this label")
+    .option("--outcome <outcome>", "denied, audited or bound")
+    .option(
+      "--control-socket <path>",
+      "the agent's control socket (default: /run/camblet/agent.sock)",
+    )
+    .option("-o, --output <format>", "text or json", "text")
+    .addHelpText("after", HELP)
+    .action(async (opts: EventsOptions, cmd: Command) => {
+      const format = outputFormat(cmd, opts.output, ["text", "json"] as const);
+      const q = new URLSearchParams();
+      if (opts.pid !== undefined) q.set("pid", String(opts.pid));
+      for (const k of ["policy", "label", "outcome"] as const) if (opts[k]) q.set(k, opts[k]!);
+      const client = new ControlClient(await controlSocketPath(cmd));
+      const ac = new AbortController();
+      const onSignal = () => ac.abort();
+      Deno.addSignalListener("SIGINT", onSignal);
+      Deno.addSignalListener("SIGTERM", onSignal);
+      try {
+        const r = await client.get(`/v1/events?${q}`, ac.signal);
+        if (!r.ok) {
+          throw new Error(`Cannot stream runtime guard events: ${(await r.text()).trim()}`);
+        }
+        const dec = new TextDecoder();
+        let buf = "";
+        try {
+          for await (const chunk of r.body!) {
+            buf += dec.decode(chunk, { stream: true });
+            let nl;
+            while ((nl = buf.indexOf("\n")) >= 0) {
+              const line = buf.slice(0, nl);
+              buf = buf.slice(nl + 1);
+              console.log(format === "json" ? line : formatEvent(JSON.parse(line)));
+            }
+          }
+        } catch (e) {
+          if (!ac.signal.aborted) throw e;
+        }
+        if (!ac.signal.aborted) {
+          throw new Error("the agent ended the event stream (it is stopping)");
+        }
+      } finally {
+        Deno.removeSignalListener("SIGINT", onSignal);
+        Deno.removeSignalListener("SIGTERM", onSignal);
+        client.close();
+      }
+    });
+}
