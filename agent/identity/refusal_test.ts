@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RefusalIssuer } from "./refusal.ts";
+import { REFUSAL_CACHE_KEYS, RefusalIssuer } from "./refusal.ts";
 import { parseCsr } from "../../plugins/sdk/csr.ts";
 import { x509 } from "../../plugins/sdk/x509.ts";
 import { pki } from "../../tests/fakes/identity_capture.ts";
@@ -21,4 +21,33 @@ Deno.test("RefusalIssuer", async () => {
   assert.equal(await cert.verify({ publicKey: placeholder.publicKey, signatureOnly: true }), false);
   const spare = await issuer.issue(undefined);
   assert.ok(await issuer.issued(spare));
+});
+
+Deno.test("RefusalIssuer: prepared per key, built synchronously when needed, bounded", async () => {
+  let now = Date.UTC(2026, 10, 22, 5);
+  const issuer = await RefusalIssuer.create({ clock: { now: () => now }, validityMs: 60_000 });
+  const spki = new Uint8Array(parseCsr(await pki("csr-web.pem")).publicKey.rawData);
+  const sync = issuer.refusalSync(spki);
+  assert.ok(await issuer.issued(sync.der));
+  const cert = new x509.X509Certificate(sync.der.slice().buffer as ArrayBuffer);
+  assert.deepEqual(new Uint8Array(cert.publicKey.rawData), spki);
+  assert.equal(cert.serialNumber, sync.serial);
+  assert.equal(await issuer.refusal(spki), sync, "reused while fresh");
+  now += 31_000;
+  assert.notEqual(await issuer.refusal(spki), sync, "renewed past half its validity");
+  // One prepared refusal per distinct key, bounded: a key costs memory only while it is recent.
+  for (let i = 0; i < 40; i++) {
+    const { publicKey } = await crypto.subtle.generateKey(
+      {
+        name: "RSASSA-PKCS1-v1_5",
+        hash: "SHA-256",
+        modulusLength: 1024,
+        publicExponent: new Uint8Array([1, 0, 1]),
+      },
+      true,
+      ["sign", "verify"],
+    ) as CryptoKeyPair;
+    issuer.refusalSync(new Uint8Array(await crypto.subtle.exportKey("spki", publicKey)));
+  }
+  assert.equal(issuer.cachedKeys, REFUSAL_CACHE_KEYS);
 });
