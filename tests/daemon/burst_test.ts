@@ -92,19 +92,6 @@ Deno.test("1,000 queued csr_sign under 4 busy loops: every one a certificate, in
   try {
     assert.equal((await ask(emu)).outcome, "issued", "the policies give python3 this identity");
     const results = await withContention(() => burst(emu));
-    console.log(
-      agent.log().split("\n").filter((l) => /waits|missed|Short|budget/.test(l)).slice(0, 8).join(
-        "\n",
-      ),
-    );
-    const late = results.filter((r) => r.outcome === "timeout");
-    console.log(
-      "late ids",
-      late.length,
-      late.slice(0, 3).map((r) => r.id + " " + r.latencyMs.toFixed(0)).join(", "),
-    );
-    const all = results.map((r) => r.latencyMs).sort((a, b) => a - b);
-    console.log("lat p50", all[500], "p90", all[900], "p96", all[960]);
     assertAllInTime(emu, results);
   } finally {
     await agent.stop();
