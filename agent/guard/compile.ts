@@ -4,9 +4,11 @@
  * Paths are made canonical here because the kernel compares `bpf_d_path` output, which has every
  * symlink resolved (`/bin/sh` is `/usr/bin/dash` on Debian). So a rule names the file, not the
  * spelling: denying `/bin/sh` denies `dash` by any path that leads to it. Hard links to the same
- * inode under other names are not covered (documented limit). Globs are expanded against the file
- * system when the rules load (a file created later needs a reload); `dir/` and `dir/**` are
- * prefixes and match files created later too. A path that does not exist yet is kept as written.
+ * inode under other names are not covered (documented limit). The written form is kept as well:
+ * inside a container, `bpf_d_path` is relative to the container's root, whose symlinks may differ
+ * from the host's (there, write the file the link points to, e.g. `/bin/busybox`). Globs are
+ * expanded against the host's file system when the rules load (a file created later needs a
+ * reload); `dir/` and `dir/**` are prefixes and match files created later too.
  *
  * @module
  */
@@ -114,9 +116,11 @@ export function canonicalPaths(pattern: string, fs: PathFs = REAL_FS): string[] 
   const bare = pattern.replace(/\/\*\*$/, "").replace(/\/$/, "") || "/";
   const written = GLOB.test(bare) ? expandGlob(bare, fs) : [bare];
   const out = new Set<string>();
+  const form = (p: string) => prefix ? (p === "/" ? "/" : `${p}/`) : p;
   for (const w of written) {
-    const real = fs.realPath(w) ?? w;
-    out.add(prefix ? (real === "/" ? "/" : `${real}/`) : real);
+    out.add(form(fs.realPath(w) ?? w));
+    // As written too: a container's root may resolve it differently from the host's.
+    out.add(form(w));
   }
   return [...out];
 }

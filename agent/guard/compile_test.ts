@@ -18,11 +18,18 @@ const FS: PathFs = {
 };
 
 Deno.test("canonicalPaths resolves symlinks the way bpf_d_path reports them", () => {
-  assert.deepEqual(canonicalPaths("/bin/sh", FS), ["/usr/bin/dash"]);
-  assert.deepEqual(canonicalPaths("/bin/", FS), ["/usr/bin/"]);
-  assert.deepEqual(canonicalPaths("/bin/**", FS), ["/usr/bin/"]);
+  assert.deepEqual(canonicalPaths("/bin/sh", FS), ["/usr/bin/dash", "/bin/sh"]);
+  assert.deepEqual(canonicalPaths("/bin/", FS), ["/usr/bin/", "/bin/"]);
+  assert.deepEqual(canonicalPaths("/bin/**", FS), ["/usr/bin/", "/bin/"]);
+  assert.deepEqual(canonicalPaths("/usr/bin/dash", FS), ["/usr/bin/dash"]);
   assert.deepEqual(canonicalPaths("/not/there", FS), ["/not/there"], "kept as written");
-  assert.deepEqual(canonicalPaths("/bin/*sh", FS), ["/usr/bin/bash", "/usr/bin/dash"]);
+  assert.deepEqual(canonicalPaths("/bin/*sh", FS), [
+    "/usr/bin/bash",
+    "/bin/bash",
+    "/usr/bin/dash",
+    "/bin/dash",
+    "/bin/sh",
+  ]);
 });
 
 Deno.test("expandGlob matches * ? and [..] per component", () => {
@@ -47,11 +54,13 @@ Deno.test("compileRuleset: flags, merged path entries with their sources, notes"
     R.MOUNT | R.PTRACE | R.RAW_SOCKET;
   assert.equal(k.flags, want >>> 0);
   assert.deepEqual(k.paths.map((p) => [p.path, p.flags]), [
+    ["/bin/sh", P.EXEC_DENY],
     ["/etc/", P.READ_DENY | P.WRITE_DENY],
     ["/usr/bin/bash", P.EXEC_ALLOW],
     ["/usr/bin/dash", P.EXEC_DENY],
+    ["/usr/bin/sh", P.EXEC_DENY],
   ]);
-  assert.deepEqual(k.paths[2]!.from, [
+  assert.deepEqual(k.paths[3]!.from, [
     "exec deny /bin/sh (policy)",
     "exec deny /usr/bin/sh (policy)",
   ]);
