@@ -139,11 +139,12 @@ export interface ScratchRun {
 
 /**
  * Clones `repo` into a scratch directory and runs `blocks` there in namespaces (see the module
- * doc). Needs root and `unshare`. `env` adds variables.
+ * doc); a function gets the clone's path and picks them (e.g. from the clone's own README).
+ * Needs root and `unshare`. `env` adds variables.
  */
 export async function runInScratchRoot(
   repo: string,
-  blocks: readonly ReadmeBlock[],
+  blocks: readonly ReadmeBlock[] | ((clone: string) => Promise<readonly ReadmeBlock[]>),
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<ScratchRun> {
   const scratch = await Deno.makeTempDir({ prefix: "camblet-readme-" });
@@ -159,7 +160,8 @@ export async function runInScratchRoot(
     }
     const logDir = `${scratch}/logs`;
     await Deno.mkdir(logDir);
-    await Deno.writeTextFile(`${scratch}/readme.sh`, readmeScript(blocks, logDir));
+    const chosen = typeof blocks === "function" ? await blocks(clone) : blocks;
+    await Deno.writeTextFile(`${scratch}/readme.sh`, readmeScript(chosen, logDir));
     const overlays = ["/etc", "/run", "/usr/local/bin"].map((dir, i) => {
       const up = `${scratch}/overlay/${i}/up`;
       const work = `${scratch}/overlay/${i}/work`;

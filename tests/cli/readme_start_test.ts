@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "./_run.ts";
+import { readmeBlocks } from "./_readme.ts";
+import { skip } from "../_skip.ts";
 
-/** The first command of the README's opening block, e.g. `sudo npx -y deno@… task start …`. */
+/** The README's first `task start` command, e.g. `sudo npx -y deno@… task start …`. */
 async function readmeStartArgs(): Promise<string[]> {
   const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
-  const block = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
-  const first = block.split("\n")[0]!.replace(/#.*/, "").trim().split(/\s+/);
+  const block = readmeBlocks(readme).find((b) => / task start\b/.test(b.code))?.code ?? "";
+  const line = block.split("\n").find((l) => / task start\b/.test(l)) ?? "";
+  const first = line.replace(/#.*/, "").trim().split(/\s+/);
   const task = first.indexOf("task");
   assert.ok(task > 0 && first[task + 1] === "start", `README opens with: ${first.join(" ")}`);
   return first.slice(task); // what follows `deno`
@@ -18,7 +21,7 @@ const canRun = Deno.uid() === 0 && new Deno.Command("unshare", { args: ["--help"
 // network namespace of its own, with the agent's files redirected through AGENT_* variables.
 Deno.test({
   name: "README: `task start` runs the agent (auto picks the proxy without a module)",
-  ignore: !canRun,
+  ignore: skip(!canRun && "needs root and unshare (the agent runs in a network namespace)"),
   async fn() {
     const args = await readmeStartArgs();
     const dir = await Deno.makeTempDir({ prefix: "camblet-readme-" });
