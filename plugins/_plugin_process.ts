@@ -18,6 +18,7 @@ import {
   type RpcErrorObject,
 } from "./sdk/protocol.ts";
 import { sha256File } from "./_sha256.ts";
+import { LogBudget, timeSlices, within } from "./_pacing.ts";
 
 /** How to run a plugin. */
 export interface ProcessSpec {
@@ -54,61 +55,6 @@ const STOP_STEP_MS = 1000;
 const MAX_BAD_STDOUT_LINES_PER_SECOND = 5;
 /** More stdout lines than this in a second that are not JSON-RPC: the plugin is killed. */
 const KILL_BAD_STDOUT_LINES_PER_SECOND = 100;
-/** Longest run of the readers before they let the event loop serve others (status, signals). */
-const READ_SLICE_MS = 5;
-
-/**
- * Returns a function to call per line: every {@linkcode READ_SLICE_MS} it waits for a macrotask.
- * A pipe that always has data would otherwise keep the reader in microtasks and starve the
- * control socket, timers and signal handlers.
- */
-function fairness(): () => Promise<void> | undefined {
-  let since = performance.now();
-  return () => {
-    if (performance.now() - since < READ_SLICE_MS) return undefined;
-    return new Promise<void>((r) => setTimeout(r, 0)).then(() => void (since = performance.now()));
-  };
-}
-
-/** At most `perSecond` log records a second; the others are counted and reported after. */
-class LogBudget {
-  #second = 0;
-  #used = 0;
-  #dropped = 0;
-  constructor(readonly perSecond: number, readonly report: (dropped: number) => void) {}
-
-  /** Records asked for in the current second so far. */
-  get used(): number {
-    return this.#used;
-  }
-
-  /** Whether a record may be logged now. */
-  take(): boolean {
-    const now = Math.floor(Date.now() / 1000);
-    if (now !== this.#second) {
-      this.flush();
-      [this.#second, this.#used] = [now, 0];
-    }
-    if (++this.#used <= this.perSecond) return true;
-    this.#dropped++;
-    return false;
-  }
-
-  /** Reports what was not logged. */
-  flush(): void {
-    if (this.#dropped > 0) this.report(this.#dropped);
-    this.#dropped = 0;
-  }
-}
-
-/** Sleeps `ms` unless `p` settles first; true when `p` settled. */
-function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p.then(() => true, () => true),
-    new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** A JSON-RPC error answered by the plugin. */
 export class PluginCallError extends Error {
@@ -287,7 +233,7 @@ export class PluginProcess {
         maxLineBytes: limit,
         signal: run.stopReading.signal,
       });
-      const yieldNow = fairness();
+      const yieldNow = timeSlices();
       for await (const line of lines) {
         await yieldNow();
         if (line.trim() === "") continue;
@@ -344,7 +290,7 @@ export class PluginProcess {
         overflow: "truncate",
         signal: run.stopReading.signal,
       });
-      const yieldNow = fairness();
+      const yieldNow = timeSlices();
       for await (const line of lines) {
         await yieldNow();
         if (line.trim() !== "" && budget.take()) {
