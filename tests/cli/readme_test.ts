@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "./_run.ts";
-import { type ReadmeBlock, readmeBlocks, runInScratchRoot } from "./_readme.ts";
+import {
+  background,
+  blockCommands,
+  type ReadmeBlock,
+  readmeBlocks,
+  runInScratchRoot,
+} from "./_readme.ts";
 import { skip } from "../_skip.ts";
 import { peerMissing } from "../peers/ensure_peer.ts";
 
@@ -72,5 +78,55 @@ Deno.test({
     assert.equal(r.code, 0, `${r.output}\n${logs}`);
     assert.match(r.output, /::done/);
     for (const b of run) assert.ok(r.output.includes(`::block README.md:${b.line}`));
+  },
+});
+
+Deno.test("README runner: the convention (skip markers, continuations, & and comments)", () => {
+  const md = [
+    "<!-- readme-test: skip: needs a thing we lack -->",
+    "",
+    "```sh",
+    "make coffee",
+    "```",
+    "```yaml",
+    "a: 1",
+    "```",
+    "```sh",
+    "# a comment line",
+    "echo a \\",
+    "  b   # trailing comment",
+    "server --port 1 &   # background, with a comment",
+    "a && b",
+    "```",
+  ].join("\n");
+  const blocks = readmeBlocks(md);
+  assert.deepEqual(blocks.map((b) => [b.line, b.skip]), [[3, "needs a thing we lack"], [
+    9,
+    undefined,
+  ]]);
+  assert.deepEqual(blockCommands(blocks[1]!.code), [
+    "echo a    b   # trailing comment",
+    "server --port 1 &   # background, with a comment",
+    "a && b",
+  ]);
+  assert.deepEqual(background("server --port 1 &   # background, with a comment"), {
+    command: "server --port 1",
+    background: true,
+  });
+  assert.deepEqual(background("a && b"), { command: "a && b", background: false });
+});
+
+Deno.test({
+  name: "README runner: a failing command fails the run and names its block",
+  ignore: skip(why),
+  async fn() {
+    const r = await runInScratchRoot(REPO_ROOT, [
+      { line: 10, code: "true\nsleep 30 &\n" },
+      { line: 20, code: "echo before\nfalse   # breaks\necho after\n" },
+    ]);
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.output, /::fail README\.md:20: false \(exit 1\)/);
+    assert.match(r.output, /before/);
+    assert.doesNotMatch(r.output, /after|::done/);
   },
 });
