@@ -27,7 +27,8 @@ export interface AugmentAnswer {
  * ```
  */
 export function augmentAnswer(labels: Iterable<string>): AugmentAnswer {
-  const out: Record<string, true> = {};
+  // Null prototype: labels come from attestors and the kernel (JSON.stringify reads own keys only).
+  const out: Record<string, true> = Object.create(null);
   const dropped: string[] = [];
   for (const label of labels) {
     if (typeof label === "string" && label.indexOf("=") > 0) out[label] = true;

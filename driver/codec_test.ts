@@ -123,3 +123,137 @@ Deno.test("decodeBase64Strict accepts only standard padded base64", () => {
     assert.equal(decodeBase64Strict(bad), undefined, bad);
   }
 });
+
+const ID = "6F1C0A52-7B8D-4E3F-9A61-0C2D3E4F5A6B";
+const PROTO = ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"];
+
+Deno.test("parseKernelLine never throws and names a reason for every broken line", async (t) => {
+  const kernelLine = (o: Record<string, unknown>) => JSON.stringify(o).replaceAll("/", "\\/");
+  const request = (over: Record<string, unknown> = {}) => ({
+    task_context: validTask(),
+    id: ID,
+    command: "augment",
+    is_message: false,
+    ...over,
+  });
+  await t.step("prototype keys as the command are unknown commands, with the id kept", () => {
+    for (const k of PROTO) {
+      const r = parseKernelLine(kernelLine(request({ command: k })));
+      assert.ok(!r.ok && r.reason === "unknown_command", k);
+      assert.equal(r.recovered.id, ID);
+      assert.equal(r.recovered.command, k);
+    }
+  });
+  await t.step("prototype keys as field names and values read nothing inherited", () => {
+    for (const k of PROTO) {
+      const r = parseKernelLine(`{"${k}":{"uid":0},` + kernelLine(request()).slice(1));
+      assert.ok(r.ok && r.message.command === "augment", k);
+      const task = { ...validTask(), command_name: k, command_path: k };
+      const v = parseKernelLine(kernelLine(request({ task_context: task })));
+      assert.ok(v.ok && v.message.command === "augment" && v.message.task.command_name === k);
+      // A task context without its own fields does not borrow Object.prototype's.
+      const bare = parseKernelLine(kernelLine(request({ task_context: { [k]: 1 } })));
+      assert.ok(!bare.ok && bare.reason === "bad_task");
+      assert.deepEqual(bare.recovered.labels, []);
+      const log = parseKernelLine(kernelLine({
+        task_context: validTask(),
+        command: "log",
+        data: JSON.stringify({ message: "m", [k]: "v" }),
+        is_message: true,
+      }));
+      assert.ok(log.ok && log.message.command === "log");
+      assert.equal(Object.getPrototypeOf(log.message.data), null);
+      assert.equal(log.message.data[k], "v");
+      const id = parseKernelLine(kernelLine(request({ id: k })));
+      assert.ok(!id.ok && id.reason === "bad_id" && id.recovered.id === undefined);
+    }
+  });
+  await t.step("truncated JSON keeps the id, the task labels and the command it got to", () => {
+    const full = kernelLine(request({ command: "csr_sign", data: '{"csr":"x"}' }));
+    const r = parseKernelLine(full.slice(0, full.indexOf('"command"') + 14));
+    assert.ok(!r.ok && r.reason === "not_json");
+    assert.equal(r.recovered.id, ID);
+    assert.equal(r.recovered.command, undefined, "the command was cut");
+    assert.deepEqual(r.recovered.labels, [
+      "process:name=x",
+      "process:uid=0",
+      "process:gid=0",
+      "process:binary:path=/x",
+    ]);
+  });
+  await t.step("a partly broken task context gives the labels of its readable fields", () => {
+    const r = parseKernelLine(kernelLine(request({ task_context: { ...validTask(), uid: "0" } })));
+    assert.ok(!r.ok && r.reason === "bad_task");
+    assert.deepEqual(r.recovered.labels, [
+      "process:name=x",
+      "process:gid=0",
+      "process:binary:path=/x",
+    ]);
+  });
+  await t.step("wrong types name the reason", () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ command: 7 }, "bad_command"],
+      [{ command: undefined }, "missing_command"],
+      [{ is_message: "false" }, "bad_is_message"],
+      [{ task_context: "x" }, "bad_task"],
+      [{ command: "csr_sign", data: 42 }, "bad_data"],
+      [{ command: "csr_sign", data: '{"csr":"MIIB"}' }, "bad_csr"],
+      [
+        { command: "csr_sign", data: '{"csr":"-----BEGIN CERTIFICATE REQUEST-----","ttl":3600}' },
+        "bad_data",
+      ],
+      [{ command: "log", data: "{" }, "bad_log"],
+    ];
+    for (const [over, reason] of cases) {
+      const r = parseKernelLine(kernelLine(request(over)));
+      assert.ok(!r.ok, JSON.stringify(over));
+      assert.equal(r.reason, reason, `${JSON.stringify(over)}: ${r.error}`);
+      assert.equal(r.recovered.id, ID);
+    }
+  });
+  await t.step("data as an object still names the CSR (it is refused, not signed)", () => {
+    const csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+    const r = parseKernelLine(kernelLine(request({ command: "csr_sign", data: { csr } })));
+    assert.ok(!r.ok && r.reason === "bad_data");
+    assert.equal(r.recovered.data?.csr, csr);
+  });
+  await t.step("a PEM CSR is found in a broken line", () => {
+    const csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+    const line = kernelLine(request({ command: "csr_sign", data: JSON.stringify({ csr }) }));
+    const broken = line.replace('"command_name":"x"', '"command_name":"\x1b[2J"');
+    const r = parseKernelLine(broken);
+    assert.ok(!r.ok && r.reason === "not_json");
+    assert.equal(r.recovered.command, "csr_sign");
+    assert.equal(r.recovered.data?.csr, csr);
+  });
+  await t.step("deep nesting is refused before anything walks it", () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    const r = parseKernelLine(`{"task_context":${deep},"id":"${ID}","command":"augment"}`);
+    assert.ok(!r.ok && r.reason === "too_deep");
+    assert.equal(r.recovered.id, ID);
+    assert.equal(r.recovered.command, "augment");
+    const top = parseKernelLine(deep);
+    assert.ok(!top.ok && top.reason === "too_deep" && top.recovered.id === undefined);
+  });
+  await t.step(
+    "two different ids in a broken line are ambiguous; one id in any spelling is not",
+    () => {
+      const other = "ABCDEF11-2222-4333-8444-55555555FACE";
+      const two = parseKernelLine(`{"id":"${ID}","x":{"id":"${other}"`);
+      assert.ok(!two.ok && two.recovered.id === undefined && two.recovered.ambiguousId === true);
+      const bare = parseKernelLine(`{"i d":"${ID}","command":"augment"`);
+      assert.ok(!bare.ok && bare.recovered.id === ID);
+      // An id inside an escaped string (a nested JSON document) is not the request's.
+      const nested = parseKernelLine(
+        `{"data":"{\\"id\\":\\"${other.toLowerCase()}\\"}","command":"augment"`,
+      );
+      assert.ok(!nested.ok && nested.recovered.id === undefined);
+    },
+  );
+  await t.step("a top-level array around a request: the one id is recovered", () => {
+    const r = parseKernelLine(`[${kernelLine(request())}]`);
+    assert.ok(!r.ok && r.reason === "not_object");
+    assert.equal(r.recovered.id, ID);
+    assert.equal(r.recovered.command, "augment");
+  });
+});

@@ -121,11 +121,15 @@ export class Dispatcher {
   /** Handles one line from the splitter (`at` = when its read returned). */
   handleLine(line: Line | Oversized): void {
     if ("oversized" in line) {
-      this.stats.malformed("oversized");
-      this.#log("warning", "Dropped an oversized kernel line", {
-        bytes: line.bytes,
-        head: line.head,
-      });
+      // Only its first bytes were kept: an id there is answered like a truncated line's.
+      const head = parseKernelLine(line.head);
+      const m = head.ok ? head.message : undefined;
+      const recovered = !head.ok ? head.recovered : {
+        ...(m?.id !== undefined ? { id: m.id } : {}),
+        command: m!.command === "other" ? m!.name : m!.command,
+      };
+      const error = `Cannot parse kernel message: a line of ${line.bytes} bytes is over the limit`;
+      this.#malformed({ ok: false, reason: "oversized", error, recovered }, line.at, line.head);
       return;
     }
     if (line.text.trim() === "") return;
@@ -171,29 +175,109 @@ export class Dispatcher {
   }
 
   #malformed(r: Extract<ParseResult, { ok: false }>, at: number, text: string): void {
-    const { id, command, isMessage, task, data } = r.recovered;
-    const kind = command === undefined ? "json" : id === undefined ? "missing_id" : "field";
-    this.stats.malformed(kind);
-    this.#log("warning", "Malformed kernel message", { error: r.error, head: text.slice(0, 200) });
-    if (id === undefined || isMessage === true) return;
-    if (command === "augment") {
-      // Without a readable task context no label can be vouched for: answer with none.
-      this.#augment(id, task, at, "malformed");
-    } else if (command === "csr_sign") {
-      if (data) {
-        this.#once((p) => this.#refuse(p, id, task ?? EMPTY_TASK, data, at, "malformed"));
-      } else {
-        this.stats.record("csr_sign", "unanswerable");
-        this.#log("error", "Cannot answer a csr_sign without a readable CSR", {
-          id,
-          error: r.error,
-        });
-      }
-    } else if (command !== undefined && command !== "log") {
-      this.#once((p) =>
-        this.#finish(p, command, "error", at, encodeErrorAnswer(id, "invalid command"))
-      );
+    const { id, command, isMessage, task, data, labels, ambiguousId } = r.recovered;
+    // augment and csr_sign always wait for an answer, whatever is_message says; an unreadable
+    // command gets an answer that reads safely as both; a known other one keeps "invalid command".
+    const wants = id === undefined
+      ? undefined
+      : command === "augment" || command === "csr_sign"
+      ? command
+      : command === undefined || r.reason === "bad_command"
+      ? "any"
+      : command === "log" || isMessage === true
+      ? undefined
+      : "other";
+    const dropped = wants !== undefined
+      ? undefined
+      : id !== undefined
+      ? "message"
+      : ambiguousId
+      ? "ambiguous_id"
+      : "no_id";
+    const note = this.stats.malformed(r.reason, dropped);
+    if (note.log) {
+      // Printable ASCII only: the line may carry terminal escapes or anything else.
+      const esc = (s: string, n: number) =>
+        s.slice(0, n).replace(
+          /[^\x20-\x7e]/g,
+          (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+        );
+      this.#log("warning", "Malformed kernel line", {
+        reason: r.reason,
+        error: esc(r.error, 300),
+        head: esc(text, 120),
+        bytes: text.length,
+        action: wants === undefined ? `dropped (${dropped})` : `answered as ${wants}`,
+        ...(id !== undefined ? { id } : {}),
+        notLoggedSinceLast: note.suppressed,
+        logged: "once per reason per minute",
+      });
     }
+    if (id === undefined || wants === undefined) return;
+    const augmentLabels = labels ?? [];
+    if (wants === "augment") {
+      const a = augmentAnswer(augmentLabels);
+      this.#once((p) => this.#finish(p, "augment", "malformed", at, encodeAnswer(id, a.answer)));
+      return;
+    }
+    if (wants === "other") {
+      this.#once((p) =>
+        this.#finish(p, command!, "error", at, encodeErrorAnswer(id, "invalid command"))
+      );
+      return;
+    }
+    // A refusal certificate: for the CSR's key when the CSR is readable (prepared in the
+    // background; waited for a little), else the spare-key one. Never `error` (it crashes the
+    // module), and for an unreadable command the labels too, so an augment reads it as well.
+    const t = task ?? EMPTY_TASK;
+    const csr = data ?? { csr: "" };
+    if (data) {
+      try {
+        this.#h.prepareRefusal?.(t, data);
+      } catch { /* the spare-key refusal below */ }
+    }
+    const spare = (() => {
+      try {
+        return this.#h.refusal(t, { csr: "" });
+      } catch {
+        return undefined;
+      }
+    })();
+    const forKey = () => {
+      try {
+        const a = this.#h.refusal(t, csr);
+        return a !== spare && !csrAnswerProblem(a) ? a : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    this.#once((p) => {
+      const send = (found: string | undefined) => {
+        if (p.done) return;
+        const answer = found !== undefined && !csrAnswerProblem(found) ? found : undefined;
+        if (wants === "csr_sign") {
+          if (answer !== undefined) {
+            this.#finish(p, "csr_sign", "refused_malformed", at, encodeAnswer(id, answer));
+          } else this.#refuse(p, id, t, csr, at, "malformed");
+          return;
+        }
+        if (answer === undefined) {
+          const a = augmentAnswer(augmentLabels).answer;
+          return this.#finish(p, "unknown", "malformed", at, encodeAnswer(id, a));
+        }
+        const both = {
+          ...JSON.parse(answer),
+          labels: JSON.parse(augmentAnswer(augmentLabels).answer).labels,
+        };
+        this.#finish(p, "unknown", "refused_malformed", at, encodeAnswer(id, JSON.stringify(both)));
+      };
+      const tryAt = (delayMs: number) => {
+        const a = data ? forKey() : undefined;
+        if (a !== undefined || delayMs > 300) return send(a ?? spare ?? this.#lastRefusal);
+        this.#after(p, at, delayMs, () => tryAt(delayMs + 25));
+      };
+      tryAt(data ? 0 : 400);
+    });
   }
 
   /**

@@ -137,7 +137,9 @@ Deno.test("kernel link over a real pty: requests, failures and the watchdog", as
       const warnings = h.events.slice(before).filter((e) => e.message.startsWith("Malformed"));
       assert.ok(warnings.length >= 4, JSON.stringify(h.events.slice(before)));
       assert.ok(
-        h.events.slice(before).some((e) => e.message === "Dropped an oversized kernel line"),
+        h.events.slice(before).some((e) =>
+          e.message === "Malformed kernel line" && e.props["reason"] === "oversized"
+        ),
       );
     });
 

@@ -16,13 +16,16 @@ export interface Line {
   bytes: number;
 }
 
-/** A line longer than the limit: dropped, with its size and first bytes for the log. */
+/** A line longer than the limit: dropped, with its size and first {@linkcode HEAD_BYTES} bytes. */
 export interface Oversized {
   oversized: true;
   bytes: number;
   head: string;
   at: number;
 }
+
+/** Bytes of an oversized line kept for the log and for recovering its id. */
+export const HEAD_BYTES = 4096;
 
 /** 1 MiB: the read buffer the protocol doc recommends; the module never sends more in one message. */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
@@ -79,9 +82,16 @@ export class LineSplitter {
     if (segment.length === 0) return;
     if (this.#discarding > 0 || this.#partBytes + segment.length > this.#maxLineBytes) {
       if (this.#discarding === 0) {
-        const held = this.#partBytes > 0 ? this.#joined().subarray(0, 200) : new Uint8Array();
-        const more = segment.subarray(0, Math.max(0, 200 - held.length));
-        this.#discardHead = this.#decoder.decode(held) + this.#decoder.decode(more);
+        // Keep only the first bytes (an id may be there); the rest is counted, never held.
+        const head = new Uint8Array(HEAD_BYTES);
+        let n = 0;
+        for (const p of [...this.#parts, segment]) {
+          if (n >= HEAD_BYTES) break;
+          const take = p.subarray(0, HEAD_BYTES - n);
+          head.set(take, n);
+          n += take.length;
+        }
+        this.#discardHead = this.#decoder.decode(head.subarray(0, n));
         this.#discarding = this.#partBytes;
         this.#parts = [];
         this.#partBytes = 0;

@@ -26,7 +26,7 @@ function esc(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
-function labels(l: Record<string, string>): string {
+function labels(l: Readonly<Record<string, string>>): string {
   const parts = Object.entries(l).map(([k, v]) => `${k}="${esc(v)}"`);
   return parts.length > 0 ? `{${parts.join(",")}}` : "";
 }
@@ -86,12 +86,20 @@ export function renderMetrics(
       o.sample("camblet_kernel_deadline_misses_total", { command }, d.deadlineMisses[command] ?? 0);
     }
     o.metric(
-      "camblet_kernel_malformed_messages_total",
+      "camblet_kernel_malformed_total",
       "counter",
-      "kernel lines that could not be used, by kind",
+      "kernel lines that could not be used as they are, by reason (answered when an id was readable)",
     );
-    for (const [kind, n] of Object.entries(d.malformed)) {
-      o.sample("camblet_kernel_malformed_messages_total", { kind }, n);
+    for (const [reason, n] of Object.entries(d.malformed)) {
+      o.sample("camblet_kernel_malformed_total", { reason }, n);
+    }
+    o.metric(
+      "camblet_kernel_malformed_dropped_total",
+      "counter",
+      "malformed kernel lines left unanswered, by why (no_id, ambiguous_id, message)",
+    );
+    for (const [reason, n] of Object.entries(d.malformedDropped ?? {})) {
+      o.sample("camblet_kernel_malformed_dropped_total", { reason }, n);
     }
     o.metric("camblet_kernel_outstanding_requests", "gauge", "requests read and not yet answered");
     o.sample("camblet_kernel_outstanding_requests", {}, d.outstanding);
