@@ -19,6 +19,7 @@ import {
 } from "./sdk/protocol.ts";
 import { sha256File } from "./_sha256.ts";
 import { LogBudget, timeSlices, within } from "./_pacing.ts";
+import { jsonDeeperThan } from "./_json_depth.ts";
 
 /** How to run a plugin. */
 export interface ProcessSpec {
@@ -55,6 +56,8 @@ const STOP_STEP_MS = 1000;
 const MAX_BAD_STDOUT_LINES_PER_SECOND = 5;
 /** More stdout lines than this in a second that are not JSON-RPC: the plugin is killed. */
 const KILL_BAD_STDOUT_LINES_PER_SECOND = 100;
+/** Deepest nesting of a message; protocol messages need a few levels, parsing deep ones is slow. */
+const MAX_MESSAGE_DEPTH = 64;
 
 /** A JSON-RPC error answered by the plugin. */
 export class PluginCallError extends Error {
@@ -237,6 +240,13 @@ export class PluginProcess {
       for await (const line of lines) {
         await yieldNow();
         if (line.trim() === "") continue;
+        if (jsonDeeperThan(line, MAX_MESSAGE_DEPTH)) {
+          this.#log.error("Plugin wrote a message nested too deep on stdout; killing it", {
+            maxDepth: MAX_MESSAGE_DEPTH,
+          });
+          this.#kill(run, `wrote a message nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
+          return;
+        }
         let msg: { id?: unknown; result?: unknown; error?: RpcErrorObject };
         try {
           msg = JSON.parse(line);

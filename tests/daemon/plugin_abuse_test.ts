@@ -24,6 +24,7 @@ const WEB = "spiffe://acme.test/web";
 type Mode =
   | "ok"
   | "huge-answer"
+  | "deep-answer"
   | "endless-line"
   | "fork-exit"
   | "garbage-flood"
@@ -195,6 +196,12 @@ Deno.test({
       assertSurvived(r);
       assert.match(r.log, /Plugin wrote a message over the limit on stdout; killing it/);
       assert.match(r.log, /limitBytes=1048576/);
+    });
+
+    await t.step("answers nested half a million deep: killed unparsed, restarted", async () => {
+      const r = await abuse("deep-answer", 6);
+      assertSurvived(r);
+      assert.match(r.log, /Plugin wrote a message nested too deep on stdout; killing it/);
     });
 
     await t.step("a line without end: killed at 1 MiB, restarted", async () => {

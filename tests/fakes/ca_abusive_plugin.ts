@@ -5,6 +5,7 @@
  * `ca.sign`, by `--mode=`:
  *
  * - `huge-answer`: answers with one message of `--huge-mib=` MiB (default 256), streamed;
+ * - `deep-answer`: answers with a message of half a million nested arrays (1 MB), again and again;
  * - `endless-line`: writes bytes without a newline until it is killed;
  * - `fork-exit`: starts a child (`sleep 3600`, holding the plugin's stdout and stderr) and exits;
  * - `garbage-flood`: writes short lines that are not JSON, on stdout and stderr, until killed;
@@ -61,6 +62,14 @@ async function abuse(id: unknown, params: { csr: string; spiffeId: string; ttlSe
     const err = Deno.stderr.writable.getWriter();
     const both = mode === "garbage-flood";
     while (true) await Promise.all([both ? out.write(lines) : undefined, err.write(lines)]);
+  }
+  if (mode === "deep-answer") {
+    const deep = enc.encode(
+      `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${"[".repeat(500_000)}${
+        "]".repeat(500_000)
+      }}\n`,
+    );
+    while (true) await out.write(deep);
   }
   if (mode === "endless-line") {
     const chunk = enc.encode("x".repeat(64 * 1024));
