@@ -59,7 +59,7 @@ export function selectorFor(
   wanted: readonly string[],
   added: readonly string[],
 ): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   const take = (name: string) => {
     const v = labels[name]?.[0];
     if (v !== undefined) out[name] = v;

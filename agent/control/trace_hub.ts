@@ -46,7 +46,7 @@ export function matches(f: TraceFilter, task: LogMessage["task"]): boolean {
 /** Converts a kernel log message to a streamed line. */
 export function traceLine(m: LogMessage, now: Date = new Date()): TraceLine {
   const { message, level, ...rest } = m.data;
-  const fields: Record<string, string> = {};
+  const fields: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(rest)) if (v !== undefined) fields[k] = v;
   const line: TraceLine = { time: now.toISOString(), task: m.task, message, fields };
   if (level !== undefined) line.level = level;

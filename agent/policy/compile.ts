@@ -100,7 +100,7 @@ export function compilePolicies(sources: readonly PolicySource[]): CompiledPolic
   const order = specificityOrder(compiled.map((c) => c.main.selectors.map((s) => Object.keys(s))));
 
   const policies: KernelPolicy[] = [];
-  const provenance: Record<string, PolicyProvenance> = {};
+  const provenance: Record<string, PolicyProvenance> = Object.create(null);
   const warnings: Problem[] = [];
   const where = (c: (typeof compiled)[number]) => {
     const p: PolicyProvenance = { file: c.src.file, item: c.src.item };

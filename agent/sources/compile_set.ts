@@ -107,7 +107,7 @@ export async function compileSet(
   const resolutions = await resolve(serviceHostnames(services));
   const compiled = compilePayloads({ trustDomain, policies, services, resolutions });
   const c = conflicts(accepted);
-  const provenance: Record<string, SourcedProvenance> = {};
+  const provenance: Record<string, SourcedProvenance> = Object.create(null);
   for (const [id, p] of Object.entries(compiled.provenance)) {
     const target = labels.get(p.file);
     provenance[id] = target && target.source !== ""

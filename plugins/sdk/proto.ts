@@ -59,7 +59,7 @@ export function msg(f: ProtoFields, no: number): ProtoFields {
 
 /** A `map<string,string>` field (repeated entries with key = 1, value = 2). */
 export function stringMap(f: ProtoFields, no: number): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const v of f.get(no) ?? []) {
     if (!(v instanceof Uint8Array)) continue;
     const e = decodeFields(v);
@@ -70,7 +70,7 @@ export function stringMap(f: ProtoFields, no: number): Record<string, string> {
 
 /** A `map<string,bytes>` field (repeated entries with key = 1, value = 2). */
 export function bytesMap(f: ProtoFields, no: number): Record<string, Uint8Array> {
-  const out: Record<string, Uint8Array> = {};
+  const out: Record<string, Uint8Array> = Object.create(null);
   for (const v of f.get(no) ?? []) {
     if (!(v instanceof Uint8Array)) continue;
     const e = decodeFields(v);

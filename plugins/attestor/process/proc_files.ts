@@ -85,7 +85,7 @@ export async function readEnviron(
 ): Promise<Record<string, string> | undefined> {
   const text = await readText(`${procRoot}/${pid}/environ`);
   if (text === undefined) return undefined;
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const entry of text.split("\0")) {
     const i = entry.indexOf("=");
     if (i > 0) out[entry.slice(0, i)] = entry.slice(i + 1);

@@ -45,7 +45,7 @@ export function decodeX509SvidResponse(message: Uint8Array): X509SvidUpdate {
       bundle: splitDerSequence(bytes(s, 4)),
     };
   });
-  const federatedBundles: Record<string, Uint8Array[]> = {};
+  const federatedBundles: Record<string, Uint8Array[]> = Object.create(null);
   for (const [td, der] of Object.entries(bytesMap(f, 3))) {
     federatedBundles[td] = splitDerSequence(der);
   }
