@@ -127,6 +127,7 @@ Deno.test("a mistyped command is named, with the closest one, and exits 2", asyn
 
 Deno.test("the description names both data planes", async () => {
   const r = await runCli(["--help"]);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /camblet-driver\s+or\s+its\s+own\s+eBPF-steered\s+proxy\s+data\s+plane/);
   assert.match(r.stdout, /proxy data plane/);
 });
