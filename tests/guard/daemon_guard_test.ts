@@ -4,6 +4,7 @@
  * bpf in lsm= is simulated with CAMBLET_GUARD_LSM_LIST. Enforcement itself: enforce_test.ts.
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { KernelEmulator } from "../../driver/emulator/kernel_emulator.ts";
 import { ControlClient } from "../../agent/control/client.ts";
 import type { AgentStatus } from "../../agent/daemon/status.ts";
@@ -48,7 +49,7 @@ Deno.test("enforce rules on a kernel without bpf in lsm=: the agent refuses to s
 
 Deno.test({
   name: "enforce rules where the kernel refuses BPF LSM programs (this host): EPERM, refused",
-  ignore: Deno.uid() !== 0,
+  ignore: skip(Deno.uid() !== 0 && "needs root (the kernel must refuse the BPF LSM programs)"),
   async fn() {
     const lsm = await Deno.makeTempFile();
     try {
