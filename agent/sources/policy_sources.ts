@@ -16,16 +16,13 @@ import { formatProblem, type Problem, ValidationError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type HostResolver, resolveHostnames, systemResolver } from "../policy/resolve.ts";
 import type { Resolutions } from "../policy/services.ts";
-import { type AcceptedSource, type CompiledSet, compileSet } from "./compile_set.ts";
+import { serviceHostnames } from "../policy/services.ts";
+import type { AcceptedSource, CompiledSet } from "./compile_set.ts";
+import { PolicyWorker } from "./compile_worker.ts";
 import { IssuanceLoader } from "./issuance_loader.ts";
 import { entryCountProblem, estimatePolicyEntries } from "../policy/limits.ts";
 import type { PolicySource } from "../policy/source.ts";
-import {
-  type LabelTarget,
-  parseDeliverySliced,
-  sourceProblem,
-  yieldTurn,
-} from "./parse_delivery.ts";
+import { type LabelTarget, sourceProblem } from "./parse_delivery.ts";
 import type { PolicySnapshot } from "./snapshot.ts";
 import type { SourceSpec } from "./spec.ts";
 
@@ -87,6 +84,8 @@ export class PolicySources {
   readonly #labels = new Map<string, LabelTarget>();
   readonly #loader = new IssuanceLoader();
   readonly #listeners = new Set<(s: PolicySnapshot) => void>();
+  /** Parses and compiles off this thread (it answers the kernel, the proxy, the control socket). */
+  readonly #worker: PolicyWorker;
   #set!: CompiledSet;
   #snapshot!: PolicySnapshot;
   #applying: Promise<unknown> = Promise.resolve();
@@ -98,6 +97,7 @@ export class PolicySources {
     this.#plugins = plugins;
     this.#clock = o.clock ?? systemClock;
     this.#log = o.log ?? logger("sources");
+    this.#worker = new PolicyWorker({ log: this.#log });
     const instances = plugins.of("policySource");
     this.#tracked = o.specs.map((spec, i) => ({
       spec,
@@ -138,6 +138,7 @@ export class PolicySources {
     try {
       await sources.#initial();
     } catch (e) {
+      sources.#worker.close();
       await plugins.dispose();
       throw e;
     }
@@ -155,9 +156,7 @@ export class PolicySources {
     const problems = () =>
       this.#tracked.filter(fatal).flatMap((t) => this.#lastProblems.get(t.spec.id) ?? []);
     if (problems().length) throw new ValidationError("Cannot load policy sources", problems());
-    this.#inForce(
-      await compileSet([], this.#o.trustDomain, (n) => this.#resolve(n), this.#labels),
-    );
+    this.#inForce(await this.#compile([]));
     await this.#applyPending();
     if (problems().length) throw new ValidationError("Cannot load policy sources", problems());
     if (!this.#snapshot) this.#publish();
@@ -238,7 +237,7 @@ export class PolicySources {
       this.#fail(t, "rejected", [tooMany], d.revision);
       return;
     }
-    const parsed = await parseDeliverySliced(t.spec, d, this.#o.trustDomain, this.#labels);
+    const parsed = await this.#worker.parse(t.spec, d, this.#o.trustDomain, this.#labels);
     if (parsed.problems.length) {
       this.#fail(t, "rejected", parsed.problems, d.revision);
       return;
@@ -305,6 +304,13 @@ export class PolicySources {
     return { addresses, ...(found.errors ? { errors: found.errors } : {}) };
   }
 
+  /** Compiles `accepted` off this thread; hostnames are looked up here (`fresh`: again). */
+  async #compile(accepted: readonly AcceptedSource[], fresh = false): Promise<CompiledSet> {
+    const services = accepted.flatMap((a) => a.parsed.services);
+    const resolutions = await this.#resolve(serviceHostnames(services), fresh);
+    return await this.#worker.compile(accepted, this.#o.trustDomain, resolutions, this.#labels);
+  }
+
   #inForce(set: CompiledSet): void {
     this.#set = set;
     this.#known = new Map(set.resolutions.addresses);
@@ -337,13 +343,7 @@ export class PolicySources {
         this.#fail(t, "rejected", [sourceProblem(t.spec, { message })], d.revision);
         continue;
       }
-      await yieldTurn();
-      const set = await compileSet(
-        accepted,
-        this.#o.trustDomain,
-        (n) => this.#resolve(n),
-        this.#labels,
-      );
+      const set = await this.#compile(accepted);
       if (set.problems.length) {
         this.#fail(t, "rejected", set.problems, d.revision);
         continue;
@@ -431,12 +431,9 @@ export class PolicySources {
     let problems: Problem[] = [];
     const run = this.#applying.then(async () => {
       const accepted = this.#tracked.flatMap((t) => t.accepted ? [t.accepted] : []);
-      const set = await compileSet(
-        accepted,
-        this.#o.trustDomain,
-        (n) => this.#resolve(n, true),
-        this.#labels,
-      );
+      // Only hostnames can change the compiled set here.
+      if (!serviceHostnames(accepted.flatMap((a) => a.parsed.services)).length) return;
+      const set = await this.#compile(accepted, true);
       problems = set.problems;
       if (problems.length) {
         this.#log.error("Service hostnames no longer resolve; the last good set stays in force", {
@@ -486,6 +483,7 @@ export class PolicySources {
     clearTimeout(this.#debounce);
     await Promise.all(this.#tracked.map((t) => t.recording));
     await this.#applying;
+    this.#worker.close();
     await this.#plugins.dispose();
   }
 }
