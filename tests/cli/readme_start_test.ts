@@ -32,7 +32,6 @@ Deno.test({
         NO_COLOR: "1",
         AGENT_CAPEMPATH: `${dir}/ca.pem`,
         AGENT_POLICIESPATH: `${dir}/policies`,
-        AGENT_SERVICESPATH: `${dir}/services`,
         AGENT_CONTROLSOCKET: `${dir}/run/agent.sock`,
         AGENT_KERNELMODULEDEVICE: `${dir}/no-camblet-device`,
       };
@@ -41,7 +40,6 @@ Deno.test({
         if (v) env[k] = v;
       }
       await Deno.mkdir(`${dir}/policies`);
-      await Deno.mkdir(`${dir}/services`);
       const child = new Deno.Command("unshare", {
         args: ["--net", "--", Deno.execPath(), ...args],
         cwd: REPO_ROOT,
@@ -68,6 +66,10 @@ Deno.test({
       assert.equal(status.code, 0, log);
       assert.match(log, /trustDomain=acme\.corp/);
       assert.match(log, /"Data plane" kind=proxy reason="auto: .* does not exist/);
+      // The services path is left at its default: where it is missing, one warning says so.
+      const warned = log.match(/services path does not exist/g)?.length ?? 0;
+      const missing = await Deno.stat("/etc/camblet/services").then(() => false, () => true);
+      assert.equal(warned, missing ? 1 : 0, log);
       const ca = await Deno.stat(`${dir}/ca.pem`);
       assert.equal(ca.mode! & 0o777, 0o600, "the CA key file is 0600");
     } finally {
