@@ -57,5 +57,13 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/**
+ * Set in CI's second pass over tests/cli/ (against the bundle): why a test that runs the checkout
+ * itself (a clone, `task start`) skips there. The first pass ran it.
+ */
+export const BUNDLE_PASS: string | undefined = Deno.env.get("CAMBLET_AGENT_JS")
+  ? "runs the checkout, not dist/camblet-agent.js (CI's bundle pass); the first pass ran it"
+  : undefined;
+
 /** Repository root (absolute, trailing slash). */
 export const REPO_ROOT = ROOT;
