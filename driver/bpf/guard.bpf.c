@@ -12,7 +12,9 @@
 //
 // Paths: bpf_d_path of the opened/executed file (canonical: symlinks resolved by the kernel),
 // hashed with FNV-1a 64 while walking it; the hash of every prefix ending in '/' and of the
-// whole path is looked up in `paths` (LPM tries are not allowed in sleepable programs).
+// whole path is looked up in `paths` (one hash lookup per directory level). The programs are
+// not sleepable: bpf_d_path only needs a hook from the sleepable set, and non-sleepable
+// trampolines cost less on every open and exec.
 // Every denial, and every would-deny of an audit-mode rule set, goes to `events` (a ring
 // buffer); a full ring buffer is counted in `stats[STAT_LOST]`.
 //
@@ -371,7 +373,7 @@ static __always_inline void bind_task(__u32 id, __u32 origin)
 	}
 }
 
-SEC("lsm.s/bprm_check_security")
+SEC("lsm/bprm_check_security")
 int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 {
 	if (ret)
@@ -404,7 +406,7 @@ int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 	return 0;
 }
 
-SEC("lsm.s/file_open")
+SEC("lsm/file_open")
 int BPF_PROG(guard_open, struct file *file, int ret)
 {
 	if (ret)

@@ -46,8 +46,8 @@ Deno.test("the embedded guard object is a BPF ELF with one program per LSM hook"
   const text = b.toString("latin1");
   for (
     const sec of [
-      "lsm.s/bprm_check_security",
-      "lsm.s/file_open",
+      "lsm/bprm_check_security",
+      "lsm/file_open",
       "lsm/ptrace_access_check",
       "lsm/ptrace_traceme",
       "lsm/syslog",
