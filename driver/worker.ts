@@ -98,7 +98,7 @@ export function runKernelWorker(setup: WorkerSetup): void {
       event("debug", "Kernel worker keeps its scheduling priority", { error: refused });
     }
     // Bounded work in flight on the main thread: what cannot start in time is refused early.
-    const signGate = new CallGate({ limit: 32, maxWaitMs: 300 });
+    const signGate = new CallGate({ limit: 32, maxWaitMs: 400 });
     const augmentGate = new CallGate({ limit: 64, maxWaitMs: 300 });
     const handlers: Handlers = {
       augment: (task, signal) =>

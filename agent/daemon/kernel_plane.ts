@@ -11,7 +11,8 @@ import { KernelLink, type LinkStats } from "../../driver/kernel_link.ts";
 import type { KernelPayloads } from "../../driver/payloads.ts";
 import { logger } from "../log.ts";
 import type { DataPlane, DataPlaneChoice } from "./data_plane.ts";
-import { spawnKernelWorker } from "./kernel_worker.ts";
+import { type KernelWorkerSetup, spawnKernelWorker } from "./kernel_worker.ts";
+import { RefusalIssuer, type RefusalMaterial } from "../identity/refusal.ts";
 import { type PayloadOrigin, PayloadSync } from "./payload_sync.ts";
 import type { AgentServices } from "./services.ts";
 import { kernelStatus } from "./status.ts";
@@ -42,11 +43,22 @@ export async function assertDevice(device: string): Promise<void> {
 /** Opens the device through the kernel worker. */
 export async function openKernelPlane(o: KernelPlaneOptions): Promise<DataPlane> {
   await assertDevice(o.device);
-  const anchors = (await o.services.trustAnchors()).map((d) => encodeBase64(d));
+  // Spawned first: the worker loads its modules while the anchors and refusal issuer are read.
+  const worker = (o.spawnWorker ?? spawnKernelWorker)();
+  let anchors: string[];
+  let refusal: RefusalMaterial;
+  try {
+    anchors = (await o.services.trustAnchors()).map((d) => encodeBase64(d));
+    // The identity manager's refusal issuer: the worker does not generate RSA keys at start.
+    refusal = await (await RefusalIssuer.shared()).exportMaterial();
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
   const services = o.services;
-  const link = await KernelLink.open((o.spawnWorker ?? spawnKernelWorker)(), {
+  const link = await KernelLink.open(worker, {
     device: o.device,
-    setup: { anchors },
+    setup: { anchors, refusal } satisfies KernelWorkerSetup,
     handlers: {
       augment: (task, signal) => services.augment(task, signal),
       csrSign: (task, data, id) => services.csrSign(task, data, id),

@@ -21,13 +21,15 @@ import {
   type KernelTrustAnchor,
   TrustAnchorCache,
 } from "../../driver/kernel_answer.ts";
-import { type Refusal, RefusalIssuer } from "../identity/refusal.ts";
+import { type Refusal, RefusalIssuer, type RefusalMaterial } from "../identity/refusal.ts";
 
 /** `setup` the daemon passes: the CA's trust anchors (standard base64 DER). */
 export interface KernelWorkerSetup {
   anchors: string[];
   /** Lifetime of refusal certificates (default 60 s). */
   refusalValidityMs?: number;
+  /** The main thread's refusal issuer (else the worker generates its own). */
+  refusal?: RefusalMaterial;
 }
 
 /** Starts the daemon's kernel worker (this module, or the bundle, as the worker's code). */
@@ -48,7 +50,10 @@ function fromBase64(s: string): Uint8Array {
  */
 export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetupResult> {
   const validityMs = setup.refusalValidityMs ?? 60_000;
-  const issuer = await RefusalIssuer.create({ clock: systemClock, validityMs });
+  const options = { clock: systemClock, validityMs, synchronous: true };
+  const issuer = setup.refusal
+    ? await RefusalIssuer.fromMaterial(setup.refusal, options)
+    : await RefusalIssuer.create(options);
   const cache = new TrustAnchorCache();
   const anchors: KernelTrustAnchor[] = [];
   for (const a of setup.anchors) {

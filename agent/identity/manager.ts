@@ -220,10 +220,15 @@ export class IdentityManager {
         throw new CapabilityError(`Cannot use CA "${options.ca.name}": ${(e as Error).message}`);
       }
     }
-    const refusal = await RefusalIssuer.create({
-      clock: o.clock,
-      ...(options.refusalValidityMs !== undefined ? { validityMs: options.refusalValidityMs } : {}),
-    });
+    // The daemon's manager shares the process's refusal issuer with the kernel worker.
+    const refusal = options.clock === undefined && options.refusalValidityMs === undefined
+      ? await RefusalIssuer.shared()
+      : await RefusalIssuer.create({
+        clock: o.clock,
+        ...(options.refusalValidityMs !== undefined
+          ? { validityMs: options.refusalValidityMs }
+          : {}),
+      });
     const fallbackAnchors = anchors.length > 0 ? anchors : [cache.get(refusal.placeholderAnchor)];
     const fallback = kernelCsrAnswer(await refusal.issue(undefined), [], fallbackAnchors);
     return new IdentityManager(o, refusal, anchors, fallback);

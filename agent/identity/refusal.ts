@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { createPrivateKey, type KeyObject, sign as signSync } from "node:crypto";
-import type { Clock } from "../../plugins/types.ts";
+import type { KeyObject } from "node:crypto";
+import { type Clock, systemClock } from "../../plugins/types.ts";
+import { RSA_SIGNING } from "../../plugins/sdk/keys.ts";
 import { type CaCredentials, createRootCa, x509 } from "../../plugins/sdk/x509.ts";
 import {
   certificateDer,
@@ -21,6 +22,15 @@ export interface RefusalIssuerOptions {
   clock: Clock;
   /** Lifetime of a refusal certificate (default 60 s). */
   validityMs?: number;
+  /** Also prepare {@linkcode RefusalIssuer.refusalSync} (the kernel worker's deadline path). */
+  synchronous?: boolean;
+}
+
+/** What {@linkcode RefusalIssuer.exportMaterial} hands to another isolate (plain data). */
+export interface RefusalMaterial {
+  issuerPkcs8: Uint8Array;
+  issuerCertificate: Uint8Array;
+  placeholderCertificate: Uint8Array;
 }
 
 /** A refusal certificate: DER, and what the audit log records of it. */
@@ -51,29 +61,32 @@ const b64 = (b: Uint8Array) => btoa(String.fromCharCode(...b));
  */
 export class RefusalIssuer {
   #issuer: CaCredentials;
-  #spare: CaCredentials;
+  /** The placeholder root (its key certifies nothing: only the certificate is kept). */
+  #spare: x509.X509Certificate;
   #clock: Clock;
   #validityMs: number;
   #parts: RefusalParts;
-  #syncKey: KeyObject;
+  /** node:crypto's synchronous signer, loaded in the background (its import costs ~0.2 s). */
+  #syncSign: ((tbs: Uint8Array) => Uint8Array) | undefined;
   #spareSpki: Uint8Array;
   #cache = new Map<string, Refusal>();
 
   private constructor(
     issuer: CaCredentials,
-    spare: CaCredentials,
+    spare: x509.X509Certificate,
     options: RefusalIssuerOptions,
-    parts: RefusalParts,
-    syncKey: KeyObject,
-    spareSpki: Uint8Array,
   ) {
     this.#issuer = issuer;
     this.#spare = spare;
     this.#clock = options.clock;
     this.#validityMs = options.validityMs ?? 60_000;
-    this.#parts = parts;
-    this.#syncKey = syncKey;
-    this.#spareSpki = spareSpki;
+    this.#parts = {
+      issuer: new Uint8Array(issuer.certificate.subjectName.toArrayBuffer()),
+      subject: new Uint8Array(new x509.Name(SUBJECT).toArrayBuffer()),
+      algorithm: rsaSignatureAlgorithm("SHA-256"),
+    };
+    this.#spareSpki = new Uint8Array(spare.publicKey.rawData);
+    if (options.synchronous) void this.#loadSyncSigner();
   }
 
   /** Generates the throw-away issuer (and a spare key for CSRs that cannot be read at all). */
@@ -84,21 +97,71 @@ export class RefusalIssuer {
       createRootCa({ commonName: "camblet refusal issuer (untrusted)", ...window }),
       createRootCa({ commonName: "camblet refusal placeholder (untrusted)", ...window }),
     ]);
-    const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", issuer.keys.privateKey));
-    const parts = {
-      issuer: new Uint8Array(issuer.certificate.subjectName.toArrayBuffer()),
-      subject: new Uint8Array(new x509.Name(SUBJECT).toArrayBuffer()),
-      algorithm: rsaSignatureAlgorithm("SHA-256"),
+    return new RefusalIssuer(issuer, spare.certificate, options);
+  }
+
+  /**
+   * The issuer's keys and certificates, for another isolate (the kernel worker) to use the same
+   * issuer without generating RSA keys of its own at start (each takes 0.2–0.6 s on a busy host).
+   */
+  async exportMaterial(): Promise<RefusalMaterial> {
+    return {
+      issuerPkcs8: new Uint8Array(
+        await crypto.subtle.exportKey("pkcs8", this.#issuer.keys.privateKey),
+      ),
+      issuerCertificate: new Uint8Array(this.#issuer.certificate.rawData),
+      placeholderCertificate: new Uint8Array(this.#spare.rawData),
     };
-    const spareSpki = new Uint8Array(spare.certificate.publicKey.rawData);
-    return new RefusalIssuer(
-      issuer,
-      spare,
-      options,
-      parts,
-      createPrivateKey({ key: pkcs8 as unknown as Buffer, format: "der", type: "pkcs8" }),
-      spareSpki,
+  }
+
+  /** An issuer from {@linkcode exportMaterial}. Throws for material that cannot be read. */
+  static async fromMaterial(
+    m: RefusalMaterial,
+    options: RefusalIssuerOptions,
+  ): Promise<RefusalIssuer> {
+    const certificate = new x509.X509Certificate(m.issuerCertificate.slice().buffer as ArrayBuffer);
+    const privateKey = await crypto.subtle.importKey(
+      "pkcs8",
+      m.issuerPkcs8.slice(),
+      RSA_SIGNING,
+      true,
+      ["sign"],
     );
+    const publicKey = await certificate.publicKey.export(RSA_SIGNING, ["verify"]);
+    const spare = new x509.X509Certificate(m.placeholderCertificate.slice().buffer as ArrayBuffer);
+    return new RefusalIssuer({ certificate, keys: { privateKey, publicKey } }, spare, options);
+  }
+
+  static #shared: Promise<RefusalIssuer> | undefined;
+
+  /**
+   * This isolate's issuer on the system clock with the default validity, created once: the
+   * identity manager and the kernel plane share it (and the kernel worker gets its material).
+   */
+  static shared(): Promise<RefusalIssuer> {
+    RefusalIssuer.#shared ??= RefusalIssuer.create({ clock: systemClock });
+    return RefusalIssuer.#shared;
+  }
+
+  async #loadSyncSigner(): Promise<void> {
+    try {
+      const pkcs8 = new Uint8Array(
+        await crypto.subtle.exportKey("pkcs8", this.#issuer.keys.privateKey),
+      );
+      const { createPrivateKey, sign } = await import("node:crypto");
+      const key: KeyObject = createPrivateKey({
+        key: pkcs8 as unknown as Buffer,
+        format: "der",
+        type: "pkcs8",
+      });
+      this.#syncSign = (tbs) => new Uint8Array(sign("sha256", tbs, key));
+    } catch { /* refusalSync then throws; the caller falls back to a prepared answer */ }
+  }
+
+  /** Resolves once {@linkcode refusalSync} can sign (with `synchronous`); for tests. */
+  async syncReady(): Promise<boolean> {
+    for (let i = 0; i < 100 && !this.#syncSign; i++) await new Promise((r) => setTimeout(r, 20));
+    return this.#syncSign !== undefined;
   }
 
   /**
@@ -106,7 +169,7 @@ export class RefusalIssuer {
    * kernel needs at least one, and it must not be the refusal issuer).
    */
   get placeholderAnchor(): Uint8Array {
-    return new Uint8Array(this.#spare.certificate.rawData);
+    return new Uint8Array(this.#spare.rawData);
   }
 
   /** CSR keys with a prepared refusal (at most {@linkcode REFUSAL_CACHE_KEYS}). */
@@ -182,8 +245,9 @@ export class RefusalIssuer {
     const key = spki ?? this.#spareSpki;
     const known = this.cached(key);
     if (known) return known;
+    if (!this.#syncSign) throw new Error("Cannot sign a refusal synchronously yet");
     const { tbs, serial, notAfter } = this.#tbs(key);
-    const sig = new Uint8Array(signSync("sha256", tbs, this.#syncKey));
+    const sig = this.#syncSign(tbs);
     const der = certificateDer(tbs, this.#parts.algorithm, sig);
     return this.#keep(key, { der, serial: hex(serial), notAfter });
   }

@@ -25,7 +25,12 @@ Deno.test("RefusalIssuer", async () => {
 
 Deno.test("RefusalIssuer: prepared per key, built synchronously when needed, bounded", async () => {
   let now = Date.UTC(2026, 10, 22, 5);
-  const issuer = await RefusalIssuer.create({ clock: { now: () => now }, validityMs: 60_000 });
+  const issuer = await RefusalIssuer.create({
+    clock: { now: () => now },
+    validityMs: 60_000,
+    synchronous: true,
+  });
+  assert.ok(await issuer.syncReady());
   const spki = new Uint8Array(parseCsr(await pki("csr-web.pem")).publicKey.rawData);
   const sync = issuer.refusalSync(spki);
   assert.ok(await issuer.issued(sync.der));
@@ -50,4 +55,14 @@ Deno.test("RefusalIssuer: prepared per key, built synchronously when needed, bou
     issuer.refusalSync(new Uint8Array(await crypto.subtle.exportKey("spki", publicKey)));
   }
   assert.equal(issuer.cachedKeys, REFUSAL_CACHE_KEYS);
+});
+
+Deno.test("RefusalIssuer: another isolate's copy from exportMaterial signs as the same issuer", async () => {
+  const clock = { now: () => Date.now() };
+  const issuer = await RefusalIssuer.create({ clock });
+  const copy = await RefusalIssuer.fromMaterial(await issuer.exportMaterial(), { clock });
+  const spki = new Uint8Array(parseCsr(await pki("csr-web.pem")).publicKey.rawData);
+  assert.ok(await issuer.issued(await copy.issue(spki)));
+  assert.deepEqual(copy.placeholderAnchor, issuer.placeholderAnchor);
+  assert.equal(await RefusalIssuer.shared(), await RefusalIssuer.shared());
 });

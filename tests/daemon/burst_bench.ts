@@ -6,7 +6,8 @@
  * quickstart policies and with 1,000 policies. A late answer is printed as a FAILURE.
  *
  *   deno task bench:burst [--contention 4] [--sizes 10,100,1000] [--sustained-seconds 10]
- *     [--root /path/to/other/checkout] [--cpu-prof dir] [--skip-start] [--skip-sustained]
+ *     [--root /path/to/other/checkout] [--cpu-prof dir] [--agent-v8-flags=--max-semi-space-size=2]
+ *     [--skip-start] [--skip-sustained]
  *
  * Latency is what the emulated module measures: from queueing a request to reading its answer.
  * `csr_sign` bursts use 100 distinct CSRs (the module's one key, 100 SPIFFE IDs that 100 policies
@@ -30,6 +31,9 @@ const sizes = (flag("sizes") ?? "10,100,1000").split(",").map(Number);
 const sustainedSeconds = Number(flag("sustained-seconds") ?? 10);
 const root = flag("root");
 const cpuProf = flag("cpu-prof");
+/** V8 flags for the agent (e.g. `--max-semi-space-size=2`), to measure heap limits. */
+const v8Flags = flag("agent-v8-flags");
+const agentDenoArgs = v8Flags ? [`--v8-flags=${v8Flags}`] : [];
 const WORKLOADS = 100;
 
 /** 100 policies giving python3 the IDs w0…w99 (inbound ports 9000…), plus `extra` more. */
@@ -77,7 +81,7 @@ function summarize(name: string, results: RequestResult[]): string {
   const lat = results.map((r) => r.latencyMs).sort((a, b) => a - b);
   const late = results.filter((r) => r.outcome === "timeout" || r.latencyMs >= 1000).length;
   const bad = count("error") + count("invalid");
-  const ok = name.startsWith("csr_sign")
+  const ok = name.trim().startsWith("csr_sign")
     ? `issued ${String(count("issued")).padStart(4)} refused ${
       String(count("refused")).padStart(4)
     }`
@@ -101,6 +105,7 @@ async function startTime(extraPolicies: number): Promise<number> {
     emu,
     {
       ...(root ? { root } : {}),
+      denoArgs: agentDenoArgs,
       prepare: extraPolicies > 0
         ? (dir) => Deno.writeTextFile(`${dir}/policies/bench.yaml`, policiesYaml(extraPolicies))
         : undefined,
@@ -113,7 +118,8 @@ async function startTime(extraPolicies: number): Promise<number> {
 }
 
 console.log(
-  `burst bench: agent from ${root ?? "this checkout"}; contention ${contention}; ` +
+  `burst bench: agent from ${root ?? "this checkout"}${v8Flags ? ` (V8 ${v8Flags})` : ""}; ` +
+    `contention ${contention}; ` +
     `load average ${loadavg()}; ${navigator.hardwareConcurrency} CPUs`,
 );
 
@@ -134,7 +140,7 @@ const profDir = cpuProf ? await Deno.realPath(cpuProf).catch(() => cpuProf) : un
 const agent = await startAgent(emu, {
   ...(root ? { root } : {}),
   prepare: (dir) => Deno.writeTextFile(`${dir}/policies/bench.yaml`, policiesYaml(WORKLOADS)),
-  ...(profDir ? { denoArgs: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] } : {}),
+  denoArgs: [...agentDenoArgs, ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [])],
 });
 const python = new Deno.Command("/usr/bin/python3", {
   args: ["-c", "import time; time.sleep(3600)"],
@@ -197,6 +203,20 @@ if (!has("skip-sustained") && sustainedSeconds > 0) {
     summarize("  augment", results.filter((r) => r.command === "augment"));
 }
 cleanup();
+// What the agent itself measured (read → write): tells its own lateness from the pty's.
+try {
+  const status = await (await fetch("http://x/v1/status", {
+    client: Deno.createHttpClient({ proxy: { transport: "unix", path: agent.socket } }),
+  })).json();
+  const k = status.kernel ?? {};
+  console.log(
+    `agent-side (read → write): deadline misses ${k.deadlineMisses}; p99 bucket ` +
+      `csr_sign ≤${k.latency?.csr_sign?.p99Ms} ms, augment ≤${k.latency?.augment?.p99Ms} ms; ` +
+      `outcomes ${JSON.stringify(k.requests)}`,
+  );
+} catch (e) {
+  console.log(`agent status unavailable: ${(e as Error).message}`);
+}
 console.log(
   `RSS: idle ${idleRss.toFixed(0)} MiB, after the bursts ${afterBurstRss.toFixed(0)} MiB`,
 );
