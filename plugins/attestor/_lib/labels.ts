@@ -33,7 +33,7 @@ export class LabelBuilder {
       if (v === undefined || v === null) continue;
       const s = String(v);
       if (s === "") continue;
-      const list = this.#labels[name] ??= [];
+      const list = listOf(this.#labels, name);
       if (!list.includes(s)) list.push(s);
     }
     return this;
@@ -53,12 +53,28 @@ export class LabelBuilder {
   }
 }
 
+/**
+ * The list under `name`, created as an own property: label names come from workloads (docker and
+ * k8s labels, plugins), and `constructor` or `__proto__` must be a label like any other.
+ */
+function listOf(labels: Labels, name: string): string[] {
+  if (Object.hasOwn(labels, name)) return labels[name]!;
+  const list: string[] = [];
+  Object.defineProperty(labels, name, {
+    value: list,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+  return list;
+}
+
 /** Merges label sets: values of the same name are united, order kept. */
 export function mergeLabels(...sets: Labels[]): Labels {
   const out: Labels = {};
   for (const set of sets) {
     for (const [name, values] of Object.entries(set)) {
-      const list = out[name] ??= [];
+      const list = listOf(out, name);
       for (const v of values) if (!list.includes(v)) list.push(v);
     }
   }
