@@ -221,8 +221,14 @@ export class PolicyWorker {
     }
   }
 
+  /**
+   * Whether large work goes to the worker (default true). Off while nothing is being served yet
+   * (the agent's start): a cold worker adds about a second.
+   */
+  offThread = true;
+
   #spawn(): Worker | undefined {
-    if (this.#o.inThread || this.#broken || this.#closed) return undefined;
+    if (this.#o.inThread || !this.offThread || this.#broken || this.#closed) return undefined;
     if (this.#worker) return this.#worker;
     try {
       const w = new Worker(import.meta.url, { type: "module", name: POLICY_WORKER_NAME });
