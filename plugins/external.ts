@@ -251,7 +251,18 @@ export class ExternalAttestor implements Attestor {
     }) as AttestorCollectResult;
     const out: Labels = {};
     for (const [k, v] of Object.entries(r?.labels ?? {})) {
-      if (Array.isArray(v)) out[k] = v.filter((x): x is string => typeof x === "string");
+      // Own property even for a name like `__proto__` (plain assignment would set the prototype).
+      const values = Array.isArray(v)
+        ? v.filter((x): x is string => typeof x === "string")
+        : undefined;
+      if (values) {
+        Object.defineProperty(out, k, {
+          value: values,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
     }
     return out;
   }

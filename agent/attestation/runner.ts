@@ -93,7 +93,15 @@ function validLabels(raw: unknown, who: string): Labels {
   for (const [name, values] of Object.entries(raw as Record<string, unknown>)) {
     if (!Array.isArray(values)) continue;
     const v = values.filter((x): x is string => typeof x === "string" && x !== "");
-    if (name !== "" && v.length) out[name] = v;
+    // Own property even for a name like `__proto__` (plain assignment would set the prototype).
+    if (name !== "" && v.length) {
+      Object.defineProperty(out, name, {
+        value: v,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
   }
   return out;
 }
