@@ -180,9 +180,6 @@ function assertSurvived(r: AbuseReport): void {
 
 Deno.test({
   name: "external CA abuse: the agent keeps answering the kernel, status and SIGTERM",
-  // The emulator and the agent's control client hold resources across steps by design.
-  sanitizeResources: false,
-  sanitizeOps: false,
   fn: async (t) => {
     await t.step("control: a well-behaved plugin issues", async () => {
       const r = await abuse("ok", 2);
