@@ -185,6 +185,8 @@ export class PolicyWorker {
     if (!set) {
       return await compileSet(accepted, trustDomain, () => Promise.resolve(resolutions), labels);
     }
+    // Structured clone gives plain objects: maps keyed by policy id are null-prototype again.
+    set.provenance = Object.assign(Object.create(null), set.provenance);
     if (set.issuance) {
       const owner = accepted.find((a) => a.spec.id === set.issuance!.source && a.issuance);
       set.issuance.hook = owner!.issuance!.hook;
