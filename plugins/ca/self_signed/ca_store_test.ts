@@ -239,6 +239,18 @@ Deno.test("self-signed CA files: hostile or careless files", async (t) => {
       assert.equal(again.looseMode, undefined);
     });
 
+    await t.step("temp files of interrupted writes are removed at start; others kept", async () => {
+      const d = await Deno.makeTempDir({ dir });
+      const path = `${d}/ca.pem`;
+      await ensureCa(config(path), at(Date.now()));
+      const stale = [".ca.pem.tmp-1a2b", ".public_ca.crt.tmp-3c4d", ".retired_ca.crt.tmp-5e6f"];
+      for (const name of stale) await Deno.writeTextFile(`${d}/${name}`, "half a write");
+      await Deno.writeTextFile(`${d}/.other.tmp-1`, "not ours");
+      await ensureCa(config(path), at(Date.now()));
+      const names = [...Deno.readDirSync(d)].map((e) => e.name).sort();
+      assert.deepEqual(names.filter((n) => n.includes(".tmp-")), [".other.tmp-1"]);
+    });
+
     await t.step("a FIFO at ca.pem fails at once, naming it", async () => {
       const d = await Deno.makeTempDir({ dir });
       const path = `${d}/ca.pem`;
