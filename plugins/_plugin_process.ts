@@ -17,7 +17,7 @@ import {
   PROTOCOL_VERSION,
   type RpcErrorObject,
 } from "./sdk/protocol.ts";
-import { sha256File } from "./_sha256.ts";
+import { ChecksumMismatchError, verifyExecutable } from "./_sha256.ts";
 import { LogBudget, timeSlices, within } from "./_pacing.ts";
 import { jsonDeeperThan } from "./_json_depth.ts";
 
@@ -65,11 +65,6 @@ export class PluginCallError extends Error {
   constructor(readonly code: number, message: string, readonly data?: unknown) {
     super(message);
   }
-}
-
-/** The checksum of the executable is not the configured one. */
-export class ChecksumMismatchError extends Error {
-  override name = "ChecksumMismatchError";
 }
 
 /** A `badConfig` answer lists the plugin's problems; put them in the message. */
@@ -137,30 +132,9 @@ export class PluginProcess {
     return this.#state;
   }
 
-  async #verify(): Promise<void> {
-    const { command, sha256 } = this.#spec;
-    if (sha256 === undefined) {
-      this.#log.warn("No sha256 configured for plugin executable; starting it unchecked", {
-        command,
-      });
-      return;
-    }
-    let actual: string;
-    try {
-      actual = await sha256File(command);
-    } catch (e) {
-      throw new Error(`Cannot read plugin executable "${command}": ${(e as Error).message}`);
-    }
-    if (actual !== sha256.toLowerCase()) {
-      throw new ChecksumMismatchError(
-        `Cannot start plugin "${command}": its sha256 is ${actual}, the config expects ${sha256}`,
-      );
-    }
-  }
-
   async #launch(): Promise<void> {
     this.#state = "starting";
-    await this.#verify();
+    await verifyExecutable(this.#spec.command, this.#spec.sha256, this.#log);
     // dispose() ran during the check: start nothing it would not see.
     if (this.#disposed) throw new Error("Cannot start plugin: it is being stopped");
     const s = this.#spec;
