@@ -4,7 +4,8 @@
  * others and all of them miss the deadline together. The gate lets `limit` calls run; the rest
  * wait in order, and one that has waited `maxWaitMs` is turned away at once with
  * {@linkcode OverloadedError} (the dispatcher answers it with a refusal, early, instead of at the
- * watchdog or late).
+ * watchdog or late). A call that, by the recent pace of the calls, would wait longer than that is
+ * turned away as it arrives: under a burst the refusals go out first, while there is most time.
  *
  * @module
  */
@@ -38,6 +39,8 @@ export class CallGate {
   #queue: Waiting[] = [];
   #head = 0;
   #sweep: ReturnType<typeof setInterval> | undefined;
+  /** Recent time per call at full concurrency (ms, moving average); undefined until measured. */
+  #callMs: number | undefined;
   /** Calls turned away so far. */
   turnedAway = 0;
 
@@ -55,6 +58,17 @@ export class CallGate {
   /** Runs `fn` when a slot is free (at once if one is). */
   run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#running < this.#limit && this.waiting === 0) return this.#start(fn);
+    // Its expected wait: one call's time for every `limit` calls ahead of it.
+    const ahead = this.waiting + 1;
+    if (this.#callMs !== undefined && (ahead / this.#limit) * this.#callMs > this.#maxWait) {
+      this.turnedAway++;
+      return Promise.reject(
+        new OverloadedError(
+          `would not start within ${this.#maxWait} ms: ${ahead} calls ahead, ` +
+            `${Math.round(this.#callMs)} ms each`,
+        ),
+      );
+    }
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({
         at: this.#now(),
@@ -68,6 +82,8 @@ export class CallGate {
 
   #start<T>(fn: () => Promise<T>): Promise<T> {
     this.#running++;
+    const started = this.#now();
+    const full = this.#running === this.#limit;
     let p: Promise<T>;
     try {
       p = fn();
@@ -75,6 +91,11 @@ export class CallGate {
       p = Promise.reject(e);
     }
     return p.finally(() => {
+      // Only calls that ran with the gate full tell how fast a waiting call moves.
+      if (full) {
+        const ms = this.#now() - started;
+        this.#callMs = this.#callMs === undefined ? ms : this.#callMs * 0.8 + ms * 0.2;
+      }
       this.#running--;
       this.#next();
     });

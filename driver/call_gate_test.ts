@@ -34,3 +34,22 @@ Deno.test("CallGate: at most `limit` at once, in order; a call that waited too l
   assert.equal(peak, 2);
   assert.equal(gate.waiting, 0);
 });
+
+Deno.test("CallGate: by the recent pace, a call that would wait too long is turned away as it arrives", async () => {
+  let now = 0;
+  const gate = new CallGate({ limit: 1, maxWaitMs: 300, now: () => now });
+  const pending: (() => void)[] = [];
+  const call = () => gate.run(() => new Promise<void>((r) => pending.push(r)));
+  const first = call();
+  now = 200; // one call at full concurrency takes 200 ms
+  pending.shift()!();
+  await first;
+  const running = call();
+  const second = call(); // 1 ahead: 200 ms expected, accepted
+  await assert.rejects(call(), OverloadedError, "2 ahead: 400 ms expected, over 300");
+  assert.equal(gate.turnedAway, 1);
+  pending.shift()!();
+  await running;
+  pending.shift()!();
+  await second;
+});
