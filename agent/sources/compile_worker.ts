@@ -14,7 +14,11 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { isWorkerNamed } from "../../driver/reader_worker.ts";
+import type { KernelPayloads } from "../../driver/payloads.ts";
 import type { PolicyDelivery } from "../../plugins/policy_source/types.ts";
+import type { Problem } from "../errors.ts";
+import { compilePolicies } from "../policy/compile.ts";
+import { entryCountProblem, kernelPayloadProblems } from "../policy/limits.ts";
 import type { Resolutions } from "../policy/services.ts";
 import { type AcceptedSource, type CompiledSet, compileSet } from "./compile_set.ts";
 import {
@@ -22,6 +26,7 @@ import {
   type ParsedDelivery,
   parseDelivery,
   parseDeliverySliced,
+  sourceProblem,
 } from "./parse_delivery.ts";
 import type { SourceSpec } from "./spec.ts";
 
@@ -55,10 +60,33 @@ interface ParseReply {
   labels: [string, LabelTarget][];
 }
 
+/**
+ * The kernel problems of `parsed`'s policies on their own. Merging only adds policies, so a
+ * delivery refused alone (a message too large, an entry the kernel cannot hold) is refused in
+ * any set: then its items need not travel back to the calling thread at all.
+ */
+function refusedAlone(spec: SpecRef, parsed: ParsedDelivery, trustDomain: string): Problem[] {
+  let entries = 0;
+  for (const p of parsed.policies) entries += 1 + (p.policy.egress?.length ?? 0);
+  const tooMany = entryCountProblem(entries);
+  if (tooMany) return [sourceProblem(spec, { message: `refused before compiling: ${tooMany}` })];
+  const payloads: KernelPayloads = {
+    load_config: { trust_domain: trustDomain },
+    load_sd_info: {},
+    load_policies: compilePolicies(parsed.policies).payload,
+  };
+  return kernelPayloadProblems(payloads).filter((p) => p.source?.startsWith("load_policies"));
+}
+
 async function serve(m: Request): Promise<unknown> {
   if (m.t === "parse") {
     const labels = new Map<string, LabelTarget>();
     const parsed = parseDelivery(m.spec, m.delivery, m.trustDomain, labels);
+    const refused = parsed.problems.length ? [] : refusedAlone(m.spec, parsed, m.trustDomain);
+    if (refused.length) {
+      const reply: ParsedDelivery = { ...parsed, policies: [], services: [], problems: refused };
+      return { parsed: reply, labels: [...labels] } satisfies ParseReply;
+    }
     return { parsed, labels: [...labels] } satisfies ParseReply;
   }
   const set = await compileSet(

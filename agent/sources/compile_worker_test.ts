@@ -77,3 +77,29 @@ Deno.test("the policy worker parses and compiles exactly as this thread does", a
     );
   });
 });
+
+Deno.test("a delivery the kernel cannot take on its own comes back as its problems only", async () => {
+  const w = new PolicyWorker({ inThreadBytes: 0, inThreadEntries: 0 });
+  try {
+    const long = "x".repeat(700);
+    const text = Array.from(
+      { length: 2000 },
+      (_, i) => `- selectors: [{process:name: p${i}${long}}]\n  certificate: {workloadID: w${i}}\n`,
+    ).join("");
+    const d: PolicyDelivery = {
+      revision: "r1",
+      files: [{ kind: "policies", path: "big.yaml", text }],
+      warnings: [],
+    };
+    const parsed = await w.parse(spec, d, "acme.test", new Map());
+    assert.deepEqual(parsed.policies, []);
+    assert.equal(parsed.problems.length, 1);
+    assert.match(
+      parsed.problems[0]!.message,
+      /^the message would be \d+ bytes; one device write must stay under 1048576/,
+    );
+    assert.deepEqual(parsed.files.policies, ["file(big):big.yaml"]);
+  } finally {
+    w.close();
+  }
+});
