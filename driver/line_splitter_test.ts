@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Line, LineSplitter, type Oversized } from "./line_splitter.ts";
+import { HEAD_BYTES, type Line, LineSplitter, type Oversized } from "./line_splitter.ts";
 
 const enc = new TextEncoder();
 const texts = (ls: (Line | Oversized)[]) =>
@@ -34,4 +34,21 @@ Deno.test("LineSplitter handles multi-byte characters split across reads", () =>
   assert.deepEqual(texts([...s.push(bytes.slice(0, 8), 1), ...s.push(bytes.slice(8), 2)]), [
     '{"n":"héllo"}',
   ]);
+});
+
+Deno.test("LineSplitter keeps only the first HEAD_BYTES of an oversized line, however long", () => {
+  const s = new LineSplitter(64 * 1024);
+  const id = "6F1C0A52-7B8D-4E3F-9A61-0C2D3E4F5A6B";
+  const start = enc.encode(`{"id":"${id}","pad":"`);
+  const out = [...s.push(start, 1)];
+  const chunk = enc.encode("p".repeat(256 * 1024));
+  for (let i = 0; i < 40; i++) out.push(...s.push(chunk, 2)); // 10 MiB
+  out.push(...s.push(enc.encode('"}\n{"next":1}\n'), 3));
+  assert.equal(out.length, 2);
+  const o = out[0] as Oversized;
+  assert.ok(o.oversized);
+  assert.equal(o.head.length, HEAD_BYTES);
+  assert.ok(o.head.startsWith(`{"id":"${id}"`), "the id is in the head");
+  assert.equal(o.bytes, start.length + 40 * chunk.length + 2, "every byte counted, none held");
+  assert.equal((out[1] as Line).text, '{"next":1}');
 });
