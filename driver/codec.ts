@@ -386,7 +386,9 @@ function recoverFromText(line: string): Recovered {
     } catch { /* a PEM block may still be in there */ }
     if (!r.data && d) {
       // Unescape just enough of the (broken) string to find an armoured CSR in it.
-      const raw = line.slice(d.index + d[0].length + 1).replace(/\\\\n|\\n/g, "\n")
+      // A kernel CSR is ~1-2 KiB: a bounded slice keeps the lazy PEM pattern linear.
+      const raw = line.slice(d.index + d[0].length + 1, d.index + d[0].length + 1 + 16 * 1024)
+        .replace(/\\\\n|\\n/g, "\n")
         .replace(/\\+\//g, "/");
       const pem = PEM_CSR.exec(raw);
       if (pem) r.data = { csr: pem[0].endsWith("\n") ? pem[0] : pem[0] + "\n" };
