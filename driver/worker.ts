@@ -97,9 +97,11 @@ export function runKernelWorker(setup: WorkerSetup): void {
     if (refused) {
       event("debug", "Kernel worker keeps its scheduling priority", { error: refused });
     }
-    // Bounded work in flight on the main thread: what cannot start in time is refused early.
-    const signGate = new CallGate({ limit: 32, maxWaitMs: 400 });
-    const augmentGate = new CallGate({ limit: 64, maxWaitMs: 300 });
+    // Bounded work in flight on the main thread: what cannot start in time is refused early. Few
+    // at once: the main thread interleaves the calls it runs, so 32 at once would all finish
+    // together, late; 4 keep the native signing threads busy and finish one after another.
+    const signGate = new CallGate({ limit: 4, maxWaitMs: 400 });
+    const augmentGate = new CallGate({ limit: 16, maxWaitMs: 300 });
     const handlers: Handlers = {
       augment: (task, signal) =>
         augmentGate.run(() =>
