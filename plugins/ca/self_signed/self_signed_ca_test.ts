@@ -189,3 +189,35 @@ Deno.test("public_ca.crt is brought up to date only once the agent uses the CA",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a ca.pem others could read is reported at start: the key may have leaked", async () => {
+  const { configure, reset } = await import("@logtape/logtape");
+  const lines: string[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => lines.push(`${r.level} ${r.message.join("")}`) },
+    loggers: [
+      { category: ["camblet"], lowestLevel: "info", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["mem"] },
+    ],
+  });
+  const dir = await Deno.makeTempDir({ prefix: "self-signed-mode-" });
+  try {
+    const path = `${dir}/ca.pem`;
+    await (await openCa(path, systemClock)).dispose();
+    await Deno.chmod(path, 0o644);
+    const ca = await openCa(path, systemClock);
+    await ca.dispose();
+    assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    const warned = lines.filter((l) => l.startsWith("warning"));
+    assert.equal(warned.length, 1, lines.join("\n"));
+    assert.match(
+      warned[0]!,
+      /CA file .*ca\.pem.* was readable by group or others \(mode .*0644.*\)/,
+    );
+    assert.match(warned[0]!, /may have leaked/);
+  } finally {
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
