@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { configure, reset } from "@logtape/logtape";
 import { TraceHub } from "./trace_hub.ts";
 import { ControlClient } from "./client.ts";
 import { type ControlSources, serveControlSocket, serveMetricsTcp } from "./server.ts";
@@ -135,17 +136,35 @@ Deno.test("control socket path", async (t) => {
   }
 });
 
-Deno.test("metrics on TCP: a port alone listens on loopback only", async () => {
-  const l = await serveMetricsTcp(":0", sources());
+Deno.test("metrics on TCP: a port alone listens on loopback only, and says so", async () => {
+  const lines: string[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => lines.push(`${r.level} ${r.message.join("")}`) },
+    loggers: [
+      { category: ["camblet"], lowestLevel: "info", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["mem"] },
+    ],
+  });
   try {
-    assert.match(l.address, /^tcp:127\.0\.0\.1:\d+$/);
+    const l = await serveMetricsTcp(":0", sources());
+    try {
+      assert.match(l.address, /^tcp:127\.0\.0\.1:\d+$/);
+    } finally {
+      await l.close();
+    }
+    assert.match(lines.join("\n"), /^info Serving metrics on loopback only: no host given/m);
+    const all = await serveMetricsTcp("0.0.0.0:0", sources());
+    try {
+      assert.match(all.address, /^tcp:0\.0\.0\.0:\d+$/);
+    } finally {
+      await all.close();
+    }
+    assert.match(
+      lines.join("\n"),
+      /^warning Serving metrics without authentication beyond loopback/m,
+    );
   } finally {
-    await l.close();
-  }
-  const all = await serveMetricsTcp("0.0.0.0:0", sources());
-  try {
-    assert.match(all.address, /^tcp:0\.0\.0\.0:\d+$/);
-  } finally {
-    await all.close();
+    await reset();
   }
 });
