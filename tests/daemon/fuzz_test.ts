@@ -21,6 +21,13 @@ const LINES = Number(Deno.env.get("CAMBLET_FUZZ_LINES") ?? 5000);
 const PER_SECOND = Number(Deno.env.get("CAMBLET_FUZZ_RATE") ?? 250);
 const REPORT = Deno.env.get("CAMBLET_FUZZ_REPORT") === "1";
 const ROOT = Deno.env.get("CAMBLET_FUZZ_ROOT");
+const DENO_ARGS = (Deno.env.get("CAMBLET_FUZZ_DENO_ARGS") ?? "").split(" ").filter(Boolean);
+/** `K=V K=V`: extra environment of the agent (e.g. glibc malloc tunables). */
+const AGENT_ENV = Object.fromEntries(
+  (Deno.env.get("CAMBLET_FUZZ_AGENT_ENV") ?? "").split(" ").filter(Boolean).map((
+    kv,
+  ) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+);
 const say = (...a: unknown[]) => REPORT && console.error(new Date().toISOString(), ...a);
 
 function rssBytes(pid: number): number {
@@ -35,6 +42,8 @@ Deno.test("5,000 hostile kernel lines: every recoverable id answered in time, ag
   }).spawn();
   const agent = await startAgent(emu, {
     trustDomain: "acme.test",
+    ...(DENO_ARGS.length ? { denoArgs: DENO_ARGS } : {}),
+    env: AGENT_ENV,
     ...(ROOT ? { root: ROOT } : {}),
   });
   const control = new ControlClient(agent.socket);
@@ -58,14 +67,22 @@ Deno.test("5,000 hostile kernel lines: every recoverable id answered in time, ag
     // Steady state first: the same valid traffic before and after the abuse.
     for (let i = 0; i < 40; i++) await validRound();
     await new Promise((r) => setTimeout(r, 1000));
-    const rssBefore = rssBytes(agent.child.pid);
-    say("warm", rssBefore >> 20);
-
+    const rssCold = rssBytes(agent.child.pid);
     const csrs = await Promise.all(
       ["web", "curl", "x/y", "constructor", "__proto__"].map((w) =>
         emu.csrs.csr(`spiffe://acme.test/${w}`, w === "web" ? ["web.acme.test"] : [])
       ),
     );
+    // The steady level is that of an agent that has met each kind of line once (code loaded,
+    // compiled, refusal signer ready): a short fuzz of another seed, then valid traffic.
+    const warmCases = fuzzCases(SEED + 1, 400, { csrs, spki: emu.csrs.spki })
+      .filter((c) => c.kind !== "oversized");
+    await runFuzz(emu, warmCases, { perSecond: PER_SECOND });
+    for (let i = 0; i < 40; i++) await validRound();
+    await new Promise((r) => setTimeout(r, 3000));
+    const rssBefore = exited ? 0 : rssBytes(agent.child.pid);
+    say("rss cold", rssCold >> 20, "warm", rssBefore >> 20);
+    valid.length = 0;
     // CAMBLET_FUZZ_SKIP=kind,kind: leave out mutations (a before-run on code one of them kills).
     const skip = new Set((Deno.env.get("CAMBLET_FUZZ_SKIP") ?? "").split(",").filter(Boolean));
     const cases = fuzzCases(SEED, LINES, { csrs, spki: emu.csrs.spki })
@@ -80,6 +97,19 @@ Deno.test("5,000 hostile kernel lines: every recoverable id answered in time, ag
       },
     });
     await Promise.all(interleaved);
+    // CAMBLET_FUZZ_ROUNDS=n (report mode): the same abuse again, RSS after each (leak or peak?).
+    for (let round = 2; round <= Number(Deno.env.get("CAMBLET_FUZZ_ROUNDS") ?? 1); round++) {
+      const st = Deno.readTextFileSync(`/proc/${agent.child.pid}/status`);
+      say(
+        "rss after round",
+        round - 1,
+        rssBytes(agent.child.pid) >> 20,
+        /Threads:\s+\d+/.exec(st)?.[0],
+        /RssAnon:\s+\d+ kB/.exec(st)?.[0],
+        /RssFile:\s+\d+ kB/.exec(st)?.[0],
+      );
+      await runFuzz(emu, cases, { perSecond: PER_SECOND });
+    }
     const fuzzMs = performance.now() - started;
     say("fuzzed", fuzzMs, "exited", exited);
 
@@ -103,7 +133,7 @@ Deno.test("5,000 hostile kernel lines: every recoverable id answered in time, ag
         ? r.outcome !== "answered" || !r.labels?.includes("process:name=python3")
         : r.outcome !== "issued"
     );
-    const problems = emu.problems().filter((p) => !isFuzzNoise(p, cases));
+    const problems = emu.problems().filter((p) => !isFuzzNoise(p, [...warmCases, ...cases]));
     if (REPORT) {
       console.log(JSON.stringify({ seed: SEED, lines: LINES, perSecond: PER_SECOND, fuzzMs }));
       console.log("summary", JSON.stringify(summary));
@@ -130,7 +160,17 @@ Deno.test("5,000 hostile kernel lines: every recoverable id answered in time, ag
         "p99",
         lat[Math.floor(lat.length * 0.99)],
       );
-      console.log("rss MB before", rssBefore >> 20, "after", rssAfter >> 20, "exited", exited);
+      console.log("rss MB cold", rssCold >> 20, "before", rssBefore >> 20, "after", rssAfter >> 20);
+      console.log("exited", exited);
+      if (DENO_ARGS.some((a) => a.includes("trace-gc"))) {
+        const gc = logLines.filter((l) => /Mark-Compact|Mark-sweep/i.test(l));
+        console.log(
+          "gc (last of each isolate)",
+          [...new Map(gc.map((l) => [/\[\d+:(0x[0-9a-f]+)\]/.exec(l)?.[1], l])).values()].join(
+            "\n",
+          ),
+        );
+      }
       console.log("malformed metrics", malformed.join("\n"));
       console.log(
         "malformed log lines",
