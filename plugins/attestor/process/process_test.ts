@@ -2,11 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import { taskContextFromProc } from "../_lib/task_from_proc.ts";
-import {
-  spawnAs,
-  spawnInNamespaces,
-  spawnWithPid,
-} from "../../../tests/fakes/attestor_processes.ts";
+import { spawnAs, spawnInNamespaces } from "../../../tests/fakes/attestor_processes.ts";
 import type { TaskContext } from "../../types.ts";
 import { PartialLabelsError } from "../_lib/partial.ts";
 import { ProcessAttestor, processAttestor, type ProcessConfig } from "./process.ts";
