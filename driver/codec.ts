@@ -444,18 +444,30 @@ function safeRecover(text: string): Recovered {
 }
 
 function parseText(text: string): ParseResult {
-  if (exceedsDepth(text, MAX_DEPTH)) {
-    return fail("too_deep", `nested deeper than ${MAX_DEPTH}`, recoverFromText(text));
-  }
+  // JSON.parse itself copes with any depth; deep lines are only named for what they are.
+  const deep = () => exceedsDepth(text, MAX_DEPTH);
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
+    if (deep()) return fail("too_deep", `nested deeper than ${MAX_DEPTH}`, recoverFromText(text));
     return fail("not_json", `not JSON (${(e as Error).message})`, recoverFromText(text));
   }
   if (!isObject(v)) {
-    return fail("not_object", `expected a JSON object, got ${describe(v)}`, recoverFromText(text));
+    const why = `expected a JSON object, got ${describe(v)}`;
+    return fail(deep() ? "too_deep" : "not_object", why, recoverFromText(text));
   }
+  try {
+    return parseObject(v);
+  } catch (e) {
+    if (!(e instanceof FieldError)) throw e;
+    const recovered = recoverFromObject(v);
+    return fail(deep() ? "too_deep" : e.kind, e.message, recovered);
+  }
+}
+
+/** What a JSON object that failed {@linkcode parseObject} still says (each field on its own). */
+function recoverFromObject(v: Record<string, unknown>): Recovered {
   const recovered: Recovered = {};
   const command = own(v, "command");
   if (typeof command === "string" && command !== "") recovered.command = command;
@@ -475,69 +487,78 @@ function parseText(text: string): ParseResult {
       if (csr !== undefined) recovered.data = { csr };
     }
   }
-  try {
-    if (command === undefined) throw new FieldError("command", "missing", "missing_command");
-    if (typeof command !== "string" || command === "") {
-      throw new FieldError(
-        "command",
-        `expected a command name, got ${describe(command)}`,
-        "bad_command",
-      );
+  return recovered;
+}
+
+/** The strict parse of a kernel message object; throws a {@linkcode FieldError} naming the field. */
+function parseObject(v: Record<string, unknown>): ParseResult {
+  const command = own(v, "command");
+  const rawId = own(v, "id");
+  const isMessage = own(v, "is_message");
+  const rawTask = own(v, "task_context");
+  const rawData = own(v, "data");
+  const recovered: { id?: string } = {};
+  if (typeof rawId === "string" && UUID.test(rawId)) recovered.id = rawId;
+  if (command === undefined) throw new FieldError("command", "missing", "missing_command");
+  if (typeof command !== "string" || command === "") {
+    throw new FieldError(
+      "command",
+      `expected a command name, got ${describe(command)}`,
+      "bad_command",
+    );
+  }
+  if (rawId !== undefined && recovered.id === undefined) {
+    throw new FieldError(
+      "id",
+      typeof rawId === "string"
+        ? `expected a UUID, got ${describe(rawId)}`
+        : `expected a string, got ${describe(rawId)}`,
+      "bad_id",
+    );
+  }
+  const id = recovered.id;
+  if (typeof isMessage !== "boolean") {
+    throw new FieldError(
+      "is_message",
+      isMessage === undefined ? "missing" : `expected a boolean, got ${describe(isMessage)}`,
+      "bad_is_message",
+    );
+  }
+  switch (command) {
+    case "augment":
+      if (id === undefined) throw new FieldError("id", "missing", "missing_id");
+      return {
+        ok: true,
+        message: { command, id, task: parseTask(rawTask), isMessage },
+      };
+    case "csr_sign": {
+      if (id === undefined) throw new FieldError("id", "missing", "missing_id");
+      const task = parseTask(rawTask);
+      const data = parseCsrData(rawData);
+      return { ok: true, message: { command, id, task, data, isMessage } };
     }
-    if (rawId !== undefined && recovered.id === undefined) {
-      throw new FieldError(
-        "id",
-        typeof rawId === "string"
-          ? `expected a UUID, got ${describe(rawId)}`
-          : `expected a string, got ${describe(rawId)}`,
-        "bad_id",
-      );
+    case "log": {
+      const task = parseTask(rawTask);
+      const data = parseLogData(str(v, "data", "", "bad_log"));
+      const message: LogMessage = { command, task, data, isMessage };
+      if (id !== undefined) message.id = id;
+      return { ok: true, message };
     }
-    const id = recovered.id;
-    if (typeof isMessage !== "boolean") {
-      throw new FieldError(
-        "is_message",
-        isMessage === undefined ? "missing" : `expected a boolean, got ${describe(isMessage)}`,
-        "bad_is_message",
-      );
-    }
-    switch (command) {
-      case "augment":
-        if (id === undefined) throw new FieldError("id", "missing", "missing_id");
-        return {
-          ok: true,
-          message: { command, id, task: parseTask(rawTask), isMessage },
-        };
-      case "csr_sign": {
-        if (id === undefined) throw new FieldError("id", "missing", "missing_id");
-        const task = parseTask(rawTask);
-        const data = parseCsrData(rawData);
-        return { ok: true, message: { command, id, task, data, isMessage } };
+    default: {
+      if (!OTHER_COMMANDS.has(command)) {
+        throw new FieldError(
+          "command",
+          `unknown command ${describe(command)}`,
+          "unknown_command",
+        );
       }
-      case "log": {
-        const task = parseTask(rawTask);
-        const data = parseLogData(str(v, "data", "", "bad_log"));
-        const message: LogMessage = { command, task, data, isMessage };
-        if (id !== undefined) message.id = id;
-        return { ok: true, message };
-      }
-      default: {
-        if (!OTHER_COMMANDS.has(command)) {
-          throw new FieldError(
-            "command",
-            `unknown command ${describe(command)}`,
-            "unknown_command",
-          );
-        }
-        const message: OtherMessage = { command: "other", name: command, isMessage };
-        if (id !== undefined) message.id = id;
-        if (recovered.task) message.task = recovered.task;
-        return { ok: true, message };
-      }
+      const message: OtherMessage = { command: "other", name: command, isMessage };
+      if (id !== undefined) message.id = id;
+      try {
+        if (rawTask !== undefined) message.task = parseTask(rawTask);
+      } catch { /* accept/connect are answered without it */ }
+      return { ok: true, message };
     }
-  } catch (e) {
-    if (!(e instanceof FieldError)) throw e;
-    return fail(e.kind, e.message, recovered);
   }
 }
 
