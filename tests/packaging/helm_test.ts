@@ -124,7 +124,7 @@ Deno.test("helm chart: lint, render three value sets, decode strictly, validate 
         assert.equal(agent.securityContext.privileged, false);
         assert.deepEqual(agent.securityContext.capabilities, {
           drop: ["ALL"],
-          add: ["BPF", "NET_ADMIN", "SYS_PTRACE"],
+          add: ["BPF", "PERFMON", "NET_ADMIN", "SYS_PTRACE"],
         });
       }
       if (set === "vault") {
