@@ -65,7 +65,7 @@ export class DaemonGuard {
    */
   async apply(policies: readonly PolicySource[]): Promise<void> {
     if (this.#guard) {
-      await this.#guard.update(policies);
+      await this.#guard.update(policies, false);
       return;
     }
     if (!wantsRuntimeGuard(policies)) return;
@@ -78,6 +78,8 @@ export class DaemonGuard {
       this.#guard = await openRuntimeGuard(policies, {
         trustDomain: this.#o.trustDomain,
         labelsOf: (pid) => this.#o.labelsOf(pid),
+        // The agent serves the kernel meanwhile; cgroups and processes are keyed as attested.
+        waitForSweep: false,
         ...(lsm ? { lsmListPath: lsm } : {}),
       });
       if (pinDir) this.#takeOverPins(pinDir);
@@ -112,8 +114,12 @@ export class DaemonGuard {
     Deno.mkdirSync(dir, { recursive: true });
     let removed = 0;
     for (const e of Deno.readDirSync(dir)) {
-      if (removePinnedLink(`${dir}/${e.name}`)) removed++;
-      Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
+      if (removePinnedLink(`${dir}/${e.name}`)) removed++; // unpinning removes the file
+      try {
+        Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     }
     this.#guard!.pin(dir);
     log.info("Runtime guard pinned (fail-closed)", { dir, replaced: removed });

@@ -24,6 +24,8 @@ export class GuardUnavailableError extends Error {
 export interface OpenGuardOptions extends Omit<RuntimeGuardOptions, "kernel"> {
   /** LSM list file (tests simulate a kernel without bpf with a fake one). */
   lsmListPath?: string;
+  /** Wait for the first sweep to key every selected process (default true). */
+  waitForSweep?: boolean;
 }
 
 /** True when any policy has a `runtime:` section. */
@@ -67,7 +69,7 @@ export async function openRuntimeGuard(
     throw e;
   }
   try {
-    await guard.update(policies);
+    await guard.update(policies, options.waitForSweep ?? true);
   } catch (e) {
     guard.close();
     throw e;

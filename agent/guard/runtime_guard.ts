@@ -85,10 +85,36 @@ const log = logger("guard");
 const CANARY_RULESET = 1023;
 const CFG_BIND_EXEC = 1;
 
+/** User-space processes (kernel threads have no executable and cannot be confined). */
 function listProcPids(): number[] {
   const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) if (/^\d+$/.test(e.name)) out.push(Number(e.name));
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      Deno.readLinkSync(`/proc/${e.name}/exe`);
+      out.push(Number(e.name));
+    } catch { /* kernel thread, or gone */ }
+  }
   return out;
+}
+
+/** Labels of every pid, 8 at a time; pids that are gone or not attestable are left out. */
+async function attestAll(
+  pids: readonly number[],
+  labelsOf: (pid: number) => Promise<string[]>,
+): Promise<[number, string[]][]> {
+  const out: [number, string[]][] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < pids.length) {
+      const pid = pids[next++]!;
+      try {
+        out.push([pid, await labelsOf(pid)]);
+      } catch { /* gone, or not attestable */ }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, pids.length) }, worker));
+  return out.sort((a, b) => a[0] - b[0]);
 }
 
 /** The running guard. */
@@ -109,6 +135,7 @@ export class RuntimeGuard {
   #timers: ReturnType<typeof setInterval>[] = [];
   #sweeping: Promise<void> = Promise.resolve();
   #canary = "skipped";
+  #pinned: string | undefined;
   readonly hub = new EventHub();
   readonly metrics = new MetricsRegistry();
   #closed = false;
@@ -124,10 +151,10 @@ export class RuntimeGuard {
     const g = new RuntimeGuard(o);
     try {
       if (o.canary ?? true) await g.#runCanary();
-      if (o.pinDir) g.#k.pin(o.pinDir);
+      if (o.pinDir) g.pin(o.pinDir);
       g.#timers.push(setInterval(() => g.#drain(), o.pollMs ?? 100));
       const every = o.sweepIntervalMs ?? 2000;
-      if (every > 0) g.#timers.push(setInterval(() => void g.sweep(), every));
+      if (every > 0) g.#timers.push(setInterval(() => g.sweep().catch(() => {}), every));
     } catch (e) {
       g.close();
       throw e;
@@ -188,8 +215,11 @@ export class RuntimeGuard {
     return this.#policies;
   }
 
-  /** Applies a new policy set to the kernel, then sweeps. */
-  async update(sources: readonly PolicySource[]): Promise<void> {
+  /**
+   * Applies a new policy set to the kernel, then sweeps (awaited, unless `waitForSweep` is false:
+   * the daemon does not hold its start or a reload on attesting every process).
+   */
+  async update(sources: readonly PolicySource[], waitForSweep = true): Promise<void> {
     const next = runtimePolicies(sources);
     const keep = new Set<string>();
     const binds: [string, number][] = [];
@@ -237,7 +267,9 @@ export class RuntimeGuard {
       policies: next.length,
       enforce: next.filter((p) => p.rules.mode === "enforce").length,
     });
-    await this.sweep();
+    const swept = this.sweep();
+    if (waitForSweep) await swept;
+    else swept.catch(() => {}); // logged by sweep()
   }
 
   #config(bind = this.#policies.some((p) => p.binds.length > 0)): void {
@@ -260,13 +292,9 @@ export class RuntimeGuard {
     const pids = (this.#o.listPids ?? listProcPids)().filter((p) => p !== Deno.pid);
     const cgroups = new Map<bigint, { ruleset: number; level: number }>();
     const seen = new Set<number>();
-    for (const pid of pids) {
-      let labels: string[];
-      try {
-        labels = await this.#o.labelsOf(pid);
-      } catch {
-        continue; // gone, or not attestable
-      }
+    const attested = await attestAll(pids, (pid) => this.#o.labelsOf(pid));
+    if (this.#closed) return; // stopped while attesting: the maps are gone
+    for (const [pid, labels] of attested) {
       seen.add(pid);
       this.#labels.set(pid, labels);
       const sel = this.#policies.length ? selectPolicy(this.#policies, labels) : undefined;
@@ -307,6 +335,10 @@ export class RuntimeGuard {
   }
 
   #onEvent(e: GuardEvent): void {
+    if (e.ruleset === CANARY_RULESET) {
+      log.debug("Runtime guard canary event", { hook: e.hook, path: e.path });
+      return;
+    }
     const p = this.#byId.get(e.ruleset);
     // The process may be gone already (a denied exec's child): its parent's, else its cgroup's.
     const labels = this.#labels.get(e.pid) ?? this.#parentLabels(e.pid) ??
@@ -373,6 +405,12 @@ export class RuntimeGuard {
     return undefined;
   }
 
+  /** Pins the programs under the bpffs directory `dir` (fail-closed: they outlive the agent). */
+  pin(dir: string): void {
+    this.#k.pin(dir);
+    this.#pinned = dir;
+  }
+
   /** A live NDJSON stream of events passing `filter`. */
   subscribe(filter: EventFilter): ReadableStream<Uint8Array> {
     return this.hub.subscribe(filter);
@@ -402,7 +440,7 @@ export class RuntimeGuard {
       },
       canary: this.#canary,
     };
-    if (this.#o.pinDir) s.pinned = this.#o.pinDir;
+    if (this.#pinned) s.pinned = this.#pinned;
     return s;
   }
 

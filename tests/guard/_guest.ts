@@ -45,12 +45,15 @@ export function guestUnavailable(): string | undefined {
 export async function runInGuest(
   script: string,
   extraArgs: string[] = [],
+  before?: (dir: string) => Promise<Record<string, string> | void>,
 ): Promise<{ checks: Check[]; output: string; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "camblet-guard-guest-" });
+  /** Host variables the guest gets (QH_ENV). */
+  const env = (await before?.(dir)) ?? {};
   const deno = Deno.execPath();
   const o = await new Deno.Command(HARNESS, {
     args: [dir, deno, "run", "-A", `${ROOT}/${script}`, dir, ...extraArgs],
-    env: { QH_TIMEOUT: "420" },
+    env: { QH_TIMEOUT: "420", ...env, QH_ENV: Object.keys(env).join(" ") },
     stdout: "piped",
     stderr: "piped",
   }).output();
