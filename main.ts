@@ -9,6 +9,7 @@ import { CommanderError } from "commander";
 import { buildProgram } from "./agent/cli/program.ts";
 import { UsageError } from "./agent/errors.ts";
 import { configureLogging, levelFor } from "./agent/log.ts";
+import { journalPrefixer } from "./agent/journal.ts";
 
 /** Runs the CLI with `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -33,7 +34,8 @@ export async function main(args: string[]): Promise<number> {
       if (help) console.error("\n" + help);
       return 2;
     }
-    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    const err = journalPrefixer()("error"); // "<3>" under journald: a failed start is an error
+    console.error(`${err}error: ${e instanceof Error ? e.message : String(e)}`);
     if (Deno.env.get("CAMBLET_DEBUG") && e instanceof Error && e.stack) console.error(e.stack);
     return 1;
   }

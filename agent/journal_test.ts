@@ -45,3 +45,21 @@ Deno.test("the log sink prefixes priorities only when stderr is the journal", as
   const plain = await run("plain");
   assert.ok(plain.every((l) => !l.startsWith("<")), plain.join("\n"));
 });
+
+// main.ts's last word on a failed run (e.g. a daemon that cannot start) is an error in the journal.
+Deno.test("main.ts prints a fatal error at priority 3 when stderr is the journal", async () => {
+  const main = fileURLToPath(new URL("../main.ts", import.meta.url));
+  const deno = Deno.execPath();
+  const run = async (journal: boolean) => {
+    const set = journal ? "export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); " : "";
+    const out = await new Deno.Command("sh", {
+      args: ["-c", `${set}exec "$0" run -A "$1" run --config /nonexistent/config.yaml`, deno, main],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    return new TextDecoder().decode(out.stderr);
+  };
+  assert.match(await run(true), /^<3>error: Cannot load configuration/);
+  assert.match(await run(false), /^error: Cannot load configuration/);
+});
