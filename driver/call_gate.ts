@@ -58,14 +58,16 @@ export class CallGate {
   /** Runs `fn` when a slot is free (at once if one is). */
   run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#running < this.#limit && this.waiting === 0) return this.#start(fn);
-    // Its expected wait: one call's time for every `limit` calls ahead of it.
+    // Its expected wait: one call's time for every `limit` calls ahead of it. Turned away now
+    // only when clearly hopeless (1.5 times the limit): the pace is an estimate, the wait exact.
     const ahead = this.waiting + 1;
-    if (this.#callMs !== undefined && (ahead / this.#limit) * this.#callMs > this.#maxWait) {
+    const expected = this.#callMs === undefined ? 0 : (ahead / this.#limit) * this.#callMs;
+    if (expected > 1.5 * this.#maxWait) {
       this.turnedAway++;
       return Promise.reject(
         new OverloadedError(
           `would not start within ${this.#maxWait} ms: ${ahead} calls ahead, ` +
-            `${Math.round(this.#callMs)} ms each`,
+            `${Math.round(this.#callMs ?? 0)} ms each`,
         ),
       );
     }
