@@ -64,6 +64,22 @@ Deno.test("zsh and fish accept their scripts when installed", async (t) => {
           const out = await new Deno.Command(shell, { args: ["-n", file], stderr: "piped" })
             .output();
           assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+          if (shell === "fish") {
+            // fish completes from the script for real: command, option and choice.
+            const complete = (line: string) =>
+              new Deno.Command("fish", {
+                args: ["--no-config", "-c", `source ${file}; complete -C '${line}'`],
+                stdout: "piped",
+              }).output().then((o) =>
+                new TextDecoder().decode(o.stdout).split("\n").map((l) => l.split("\t")[0])
+              );
+            assert.deepEqual(await complete("camblet-agent vali"), ["validate", ""]);
+            assert.ok(
+              (await complete("camblet-agent validate --trust")).includes("--trust-domain"),
+            );
+            const choices = (await complete("camblet-agent --driver ")).filter((l) => l !== "");
+            assert.deepEqual(choices.sort(), ["auto", "kernel", "proxy"]);
+          }
         } finally {
           await Deno.remove(file);
         }
