@@ -35,6 +35,7 @@ export function guestUnavailable(): string | undefined {
     kernel = [...Deno.readDirSync("/boot")].some((e) => e.name.startsWith("vmlinuz-"));
   } catch { /* no /boot */ }
   if (!kernel) return "no /boot/vmlinuz-* (Debian package linux-image-amd64)";
+  if (!onPath("gcc")) return "gcc is not installed (it builds the C probes the guest runs)";
   return undefined;
 }
 

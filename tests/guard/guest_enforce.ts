@@ -32,6 +32,8 @@ const policyYaml = (variant: "strict" | "relaxed") => `
     profiles: [baseline]
     exec: {deny: [/bin/sh]}
     files: {denyRead: [${DIR}/secret]}
+    rawSockets: deny
+    setuidRoot: deny
 - selectors: [{process:name: confineme}]
   certificate: {workloadID: confineme}
   runtime:
@@ -101,6 +103,11 @@ const COMMANDS: [string, string][] = [
   ["ptrace via PTRACE_TRACEME", "strace -o /dev/null -f true"],
   ["dmesg", "dmesg >/dev/null"],
   ["mount", "mount -t tmpfs none /tmp/mnt && umount /tmp/mnt"],
+  ["a raw socket", `${DIR}/probes raw`],
+  ["bpf()", `${DIR}/probes bpf`],
+  ["setuid to root", `${DIR}/probes setuid`],
+  // Outside it really loads (and unloads) the module; inside the load is refused.
+  ["load a kernel module", "modprobe dummy && rmmod dummy"],
 ];
 
 const inCgroup = await Runner.start("/usr/bin/bash");
@@ -132,13 +139,21 @@ check(
     execEv.rule === "exec.deny" && execEv.policy?.file === "guard.yaml",
   execEv ?? events.slice(0, 5),
 );
-for (const hook of ["open", "ptrace", "syslog", "mount"]) {
+for (const hook of ["open", "ptrace", "syslog", "mount", "socket_create", "bpf", "setuid"]) {
   check(
     `a ${hook} denial was reported`,
     events.some((e) => e.hook === hook && e.outcome === "denied" && e.pid > 0 && e.program !== ""),
     events.filter((e) => e.hook === hook),
   );
 }
+
+check(
+  "the module load denial was reported",
+  events.some((e) =>
+    e.hook.startsWith("kernel_") && e.rule === "modules" && e.outcome === "denied"
+  ),
+  events.filter((e) => e.hook.startsWith("kernel_")),
+);
 
 // Task-storage keyed process, children inherit, reload changes enforcement.
 const confined = await Runner.start("/tmp/confineme");

@@ -18,7 +18,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "camblet-guard-bench-" });
 try {
   const cc = await new Deno.Command("gcc", {
-    args: ["-O2", "-o", `${dir}/hotpath`, `${ROOT}tests/guard/bench/hotpath.c`],
+    args: ["-O2", "-o", `${dir}/hotpath`, `${ROOT}tests/guard/c/hotpath.c`],
   }).output();
   if (!cc.success) throw new Error(new TextDecoder().decode(cc.stderr));
   // A static no-op to exec: no shared libraries to map, so exec itself is measured.
