@@ -111,7 +111,7 @@ Deno.test({
       const log = (l: string) => console.error(l);
       const built = await buildPackages({
         arches: [ARCH],
-        formats: ["deb", "rpm"],
+        formats: ["deb", "rpm", "tar"],
         outDir: join(work, "out"),
         stageDir: join(work, "stage"),
         log,
@@ -126,6 +126,7 @@ Deno.test({
       });
       const deb = built.find((a) => a.format === "deb")!;
       const rpm = built.find((a) => a.format === "rpm")!;
+      const tarball = built.find((a) => a.format === "tar")!;
       for (const a of [...built, ...upgrade]) {
         console.error(`deb_test: ${a.path.split("/").at(-1)}: ${a.bytes} bytes`);
       }
@@ -333,6 +334,30 @@ Deno.test({
         assert.deepEqual(removed, []);
         const status = await inRoot(root, ["dpkg-query", "-W", "-f=${Status}", "camblet-agent"]);
         assert.ok(status.code !== 0 || !status.stdout.includes("installed"), status.stdout);
+      });
+
+      await t.step("the tarball installs with the README's commands and runs", async () => {
+        await Deno.copyFile(tarball.path, join(root, "tmp/camblet-agent.tar.gz"));
+        const config = join(root, "etc/camblet/config.yaml");
+        await Deno.writeTextFile(config, "agent:\n  trustDomain: tar.example\n"); // the user's
+        ok(
+          await inRoot(root, [
+            "sh",
+            "-c",
+            "tar -C / -xzf /tmp/camblet-agent.tar.gz --exclude=./etc && " +
+            "tar -C / -xzf /tmp/camblet-agent.tar.gz --skip-old-files ./etc",
+          ]),
+          "tar -x",
+        );
+        assert.equal(await Deno.readTextFile(config), "agent:\n  trustDomain: tar.example\n");
+        const v = ok(await inRoot(root, ["camblet-agent", "version"]), "version (tarball)");
+        assert.match(v, /^form: {5}bundle on the Deno runtime/m);
+        const r = ok(await inRoot(root, ["camblet-agent", "validate"]), "validate (tarball)");
+        assert.match(r, /trust domain "tar\.example"/);
+        assert.ok((await Deno.stat(join(root, "etc/camblet/policies/README"))).isFile);
+        assert.ok(
+          (await Deno.stat(join(root, "usr/lib/systemd/system/camblet-agent.service"))).isFile,
+        );
       });
 
       await t.step(
