@@ -161,11 +161,23 @@ Deno.test("helm chart: lint, render three value sets, decode strictly, validate 
     });
   }
 
-  await t.step("a bad value fails the render naming the key", async () => {
-    const r = await render(helm, "proxy", ["--set", "dataPlane=ebpf"]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /dataPlane: "ebpf" is not auto, kernel or proxy/);
-  });
+  await t.step(
+    "bad values fail the render naming the key (values.schema.json, templates)",
+    async () => {
+      const typo = await render(helm, "proxy", ["--set", "dataPlan=kernel"]);
+      assert.notEqual(typo.code, 0);
+      assert.match(typo.stderr, /additional properties 'dataPlan' not allowed/);
+      const choice = await render(helm, "proxy", ["--set", "dataPlane=ebpf"]);
+      assert.notEqual(choice.code, 0);
+      assert.match(
+        choice.stderr,
+        /at '\/dataPlane': value must be one of 'auto', 'kernel', 'proxy'/,
+      );
+      const vault = await render(helm, "proxy", ["--set", "ca.backend=vault"]);
+      assert.notEqual(vault.code, 0);
+      assert.match(vault.stderr, /ca\.vault\.config\.address: required when ca\.backend is vault/);
+    },
+  );
 
   await t.step("the strict decoder refuses an unknown field, naming it", async () => {
     const r = await render(helm, "kernel");
