@@ -15,8 +15,9 @@ export const DEBIAN_ROOT = {
   variant: "minbase",
   mirror: "http://deb.debian.org/debian",
   // libbpf1, procps: the package's dependencies; systemd: the unit is enabled (postinst) and verified
-  // (systemd-analyze verify --root) against the root it is installed into.
-  include: ["libbpf1", "procps", "systemd"],
+  // (systemd-analyze verify --root) against the root it is installed into; git: a git policy source
+  // under the unit's sandbox (systemd_test.ts).
+  include: ["libbpf1", "procps", "systemd", "git"],
 } as const;
 
 function cacheDir(): string {

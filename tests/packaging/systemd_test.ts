@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { buildPackages } from "../../packaging/build.ts";
 import type { Arch } from "../../packaging/deno_runtime.ts";
 import { freshRoot } from "./debian_root.ts";
+import { ROOT } from "../../packaging/bundle.ts";
 
 const ARCH: Arch = Deno.build.arch === "aarch64" ? "aarch64" : "x86_64";
 
@@ -229,6 +230,48 @@ Deno.test({
           "active",
         );
         await Deno.remove(join(root, "etc/camblet/policies/bad.yaml"));
+      });
+
+      await t.step("a git policy source works inside the unit's sandbox", async () => {
+        // A repository in the root, read over file:// by the agent's git (run by the agent).
+        const repo = "/srv/policies";
+        await Deno.mkdir(join(root, repo, "policies"), { recursive: true });
+        await Deno.copyFile(
+          join(ROOT, "policies/examples/quickstart/policies/web-curl.yaml"),
+          join(root, repo, "policies/web-curl.yaml"),
+        );
+        const git = (...args: string[]) =>
+          ok("git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@t", ...args);
+        await git("init", "-q", "-b", "main");
+        await git("add", ".");
+        await git("commit", "-q", "-m", "policies");
+        const config = join(root, "etc/camblet/config.yaml");
+        await Deno.writeTextFile(
+          config,
+          (await Deno.readTextFile(config)) +
+            `plugins:\n  policySource:\n    - type: git\n      name: fleet\n      url: file://${repo}\n      ref: main\n`,
+        );
+        await ok("systemctl", "restart", "camblet-agent"); // a new source list takes a restart
+        const sources = await ok("camblet-agent", "sources", "--output", "json");
+        assert.match(sources, /git\(fleet\)/);
+        const log = await ok(
+          "journalctl",
+          "-u",
+          "camblet-agent",
+          "--no-pager",
+          "-o",
+          "cat",
+          "-n",
+          "40",
+        );
+        assert.match(
+          log,
+          /"Policy source revision accepted" source=git\(fleet\) revision=[0-9a-f]{40} policies=2/,
+        );
+        assert.equal(
+          (await inside("systemctl", "is-active", "camblet-agent")).stdout.trim(),
+          "active",
+        );
       });
 
       await t.step("systemd-analyze security of the running unit", async () => {
