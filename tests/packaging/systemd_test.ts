@@ -175,9 +175,10 @@ Deno.test({
           "- selectors:\n    - process:name: x\n  bogus: 1\n",
         );
         await ok("systemctl", "reload", "camblet-agent");
-        const deadline = Date.now() + 10_000;
+        // The file source may see the new file before the SIGHUP does: either rejection counts.
+        const deadline = Date.now() + 30_000;
         let errors = "";
-        while (Date.now() < deadline && !errors.includes("Reload rejected")) {
+        while (Date.now() < deadline && !/bad\.yaml:3: item 0: bogus/.test(errors)) {
           errors = await ok(
             "journalctl",
             "-u",
@@ -190,8 +191,8 @@ Deno.test({
           );
           await new Promise((r) => setTimeout(r, 200));
         }
-        assert.match(errors, /Reload rejected; the last good policies and services stay in force/);
         assert.match(errors, /bad\.yaml:3: item 0: bogus: unknown field/);
+        assert.match(errors, /the last good policies and services stay in force|Rejected/);
         const info = await ok(
           "journalctl",
           "-u",
@@ -229,8 +230,9 @@ Deno.test({
           (await inside("systemctl", "is-active", "camblet-agent")).stdout.trim(),
           "active",
         );
-        await Deno.remove(join(root, "etc/camblet/policies/bad.yaml"));
       });
+      // The next steps restart the agent, which refuses to start on a bad policy.
+      await Deno.remove(join(root, "etc/camblet/policies/bad.yaml")).catch(() => {});
 
       await t.step("a git policy source works inside the unit's sandbox", async () => {
         // A repository in the root, read over file:// by the agent's git (run by the agent).
