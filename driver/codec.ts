@@ -6,6 +6,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { jsonDeeperThan } from "./json_depth.ts";
 import type {
   LoadConfig,
   LoadPolicies,
@@ -227,7 +228,7 @@ function partialTaskLabels(v: unknown): string[] {
 }
 
 function parseJsonString(text: string, path: string, kind: MalformedReason): unknown {
-  if (exceedsDepth(text, MAX_DEPTH)) {
+  if (jsonDeeperThan(text, MAX_DEPTH)) {
     throw new FieldError(path, `nested deeper than ${MAX_DEPTH}`, kind);
   }
   try {
@@ -244,7 +245,7 @@ function armouredCsr(data: unknown): string | undefined {
   let d = data;
   if (typeof data === "string") {
     try {
-      d = exceedsDepth(data, MAX_DEPTH) ? undefined : JSON.parse(data);
+      d = jsonDeeperThan(data, MAX_DEPTH) ? undefined : JSON.parse(data);
     } catch {
       return undefined;
     }
@@ -292,23 +293,6 @@ function parseLogData(text: string): KernelLog {
     out[k] = v;
   }
   return out;
-}
-
-/** True when brackets outside strings nest deeper than `max` (checked before anything parses). */
-function exceedsDepth(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped char
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      if (++depth > max) return true;
-    } else if (c === 125 || c === 93) depth--;
-  }
-  return false;
 }
 
 /** The JSON value (object or string) that starts at `from`, or undefined if it does not end. */
@@ -445,7 +429,7 @@ function safeRecover(text: string): Recovered {
 
 function parseText(text: string): ParseResult {
   // JSON.parse itself copes with any depth; deep lines are only named for what they are.
-  const deep = () => exceedsDepth(text, MAX_DEPTH);
+  const deep = () => jsonDeeperThan(text, MAX_DEPTH);
   let v: unknown;
   try {
     v = JSON.parse(text);

@@ -19,7 +19,7 @@ import {
 } from "./sdk/protocol.ts";
 import { ChecksumMismatchError, verifyExecutable } from "./_sha256.ts";
 import { LogBudget, timeSlices, within } from "./_pacing.ts";
-import { jsonDeeperThan } from "./_json_depth.ts";
+import { jsonDeeperThan } from "../driver/json_depth.ts";
 
 /** How to run a plugin. */
 export interface ProcessSpec {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { jsonDeeperThan } from "./_json_depth.ts";
+import { jsonDeeperThan } from "./json_depth.ts";
 
 Deno.test("jsonDeeperThan", () => {
   const response = JSON.stringify({

@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * import { jsonDeeperThan } from "./_json_depth.ts";
+ * import { jsonDeeperThan } from "./json_depth.ts";
  * jsonDeeperThan('{"a":[1,{"b":"[[["}]}', 2); // false
  * jsonDeeperThan("[[[1]]]", 2); // true
  * ```
