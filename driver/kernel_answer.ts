@@ -7,8 +7,7 @@
  */
 import { CapabilityError } from "./errors.ts";
 import { toBase64 } from "./base64.ts";
-import { certificateParts, rsaPublicNumbers } from "./der.ts";
-import { x509 } from "./x509.ts";
+import { certificateParts, children, readTlv, rsaPublicNumbers } from "./der.ts";
 
 /** A trust anchor as the kernel reads it. */
 export interface KernelTrustAnchor {
@@ -23,9 +22,46 @@ export interface KernelCsrAnswer {
   trust_anchors: KernelTrustAnchor[];
 }
 
+const NAME_KEYS: Record<string, string> = {
+  "2.5.4.3": "CN",
+  "2.5.4.6": "C",
+  "2.5.4.7": "L",
+  "2.5.4.8": "ST",
+  "2.5.4.10": "O",
+  "2.5.4.11": "OU",
+};
+
+function oidText(der: Uint8Array, start: number, end: number): string {
+  const out: number[] = [];
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    v = v * 128 + (der[i]! & 0x7f);
+    if ((der[i]! & 0x80) === 0) {
+      if (out.length === 0) out.push(v < 80 ? Math.floor(v / 40) : 2, v < 80 ? v % 40 : v - 80);
+      else out.push(v);
+      v = 0;
+    }
+  }
+  return out.join(".");
+}
+
+/**
+ * `O=acme, CN=root` from a Name's DER, in its order (for messages only; read without an ASN.1
+ * library, which costs the kernel worker ~20 MB).
+ */
 function subjectText(subject: Uint8Array): string {
   try {
-    return new x509.Name(subject.slice().buffer as ArrayBuffer).toString();
+    const dec = new TextDecoder();
+    const parts: string[] = [];
+    for (const rdn of children(subject, readTlv(subject, 0))) {
+      for (const atv of children(subject, rdn)) {
+        const [type, value] = children(subject, atv);
+        const oid = oidText(subject, type!.start, type!.end);
+        const text = dec.decode(subject.subarray(value!.start, value!.end));
+        parts.push(`${NAME_KEYS[oid] ?? oid}=${text}`);
+      }
+    }
+    return parts.join(", ");
   } catch {
     return "(unreadable subject)";
   }

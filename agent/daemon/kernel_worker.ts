@@ -13,7 +13,8 @@ import type { CsrSignData } from "../../driver/codec.ts";
 import { KERNEL_WORKER_NAME } from "../../driver/link_protocol.ts";
 import { isWorkerNamed } from "../../driver/reader_worker.ts";
 import { runKernelWorker, type WorkerSetupResult } from "../../driver/worker.ts";
-import { readCsr } from "../../plugins/sdk/csr.ts";
+import { readCsrDer } from "../../plugins/sdk/leaf_der.ts";
+import { parsePem } from "../../plugins/sdk/pem.ts";
 import { toBase64 } from "../../plugins/sdk/pem.ts";
 import { systemClock } from "../../plugins/types.ts";
 import {
@@ -62,7 +63,8 @@ export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetu
     } catch { /* the identity manager refuses non-RSA CAs at startup */ }
   }
   if (anchors.length === 0) anchors.push(cache.get(issuer.placeholderAnchor));
-  const fallback = kernelCsrAnswer(await issuer.issue(undefined), [], anchors);
+  const [fallbackDer] = await Promise.all([issuer.issue(undefined), issuer.syncReady()]);
+  const fallback = kernelCsrAnswer(fallbackDer, [], anchors);
   const answers = new WeakMap<Refusal, string>();
   const answerOf = (r: Refusal) => {
     let a = answers.get(r);
@@ -71,7 +73,12 @@ export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetu
   };
   const building = new Set<string>();
   const syncWindow = { at: 0, left: 10 };
-  const spkiOf = (data: CsrSignData) => readCsr(data.csr).spki;
+  // plugins/sdk/csr.ts would load @peculiar/x509 into this isolate: read the PEM here.
+  const spkiOf = (data: CsrSignData) => {
+    const block = parsePem(data.csr).find((b) => b.label === "CERTIFICATE REQUEST");
+    if (!block) throw new SyntaxError('Cannot parse CSR: no "CERTIFICATE REQUEST" PEM block');
+    return readCsrDer(block.der).spki;
+  };
   return {
     prepareRefusal: (_task, data) => {
       const spki = spkiOf(data);

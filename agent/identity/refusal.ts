@@ -9,12 +9,15 @@
 import type { KeyObject } from "node:crypto";
 import { type Clock, systemClock } from "../../plugins/types.ts";
 import { RSA_SIGNING } from "../../plugins/sdk/keys.ts";
-import { type CaCredentials, createRootCa, x509 } from "../../plugins/sdk/x509.ts";
+// Types only: @peculiar/x509 costs an isolate ~20 MB, and the kernel worker needs none of it.
+import type { x509 } from "../../plugins/sdk/x509.ts";
+import { certificateParts } from "../../plugins/sdk/_der.ts";
 import {
   certificateDer,
   leafTbs,
   randomSerialBytes,
   rsaSignatureAlgorithm,
+  tlv,
 } from "../../plugins/sdk/leaf_der.ts";
 
 /** Options for {@linkcode RefusalIssuer.create}. */
@@ -43,7 +46,13 @@ export interface Refusal {
 /** How many distinct CSR keys keep a prepared refusal (the real module has one key). */
 export const REFUSAL_CACHE_KEYS = 16;
 
-const SUBJECT = "O=camblet refusal, CN=camblet-refused";
+const utf8 = (s: string) => new TextEncoder().encode(s);
+/** `O=camblet refusal, CN=camblet-refused`, DER. */
+const SUBJECT_DER = tlv(
+  0x30,
+  tlv(0x31, tlv(0x30, new Uint8Array([6, 3, 85, 4, 10]), tlv(0x0c, utf8("camblet refusal")))),
+  tlv(0x31, tlv(0x30, new Uint8Array([6, 3, 85, 4, 3]), tlv(0x0c, utf8("camblet-refused")))),
+);
 
 interface RefusalParts {
   issuer: Uint8Array;
@@ -60,44 +69,55 @@ const b64 = (b: Uint8Array) => btoa(String.fromCharCode(...b));
  * awaiting anything, for a deadline that cannot wait.
  */
 export class RefusalIssuer {
-  #issuer: CaCredentials;
+  #issuerKey: CryptoKey;
+  #issuerDer: Uint8Array;
   /** The placeholder root (its key certifies nothing: only the certificate is kept). */
-  #spare: x509.X509Certificate;
+  #spareDer: Uint8Array;
   #clock: Clock;
   #validityMs: number;
   #parts: RefusalParts;
   /** node:crypto's synchronous signer, loaded in the background (its import costs ~0.2 s). */
   #syncSign: ((tbs: Uint8Array) => Uint8Array) | undefined;
+  #syncLoad: Promise<void>;
   #spareSpki: Uint8Array;
   #cache = new Map<string, Refusal>();
 
   private constructor(
-    issuer: CaCredentials,
-    spare: x509.X509Certificate,
+    issuerKey: CryptoKey,
+    issuerDer: Uint8Array,
+    spareDer: Uint8Array,
     options: RefusalIssuerOptions,
   ) {
-    this.#issuer = issuer;
-    this.#spare = spare;
+    this.#issuerKey = issuerKey;
+    this.#issuerDer = issuerDer;
+    this.#spareDer = spareDer;
     this.#clock = options.clock;
     this.#validityMs = options.validityMs ?? 60_000;
     this.#parts = {
-      issuer: new Uint8Array(issuer.certificate.subjectName.toArrayBuffer()),
-      subject: new Uint8Array(new x509.Name(SUBJECT).toArrayBuffer()),
+      issuer: certificateParts(issuerDer).subject,
+      subject: SUBJECT_DER,
       algorithm: rsaSignatureAlgorithm("SHA-256"),
     };
-    this.#spareSpki = new Uint8Array(spare.publicKey.rawData);
-    if (options.synchronous) void this.#loadSyncSigner();
+    this.#spareSpki = certificateParts(spareDer).spki;
+    this.#syncLoad = options.synchronous ? this.#loadSyncSigner() : Promise.resolve();
   }
 
   /** Generates the throw-away issuer (and a spare key for CSRs that cannot be read at all). */
   static async create(options: RefusalIssuerOptions): Promise<RefusalIssuer> {
     const now = options.clock.now();
     const window = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3650 * 864e5) };
+    const { createRootCa } = await import("../../plugins/sdk/x509.ts");
     const [issuer, spare] = await Promise.all([
       createRootCa({ commonName: "camblet refusal issuer (untrusted)", ...window }),
       createRootCa({ commonName: "camblet refusal placeholder (untrusted)", ...window }),
     ]);
-    return new RefusalIssuer(issuer, spare.certificate, options);
+    const der = (c: x509.X509Certificate) => new Uint8Array(c.rawData);
+    return new RefusalIssuer(
+      issuer.keys.privateKey,
+      der(issuer.certificate),
+      der(spare.certificate),
+      options,
+    );
   }
 
   /**
@@ -106,11 +126,9 @@ export class RefusalIssuer {
    */
   async exportMaterial(): Promise<RefusalMaterial> {
     return {
-      issuerPkcs8: new Uint8Array(
-        await crypto.subtle.exportKey("pkcs8", this.#issuer.keys.privateKey),
-      ),
-      issuerCertificate: new Uint8Array(this.#issuer.certificate.rawData),
-      placeholderCertificate: new Uint8Array(this.#spare.rawData),
+      issuerPkcs8: new Uint8Array(await crypto.subtle.exportKey("pkcs8", this.#issuerKey)),
+      issuerCertificate: this.#issuerDer.slice(),
+      placeholderCertificate: this.#spareDer.slice(),
     };
   }
 
@@ -119,17 +137,14 @@ export class RefusalIssuer {
     m: RefusalMaterial,
     options: RefusalIssuerOptions,
   ): Promise<RefusalIssuer> {
-    const certificate = new x509.X509Certificate(m.issuerCertificate.slice().buffer as ArrayBuffer);
-    const privateKey = await crypto.subtle.importKey(
+    const key = await crypto.subtle.importKey(
       "pkcs8",
       m.issuerPkcs8.slice(),
       RSA_SIGNING,
       true,
       ["sign"],
     );
-    const publicKey = await certificate.publicKey.export(RSA_SIGNING, ["verify"]);
-    const spare = new x509.X509Certificate(m.placeholderCertificate.slice().buffer as ArrayBuffer);
-    return new RefusalIssuer({ certificate, keys: { privateKey, publicKey } }, spare, options);
+    return new RefusalIssuer(key, m.issuerCertificate, m.placeholderCertificate, options);
   }
 
   static #shared: Promise<RefusalIssuer> | undefined;
@@ -146,7 +161,7 @@ export class RefusalIssuer {
   async #loadSyncSigner(): Promise<void> {
     try {
       const pkcs8 = new Uint8Array(
-        await crypto.subtle.exportKey("pkcs8", this.#issuer.keys.privateKey),
+        await crypto.subtle.exportKey("pkcs8", this.#issuerKey),
       );
       const { createPrivateKey, sign } = await import("node:crypto");
       const key: KeyObject = createPrivateKey({
@@ -158,9 +173,12 @@ export class RefusalIssuer {
     } catch { /* refusalSync then throws; the caller falls back to a prepared answer */ }
   }
 
-  /** Resolves once {@linkcode refusalSync} can sign (with `synchronous`); for tests. */
+  /**
+   * Resolves once {@linkcode refusalSync} can sign (with `synchronous`): the kernel worker waits
+   * for it before it opens the device, so that loading node:crypto never competes with a burst.
+   */
   async syncReady(): Promise<boolean> {
-    for (let i = 0; i < 100 && !this.#syncSign; i++) await new Promise((r) => setTimeout(r, 20));
+    await this.#syncLoad;
     return this.#syncSign !== undefined;
   }
 
@@ -169,7 +187,7 @@ export class RefusalIssuer {
    * kernel needs at least one, and it must not be the refusal issuer).
    */
   get placeholderAnchor(): Uint8Array {
-    return new Uint8Array(this.#spare.rawData);
+    return this.#spareDer.slice();
   }
 
   /** CSR keys with a prepared refusal (at most {@linkcode REFUSAL_CACHE_KEYS}). */
@@ -234,7 +252,7 @@ export class RefusalIssuer {
     if (known) return known;
     const { tbs, serial, notAfter } = this.#tbs(spki);
     const sig = new Uint8Array(
-      await crypto.subtle.sign("RSASSA-PKCS1-v1_5", this.#issuer.keys.privateKey, tbs),
+      await crypto.subtle.sign("RSASSA-PKCS1-v1_5", this.#issuerKey, tbs),
     );
     const der = certificateDer(tbs, this.#parts.algorithm, sig);
     return this.#keep(spki, { der, serial: hex(serial), notAfter });
@@ -260,9 +278,11 @@ export class RefusalIssuer {
   /** True if `der` was issued by this refusal issuer (for tests and the emulator). */
   async issued(der: Uint8Array): Promise<boolean> {
     try {
+      const { x509 } = await import("../../plugins/sdk/x509.ts");
       const c = new x509.X509Certificate(der.slice().buffer as ArrayBuffer);
-      return c.issuer === this.#issuer.certificate.subject &&
-        await c.verify({ publicKey: this.#issuer.keys.publicKey, signatureOnly: true });
+      const ours = new x509.X509Certificate(this.#issuerDer.slice().buffer as ArrayBuffer);
+      return c.issuer === ours.subject &&
+        await c.verify({ publicKey: await ours.publicKey.export(), signatureOnly: true });
     } catch {
       return false;
     }

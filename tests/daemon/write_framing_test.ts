@@ -62,8 +62,9 @@ Deno.test({
       const open = new RegExp(`openat\\(AT_FDCWD, "${emu.path}", [^)]*\\) = (\\d+)`).exec(text);
       assert.ok(open, "the agent opened the device");
       const fd = open[1];
+      // Only after the open: before it, the same fd number may have been a file (e.g. ca.pem).
       const writes = [
-        ...text.matchAll(
+        ...text.slice(open.index).matchAll(
           new RegExp(`write\\(${fd}, "((?:[^"\\\\]|\\\\.)*)"(\\.\\.\\.)?, (\\d+)`, "g"),
         ),
       ];
