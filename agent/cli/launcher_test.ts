@@ -14,8 +14,15 @@ Deno.test("launcher: deno task and its wrappers are recognised, shells and sudo 
   assert.ok(!isWrapper(["/lib/systemd/systemd", "--user"]));
 });
 
-Deno.test("launcher: a test runner is no launcher, so nothing is watched", () => {
-  assert.deepEqual(launchChain(), []);
+Deno.test("launcher: a process not started by deno task has nothing to watch", async () => {
+  // A child of this test runner (which may itself run under `deno task test`, as in CI).
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    assert.deepEqual(launchChain(child.pid), []);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
 });
 
 Deno.test("launcher: a launcher that exits is noticed", async () => {
