@@ -340,9 +340,15 @@ export class RuntimeGuard {
       return;
     }
     const p = this.#byId.get(e.ruleset);
-    // The process may be gone already (a denied exec's child): its parent's, else its cgroup's.
-    const labels = this.#labels.get(e.pid) ?? this.#parentLabels(e.pid) ??
-      this.#cgroupLabels.get(e.cgroupId) ?? [];
+    // The process may be gone already (a denied exec's child). A cgroup-keyed workload is
+    // labelled by its cgroup (a container's parent, the shim, is a host process); a
+    // task-keyed one by its nearest attested ancestor, whose rules it inherited.
+    const own = this.#labels.get(e.pid);
+    const labels = own ??
+      (p?.target === "cgroup"
+        ? this.#cgroupLabels.get(e.cgroupId) ?? this.#parentLabels(e.pid)
+        : this.#parentLabels(e.pid) ?? this.#cgroupLabels.get(e.cgroupId)) ??
+      [];
     const rec: GuardEventRecord = {
       time: new Date().toISOString(),
       outcome: e.outcome,
