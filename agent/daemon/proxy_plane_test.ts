@@ -51,7 +51,7 @@ Deno.test("traceMessage: a proxy connection outcome as the process's trace line"
   const line = traceLine(m, new Date(0));
   assert.equal(line.message, "Peer denied");
   assert.equal(line.level, "warn");
-  assert.deepEqual(line.fields, {
+  assert.deepEqual({ ...line.fields }, {
     data_plane: "proxy",
     direction: "output",
     outcome: "denied",
