@@ -5,15 +5,15 @@
  * where qemu or the kernel image is missing.
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { guestUnavailable, runInGuest } from "./_guest.ts";
 import { runCli } from "../cli/_run.ts";
 
 const why = guestUnavailable();
-if (why) console.warn(`SKIP runtime guard daemon guest test: ${why}`);
 
 Deno.test({
   name: "runtime guard in the agent (guest): events, status, stop behaviour, fail-closed pins",
-  ignore: why !== undefined,
+  ignore: skip(why),
   sanitizeResources: false,
   async fn(t) {
     // RSA key generation is slow under TCG: the guest agents get a CA made here.

@@ -4,6 +4,7 @@
  * qemu, the kernel image or Docker is missing.
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { guestUnavailable, runInGuest } from "./_guest.ts";
 
 function onPath(cmd: string): boolean {
@@ -19,11 +20,10 @@ function onPath(cmd: string): boolean {
 const missing = ["dockerd", "docker", "containerd", "runc", "busybox"].find((c) => !onPath(c));
 const why = guestUnavailable() ??
   (missing ? `${missing} is not installed (Debian: docker.io busybox-static)` : undefined);
-if (why) console.warn(`SKIP runtime guard Docker guest test: ${why}`);
 
 Deno.test({
   name: "runtime guard in a Debian 6.1 guest: a Docker container selected by its label",
-  ignore: why !== undefined,
+  ignore: skip(why),
   sanitizeResources: false,
   async fn(t) {
     const { checks, dir, output } = await runInGuest("tests/guard/guest_docker.ts");

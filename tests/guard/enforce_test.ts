@@ -5,14 +5,14 @@
  * reason, where qemu or the kernel image is missing.
  */
 import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
 import { guestUnavailable, runInGuest } from "./_guest.ts";
 
 const why = guestUnavailable();
-if (why) console.warn(`SKIP runtime guard guest tests: ${why}`);
 
 Deno.test({
   name: "runtime guard in a Debian 6.1 guest: denies in the workload, allows outside",
-  ignore: why !== undefined,
+  ignore: skip(why),
   sanitizeResources: false,
   async fn(t) {
     const { checks, dir } = await runInGuest("tests/guard/guest_enforce.ts", [], async (d) => {
