@@ -381,7 +381,9 @@ export class PluginProcess {
     run.reaped = true;
     if (this.#run !== run) return;
     const how = status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
-    this.#lastExit = run.killedFor ? `${how}: ${run.killedFor}` : how;
+    // Killed for a reason, it may still exit first on its own (EPIPE once its pipe is cut): the
+    // reason is what happened, whichever way the process ended.
+    this.#lastExit = run.killedFor ? `killed: ${run.killedFor} (${how})` : how;
     for (const p of [...this.#pending.values()]) p.reject(new Error(`Plugin ${this.#lastExit}`));
     if (this.#state === "stopped" || this.#state === "starting") return;
     this.#log.error("Plugin died; restarting it", { reason: this.#lastExit });
