@@ -13,7 +13,7 @@ import { VERSION } from "../version.ts";
 function esc(text: string): string {
   return text.replaceAll("\\", "\\e").replaceAll("-", "\\-").replace(/^([.'])/gm, "\\&$1")
     .replace(
-      /[^\x00-\x7f]/gu,
+      /[^\p{ASCII}]/gu,
       (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
     );
 }
