@@ -346,8 +346,8 @@ export class RuntimeGuard {
     const own = this.#labels.get(e.pid);
     const labels = own ??
       (p?.target === "cgroup"
-        ? this.#cgroupLabels.get(e.cgroupId) ?? this.#parentLabels(e.pid)
-        : this.#parentLabels(e.pid) ?? this.#cgroupLabels.get(e.cgroupId)) ??
+        ? this.#cgroupLabels.get(e.cgroupId) ?? this.#parentLabels(e.pid, e.ppid)
+        : this.#parentLabels(e.pid, e.ppid) ?? this.#cgroupLabels.get(e.cgroupId)) ??
       [];
     const rec: GuardEventRecord = {
       time: new Date().toISOString(),
@@ -393,8 +393,11 @@ export class RuntimeGuard {
   }
 
   /** Labels of the nearest attested ancestor (children inherit their parent's rules). */
-  #parentLabels(pid: number): string[] | undefined {
-    let cur = pid;
+  #parentLabels(pid: number, ppid = 0): string[] | undefined {
+    // The kernel's ppid first: the process itself is often gone (a denied exec's child).
+    const direct = ppid ? this.#labels.get(ppid) : undefined;
+    if (direct) return direct;
+    let cur = ppid || pid;
     for (let i = 0; i < 16; i++) {
       let stat: string;
       try {
@@ -402,11 +405,11 @@ export class RuntimeGuard {
       } catch {
         return undefined;
       }
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (!ppid) return undefined;
-      const l = this.#labels.get(ppid);
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (!parent) return undefined;
+      const l = this.#labels.get(parent);
       if (l) return l;
-      cur = ppid;
+      cur = parent;
     }
     return undefined;
   }

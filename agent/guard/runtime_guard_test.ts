@@ -146,6 +146,7 @@ Deno.test("events carry the policy, labels, SPIFFE ID; metrics count them", asyn
       uid: 33,
       rule: 1,
       arg: 0,
+      ppid: 1,
       comm: "web",
       path: "/usr/bin/dash",
     };

@@ -46,6 +46,7 @@ struct linux_binprm {
 struct task_struct {
 	int pid;
 	int tgid;
+	struct task_struct *real_parent;
 } __attribute__((preserve_access_index));
 typedef struct {
 	unsigned int val;
@@ -157,6 +158,8 @@ struct event {
 	__u32 outcome;
 	__u32 rule;  /* the R_* or P_* bit that decided */
 	__s32 arg;   /* hook-specific: target pid, syslog type, family, read id, bpf cmd, uid */
+	__u32 ppid;  /* the parent's tgid: labels a child that is gone when the event is read */
+	__u32 pad;
 	char comm[16];
 	char path[MAX_PATH]; /* file or executable; mount type; module name */
 };
@@ -285,6 +288,9 @@ static __always_inline void emit(__u32 ruleset, __u32 hook, __u32 outcome, __u32
 	e->outcome = outcome;
 	e->rule = rule;
 	e->arg = arg;
+	struct task_struct *task = bpf_get_current_task_btf();
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	if (path)
 		bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);

@@ -72,7 +72,7 @@ export const SIZES = {
   pathKey: 16,
   pathVal: 8,
   taskRule: 8,
-  event: 64 + MAX_PATH,
+  event: 72 + MAX_PATH,
 } as const;
 
 const EXACT = 0x80000000;
@@ -183,6 +183,8 @@ export interface GuardEvent {
   rule: number;
   /** Hook-specific argument (target pid, syslog type, address family, …). */
   arg: number;
+  /** The parent's tgid (labels a child that is gone by the time the event is read). */
+  ppid: number;
   comm: string;
   /** File or executable path (canonical), mount type, module name; "" when none. */
   path: string;
@@ -214,7 +216,8 @@ export function decodeEvent(b: Uint8Array): GuardEvent {
     outcome: OUTCOME_NAMES[outcome] ?? "denied",
     rule: v.getUint32(40, true),
     arg: v.getInt32(44, true),
-    comm: cString(b.subarray(48, 64)),
-    path: cString(b.subarray(64, 64 + MAX_PATH)),
+    ppid: v.getUint32(48, true),
+    comm: cString(b.subarray(56, 72)),
+    path: cString(b.subarray(72, 72 + MAX_PATH)),
   };
 }

@@ -36,8 +36,9 @@ Deno.test("decodeEvent reads struct event's fields at the C offsets", () => {
   v.setUint32(36, 2, true);
   v.setUint32(40, 1, true);
   v.setInt32(44, -5, true);
-  b.set(new TextEncoder().encode("bash\0"), 48);
-  b.set(new TextEncoder().encode("/usr/bin/dash\0"), 64);
+  v.setUint32(48, 9, true);
+  b.set(new TextEncoder().encode("bash\0"), 56);
+  b.set(new TextEncoder().encode("/usr/bin/dash\0"), 72);
   assert.deepEqual(decodeEvent(b), {
     tsNs: 123n,
     cgroupId: 4567n,
@@ -49,6 +50,7 @@ Deno.test("decodeEvent reads struct event's fields at the C offsets", () => {
     outcome: "audited",
     rule: 1,
     arg: -5,
+    ppid: 9,
     comm: "bash",
     path: "/usr/bin/dash",
   });
