@@ -67,3 +67,48 @@ export const BUNDLE_PASS: string | undefined = Deno.env.get("CAMBLET_AGENT_JS")
 
 /** Repository root (absolute, trailing slash). */
 export const REPO_ROOT = ROOT;
+
+/** True when `cmd args` runs and exits 0 (what a test needs before it runs, for its skip reason). */
+export function works(cmd: string, args: string[], env: Record<string, string> = {}): boolean {
+  try {
+    return new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** A process whose stdout and stderr are gathered into one log as they arrive. */
+export interface LoggedProcess {
+  child: Deno.ChildProcess;
+  /** Everything printed so far. */
+  log(): string;
+  /** Resolves when both streams have ended. */
+  pumps: Promise<void>;
+  /** Polls the log until `re` matches or `ms` pass; true when it matched. */
+  waitFor(re: RegExp, ms: number): Promise<boolean>;
+}
+
+/** Spawns `cmd` with piped output gathered by {@linkcode LoggedProcess}. */
+export function spawnLogged(
+  cmd: string,
+  options: Omit<Deno.CommandOptions, "stdout" | "stderr">,
+): LoggedProcess {
+  const child = new Deno.Command(cmd, { ...options, stdout: "piped", stderr: "piped" }).spawn();
+  let log = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) log += dec.decode(c, { stream: true });
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => {});
+  return {
+    child,
+    log: () => log,
+    pumps,
+    async waitFor(re, ms) {
+      const end = Date.now() + ms;
+      while (!re.test(log) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      return re.test(log);
+    },
+  };
+}

@@ -3,19 +3,10 @@
  * dies without passing it on. The agent must stop anyway (it watches its launchers).
  */
 import assert from "node:assert/strict";
-import { BUNDLE_PASS, REPO_ROOT } from "./_run.ts";
+import { BUNDLE_PASS, REPO_ROOT, spawnLogged, works } from "./_run.ts";
 import { skip } from "../_skip.ts";
 
 const DENO = "deno@2.9.6";
-
-function works(cmd: string, args: string[], env: Record<string, string> = {}): boolean {
-  try {
-    return new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
 
 const why = Deno.uid() !== 0 || !works("unshare", ["--net", "true"])
   ? "needs root and unshare (the agent runs in a network namespace)"
@@ -73,27 +64,17 @@ Deno.test({
       if (v) env[k] = v;
     }
     // unshare execs npx: the child's pid is the wrapper's.
-    const wrapper = new Deno.Command("unshare", {
+    const launched = spawnLogged("unshare", {
       args: ["--net", "--", "npx", "-y", DENO, "task", "start", "--trust-domain", "acme.test"],
       cwd: REPO_ROOT,
       env,
       clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let log = "";
-    const dec = new TextDecoder();
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) log += dec.decode(c);
-    };
-    const pumps = Promise.all([pump(wrapper.stdout), pump(wrapper.stderr)]);
+    });
+    const { child: wrapper, pumps } = launched;
     let agents: number[] = [];
     try {
-      const end = Date.now() + 90_000;
-      while (!/"Agent ready"/.test(log) && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.match(log, /"Agent ready"/, `no "Agent ready" within 90 s:\n${log}`);
+      const ready = await launched.waitFor(/"Agent ready"/, 90_000);
+      assert.ok(ready, `no "Agent ready" within 90 s:\n${launched.log()}`);
       agents = descendants(wrapper.pid).filter((pid) => {
         try {
           return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("main.ts");
@@ -106,10 +87,13 @@ Deno.test({
       await wrapper.status;
       const gone = Date.now() + 15_000;
       while (alive(agents[0]!) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
-      assert.ok(!alive(agents[0]!), `the agent (pid ${agents[0]}) outlived its launcher:\n${log}`);
+      assert.ok(
+        !alive(agents[0]!),
+        `the agent (pid ${agents[0]}) outlived its launcher:\n${launched.log()}`,
+      );
       await pumps;
-      assert.match(log, /"Launcher exited; stopping"/);
-      assert.match(log, /"Stopping" reason="launcher pid \d+ exited"/);
+      assert.match(launched.log(), /"Launcher exited; stopping"/);
+      assert.match(launched.log(), /"Stopping" reason="launcher pid \d+ exited"/);
       await assert.rejects(Deno.stat(`${dir}/agent.sock`), Deno.errors.NotFound);
     } finally {
       try {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BUNDLE_PASS, REPO_ROOT } from "./_run.ts";
+import { BUNDLE_PASS, REPO_ROOT, spawnLogged } from "./_run.ts";
 import { readmeBlocks } from "./_readme.ts";
 import { skip } from "../_skip.ts";
 
@@ -42,28 +42,17 @@ Deno.test({
         if (v) env[k] = v;
       }
       await Deno.mkdir(`${dir}/policies`);
-      const child = new Deno.Command("unshare", {
+      const agent = spawnLogged("unshare", {
         args: ["--net", "--", Deno.execPath(), ...args],
         cwd: REPO_ROOT,
         env,
         clearEnv: true,
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      let log = "";
-      const dec = new TextDecoder();
-      const pump = async (s: ReadableStream<Uint8Array>) => {
-        for await (const c of s) log += dec.decode(c);
-      };
-      const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-      const end = Date.now() + 60_000;
-      while (!/"Agent ready"/.test(log) && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const ready = /"Agent ready"/.test(log);
-      child.kill("SIGTERM");
-      const status = await child.status;
-      await pumps;
+      });
+      const ready = await agent.waitFor(/"Agent ready"/, 60_000);
+      agent.child.kill("SIGTERM");
+      const status = await agent.child.status;
+      await agent.pumps;
+      const log = agent.log();
       assert.ok(ready, `no "Agent ready" within 60 s:\n${log}`);
       assert.equal(status.code, 0, log);
       assert.match(log, /trustDomain=acme\.corp/);

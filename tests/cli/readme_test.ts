@@ -4,7 +4,7 @@
  * `<!-- readme-test: skip: … -->` print their reason instead.
  */
 import assert from "node:assert/strict";
-import { BUNDLE_PASS, REPO_ROOT } from "./_run.ts";
+import { BUNDLE_PASS, REPO_ROOT, works } from "./_run.ts";
 import {
   background,
   blockCommands,
@@ -14,15 +14,6 @@ import {
 } from "./_readme.ts";
 import { skip } from "../_skip.ts";
 import { peerMissing } from "../peers/ensure_peer.ts";
-
-function works(cmd: string, args: string[], env: Record<string, string> = {}): boolean {
-  try {
-    return new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
 
 const why = Deno.uid() !== 0 || !works("unshare", ["--mount", "--net", "true"])
   ? "needs root and unshare (the README runs in mount and network namespaces)"
