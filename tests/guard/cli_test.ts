@@ -131,3 +131,28 @@ Deno.test("status lines of the runtime guard", () => {
   assert.match(lines[1]!, /1 cgroup, 3 processes keyed/);
   assert.match(lines[2]!, /denied 5, audited 2, bound at exec 1, lost 0; 1 stream client$/);
 });
+
+Deno.test("explain runtime --pid attests the live process as the agent would", async () => {
+  const dir = await layout(
+    "- selectors: [{process:name: sleep}]\n  certificate: {workloadID: napper}\n" +
+      "  runtime: {profiles: [baseline]}\n",
+  );
+  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    const r = await runCli(["explain", "runtime", "--pid", String(sleeper.pid), ...paths(dir)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`Runtime policy for pid ${sleeper.pid}: .*web\\.yaml item 0`),
+    );
+    assert.match(r.stdout, /matched\s+selector map 0: process:name=sleep/);
+    assert.match(r.stdout, /keyed by\s+task: process labels/);
+    const gone = await runCli(["explain", "runtime", "--pid", "999999999", ...paths(dir)]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /Cannot explain pid 999999999: no such process/);
+  } finally {
+    sleeper.kill();
+    await sleeper.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
