@@ -33,6 +33,7 @@ export interface ObjectSpec {
 export const OBJECTS = {
   steer: { source: SOURCE, generated: GENERATED, constant: "STEER" },
   guard: { source: "guard.bpf.c", generated: "guard_object.ts", constant: "GUARD" },
+  audit: { source: "audit.bpf.c", generated: "audit_object.ts", constant: "AUDIT" },
 } as const satisfies Record<string, ObjectSpec>;
 
 /** Result of {@linkcode buildSteerObject}. */

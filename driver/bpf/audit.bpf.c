@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+// camblet-agent syscall audit: capture on the syscall tracepoints, judged in the agent by Rego.
+//
+// sys_enter: if `syscalls[nr]` says the loaded rules can match this syscall, its arguments (path
+// strings, sockaddr, argv) and the process context (ids, comm, cgroup, 6 ancestors) are read into
+// `pending[pid_tgid]`; a path-filtered syscall whose absolute path matches no prefix of
+// `prefixes` (an LPM trie) is dropped here and counted (STAT_FILTERED). sys_exit adds the result
+// code and sends the event through `events` (ring buffer); a full ring buffer is counted
+// (STAT_LOST), never silent. sched_process_exec adds the executed file's name (memfd:… for a
+// fileless exec) to a pending execve; sched_process_exit forgets a task's pending entry.
+// Relative paths pass the prefilter (the agent resolves them against the cwd).
+//
+// x86_64 only (pt_regs argument registers). Build: driver/bpf/build.ts.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define MAX_SYSCALL 512
+#define PATH_LEN 256
+#define ARGV_N 8
+#define ARGV_LEN 64
+#define ANC_N 6
+#define NO_ARG 7
+
+struct pt_regs {
+	unsigned long r10, r8, r9, dx, si, di, orig_ax;
+} __attribute__((preserve_access_index));
+struct qstr {
+	const unsigned char *name;
+} __attribute__((preserve_access_index));
+struct dentry {
+	struct qstr d_name;
+} __attribute__((preserve_access_index));
+struct path {
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+struct file {
+	struct path f_path;
+} __attribute__((preserve_access_index));
+struct linux_binprm {
+	struct file *file;
+	const char *filename;
+} __attribute__((preserve_access_index));
+struct task_struct {
+	int pid;
+	int tgid;
+	char comm[16];
+	struct task_struct *real_parent;
+} __attribute__((preserve_access_index));
+
+// What the agent compiled from the rules for one syscall number.
+struct syscall_cfg {
+	__u8 keep;      // 1: some rule can match this syscall
+	__u8 path_idx;  // argument holding a path string, or NO_ARG
+	__u8 path2_idx; // second path (rename, link target), or NO_ARG
+	__u8 addr_idx;  // argument holding a sockaddr (length in the next one), or NO_ARG
+	__u8 argv_idx;  // argument holding argv (execve), or NO_ARG
+	__u8 path_filter; // 1: drop unless path matches `prefixes` (or is relative)
+	__u8 pad[2];
+};
+
+struct event {
+	__u64 ts;
+	__u64 cgroup_id;
+	__s64 ret;
+	__u64 args[6];
+	__u32 pid, tid, ppid, uid, gid, nr;
+	__u32 argc;
+	__u32 flags;
+	char comm[16];
+	__u32 anc_pid[ANC_N];
+	char anc_comm[ANC_N][16];
+	char path[PATH_LEN];
+	char path2[PATH_LEN];
+	char exe_name[64];
+	__u8 addr[32];
+	char argv[ARGV_N][ARGV_LEN];
+};
+
+struct lpm_key {
+	__u32 prefixlen;
+	char data[PATH_LEN];
+};
+
+#define STAT_SEEN 0
+#define STAT_FILTERED 1
+#define STAT_SENT 2
+#define STAT_LOST 3
+#define STAT_PENDING_FULL 4
+#define STAT_N 8
+
+struct config {
+	__u32 agent_tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SYSCALL);
+	__type(key, __u32);
+	__type(value, struct syscall_cfg);
+} syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_key);
+	__type(value, __u8);
+} prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct event);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lpm_key);
+} scratch_key SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_N);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+static __always_inline void count(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &i);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 arg(struct pt_regs *regs, __u8 i)
+{
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, r10);
+	case 4: return BPF_CORE_READ(regs, r8);
+	case 5: return BPF_CORE_READ(regs, r9);
+	}
+	return 0;
+}
+
+// True (and counted) when the prefilter keeps this path-filtered event in the kernel.
+static __always_inline int filtered_out(struct syscall_cfg *cfg, struct event *e)
+{
+	__u32 zero = 0;
+	if (!cfg->path_filter || e->path[0] != '/')
+		return 0;
+	struct lpm_key *k = bpf_map_lookup_elem(&scratch_key, &zero);
+	if (!k)
+		return 0;
+	__builtin_memset(k->data, 0, PATH_LEN);
+	bpf_probe_read_kernel_str(k->data, PATH_LEN, e->path);
+	k->prefixlen = PATH_LEN * 8;
+	if (bpf_map_lookup_elem(&prefixes, k))
+		return 0;
+	count(STAT_FILTERED);
+	return 1;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 nr = (__u32)ctx->args[1];
+	if (nr >= MAX_SYSCALL)
+		return 0;
+	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &nr);
+	if (!cfg || !cfg->keep)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+	struct config *conf = bpf_map_lookup_elem(&config, &zero);
+	if (conf && conf->agent_tgid == (__u32)(id >> 32))
+		return 0; // the agent's own reads of /proc would feed back
+	count(STAT_SEEN);
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	e->path[0] = 0;
+	e->path2[0] = 0;
+	e->exe_name[0] = 0;
+	e->argc = 0;
+	e->flags = 0;
+	for (int i = 0; i < 6; i++)
+		e->args[i] = arg(regs, i);
+	if (cfg->path_idx < 6) {
+		// Fails when the string's page is not faulted in yet: sys_exit reads it again.
+		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
+		if (filtered_out(cfg, e))
+			return 0;
+	}
+	if (cfg->path2_idx < 6)
+		bpf_probe_read_user_str(e->path2, PATH_LEN,
+					(const char *)e->args[cfg->path2_idx & 7]);
+	if (cfg->addr_idx < 5) {
+		__u64 len = e->args[(cfg->addr_idx + 1) & 7];
+		__builtin_memset(e->addr, 0, sizeof(e->addr));
+		if (len > sizeof(e->addr))
+			len = sizeof(e->addr);
+		bpf_probe_read_user(e->addr, len & 31, (const void *)e->args[cfg->addr_idx & 7]);
+	}
+	if (cfg->argv_idx < 6) {
+		const char *const *argv = (const char *const *)e->args[cfg->argv_idx & 7];
+		for (int i = 0; i < ARGV_N; i++) {
+			const char *a = 0;
+			if (bpf_probe_read_user(&a, sizeof(a), &argv[i]) || !a)
+				break;
+			bpf_probe_read_user_str(e->argv[i], ARGV_LEN, a);
+			e->argc = i + 1;
+		}
+	}
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 ug = bpf_get_current_uid_gid();
+	e->ts = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->uid = (__u32)ug;
+	e->gid = ug >> 32;
+	e->nr = nr;
+	e->ret = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	struct task_struct *p = BPF_CORE_READ(t, real_parent);
+	e->ppid = BPF_CORE_READ(p, tgid);
+	for (int i = 0; i < ANC_N; i++) {
+		if (!p) {
+			e->anc_pid[i] = 0;
+			e->anc_comm[i][0] = 0;
+			continue;
+		}
+		e->anc_pid[i] = BPF_CORE_READ(p, tgid);
+		BPF_CORE_READ_STR_INTO(&e->anc_comm[i], p, comm);
+		struct task_struct *pp = BPF_CORE_READ(p, real_parent);
+		p = (pp == p || e->anc_pid[i] <= 1) ? 0 : pp;
+	}
+	if (bpf_map_update_elem(&pending, &id, e, BPF_ANY))
+		count(STAT_PENDING_FULL);
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int audit_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+	if (nr >= MAX_SYSCALL)
+		return 0;
+	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &nr);
+	if (!cfg || !cfg->keep)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct event *e = bpf_map_lookup_elem(&pending, &id);
+	if (!e)
+		return 0;
+	e->ret = (__s64)ctx->args[1];
+	if (cfg->path_idx < 6 && e->path[0] == 0 && e->nr != 59 && e->nr != 322) {
+		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
+		if (filtered_out(cfg, e)) {
+			bpf_map_delete_elem(&pending, &id);
+			return 0;
+		}
+	}
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
+		count(STAT_LOST);
+	else
+		count(STAT_SENT);
+	bpf_map_delete_elem(&pending, &id);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(audit_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct event *e = bpf_map_lookup_elem(&pending, &id);
+	if (!e) {
+		// A multi-threaded exec's pending entry is under the old thread id: move it.
+		__u64 old = ((__u64)(id >> 32) << 32) | (__u32)old_pid;
+		e = bpf_map_lookup_elem(&pending, &old);
+		if (!e || bpf_map_update_elem(&pending, &id, e, BPF_ANY))
+			return 0;
+		bpf_map_delete_elem(&pending, &old);
+		e = bpf_map_lookup_elem(&pending, &id);
+		if (!e)
+			return 0;
+	}
+	const unsigned char *name = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
+	bpf_probe_read_kernel_str(e->exe_name, sizeof(e->exe_name), name);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(audit_exit, struct task_struct *task)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&pending, &id);
+	return 0;
+}

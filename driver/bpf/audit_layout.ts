@@ -1,0 +1,208 @@
+/**
+ * The syscall audit's kernel ABI: the x86_64 syscalls it can capture (which argument is a path,
+ * a sockaddr, argv), the `syscall_cfg` and LPM key encodings, and the event decoder. Must match
+ * `audit.bpf.c`.
+ *
+ * @module
+ */
+
+/** No such argument (audit.bpf.c NO_ARG). */
+export const NO_ARG = 7;
+
+/** How one syscall's arguments are captured. */
+export interface SyscallSpec {
+  nr: number;
+  /** Argument index of a path string. */
+  path?: number;
+  /** Argument index of a second path (rename's new name). */
+  path2?: number;
+  /** Argument index of a sockaddr (its length follows). */
+  addr?: number;
+  /** Argument index of argv. */
+  argv?: number;
+}
+
+/** The capturable syscalls by name (x86_64 numbers). */
+export const SYSCALLS: ReadonlyMap<string, SyscallSpec> = new Map<string, SyscallSpec>([
+  ["execve", { nr: 59, path: 0, argv: 1 }],
+  ["execveat", { nr: 322, path: 1, argv: 2 }],
+  ["open", { nr: 2, path: 0 }],
+  ["openat", { nr: 257, path: 1 }],
+  ["openat2", { nr: 437, path: 1 }],
+  ["connect", { nr: 42, addr: 1 }],
+  ["bind", { nr: 49, addr: 1 }],
+  ["listen", { nr: 50 }],
+  ["accept", { nr: 43 }],
+  ["accept4", { nr: 288 }],
+  ["ptrace", { nr: 101 }],
+  ["setuid", { nr: 105 }],
+  ["setgid", { nr: 106 }],
+  ["setreuid", { nr: 113 }],
+  ["setregid", { nr: 114 }],
+  ["setresuid", { nr: 117 }],
+  ["setresgid", { nr: 119 }],
+  ["mount", { nr: 165, path: 1 }],
+  ["umount2", { nr: 166, path: 0 }],
+  ["unlink", { nr: 87, path: 0 }],
+  ["unlinkat", { nr: 263, path: 1 }],
+  ["rename", { nr: 82, path: 0, path2: 1 }],
+  ["renameat", { nr: 264, path: 1, path2: 3 }],
+  ["renameat2", { nr: 316, path: 1, path2: 3 }],
+  ["chmod", { nr: 90, path: 0 }],
+  ["fchmodat", { nr: 268, path: 1 }],
+  ["fchmod", { nr: 91 }],
+  ["chown", { nr: 92, path: 0 }],
+  ["fchownat", { nr: 260, path: 1 }],
+  ["truncate", { nr: 76, path: 0 }],
+  ["init_module", { nr: 175 }],
+  ["finit_module", { nr: 313 }],
+  ["memfd_create", { nr: 319, path: 0 }],
+]);
+
+/** Syscall name by number. */
+export const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(
+  [...SYSCALLS].map(([name, s]) => [s.nr, name]),
+);
+
+/** Sizes and offsets of `struct event` (audit.bpf.c). */
+export const EVENT = {
+  size: 1360,
+  ts: 0,
+  cgroupId: 8,
+  ret: 16,
+  args: 24,
+  ids: 72, // pid, tid, ppid, uid, gid, nr
+  argc: 96,
+  flags: 100,
+  comm: 104,
+  ancPid: 120,
+  ancComm: 144,
+  path: 240,
+  path2: 496,
+  exeName: 752,
+  addr: 816,
+  argv: 848,
+} as const;
+export const ANC_N = 6;
+export const PATH_LEN = 256;
+
+/** `struct syscall_cfg` for `spec`; `pathFilter` drops absolute paths outside the prefixes. */
+export function syscallCfg(spec: SyscallSpec, pathFilter: boolean): Uint8Array<ArrayBuffer> {
+  return new Uint8Array([
+    1,
+    spec.path ?? NO_ARG,
+    spec.path2 ?? NO_ARG,
+    spec.addr ?? NO_ARG,
+    spec.argv ?? NO_ARG,
+    pathFilter && spec.path !== undefined ? 1 : 0,
+    0,
+    0,
+  ]);
+}
+
+/** The LPM trie key of a path prefix (its bytes, prefix length in bits). */
+export function prefixKey(prefix: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(prefix);
+  if (bytes.length === 0 || bytes.length >= PATH_LEN) {
+    throw new RangeError(
+      `Cannot use path prefix "${prefix}" in the audit prefilter: it must be 1..${
+        PATH_LEN - 1
+      } bytes`,
+    );
+  }
+  const key = new Uint8Array(4 + PATH_LEN);
+  new DataView(key.buffer).setUint32(0, bytes.length * 8, true);
+  key.set(bytes, 4);
+  return key;
+}
+
+/** One captured syscall, decoded. */
+export interface RawAuditEvent {
+  /** CLOCK_BOOTTIME ns. */
+  ts: bigint;
+  cgroupId: bigint;
+  syscall: string;
+  nr: number;
+  ret: number;
+  args: bigint[];
+  pid: number;
+  tid: number;
+  ppid: number;
+  uid: number;
+  gid: number;
+  comm: string;
+  /** Nearest first: parent, grandparent, … (pid and comm from the kernel at the call). */
+  ancestors: { pid: number; comm: string }[];
+  path: string;
+  path2: string;
+  /** The executed file's dentry name (execve), e.g. `memfd:x (deleted)` → `memfd:x`. */
+  exeName: string;
+  /** Address family and address for connect/bind. */
+  addr?: { family: number; ip: string; port: number } | undefined;
+  argv: string[];
+}
+
+const dec = new TextDecoder();
+function cstring(b: Uint8Array, off: number, len: number): string {
+  const s = b.subarray(off, off + len);
+  const end = s.indexOf(0);
+  return dec.decode(end < 0 ? s : s.subarray(0, end));
+}
+
+function sockaddr(b: Uint8Array): RawAuditEvent["addr"] {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const family = dv.getUint16(0, true);
+  if (family === 2) {
+    return { family, ip: [...b.subarray(4, 8)].join("."), port: dv.getUint16(2, false) };
+  }
+  if (family === 10) {
+    const parts: string[] = [];
+    for (let i = 0; i < 8; i++) parts.push(dv.getUint16(8 + 2 * i, false).toString(16));
+    return { family, ip: parts.join(":"), port: dv.getUint16(2, false) };
+  }
+  return family === 0 ? undefined : { family, ip: "", port: 0 };
+}
+
+/** Decodes one ring-buffer sample; throws naming the size when it is not an event. */
+export function decodeAuditEvent(b: Uint8Array): RawAuditEvent {
+  if (b.length < EVENT.size) {
+    throw new RangeError(
+      `Cannot decode an audit event of ${b.length} bytes (${EVENT.size} expected)`,
+    );
+  }
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const id = (i: number) => dv.getUint32(EVENT.ids + 4 * i, true);
+  const nr = id(5);
+  const ancestors: RawAuditEvent["ancestors"] = [];
+  for (let i = 0; i < ANC_N; i++) {
+    const pid = dv.getUint32(EVENT.ancPid + 4 * i, true);
+    if (pid === 0) break;
+    ancestors.push({ pid, comm: cstring(b, EVENT.ancComm + 16 * i, 16) });
+  }
+  const argc = Math.min(dv.getUint32(EVENT.argc, true), 8);
+  const argv: string[] = [];
+  for (let i = 0; i < argc; i++) argv.push(cstring(b, EVENT.argv + 64 * i, 64));
+  const args: bigint[] = [];
+  for (let i = 0; i < 6; i++) args.push(dv.getBigUint64(EVENT.args + 8 * i, true));
+  const spec = SYSCALLS.get(SYSCALL_NAMES.get(nr) ?? "");
+  return {
+    ts: dv.getBigUint64(EVENT.ts, true),
+    cgroupId: dv.getBigUint64(EVENT.cgroupId, true),
+    syscall: SYSCALL_NAMES.get(nr) ?? `syscall_${nr}`,
+    nr,
+    ret: Number(dv.getBigInt64(EVENT.ret, true)),
+    args,
+    pid: id(0),
+    tid: id(1),
+    ppid: id(2),
+    uid: id(3),
+    gid: id(4),
+    comm: cstring(b, EVENT.comm, 16),
+    ancestors,
+    path: spec?.path !== undefined ? cstring(b, EVENT.path, PATH_LEN) : "",
+    path2: spec?.path2 !== undefined ? cstring(b, EVENT.path2, PATH_LEN) : "",
+    exeName: cstring(b, EVENT.exeName, 64),
+    addr: spec?.addr !== undefined ? sockaddr(b.subarray(EVENT.addr, EVENT.addr + 32)) : undefined,
+    argv,
+  };
+}
