@@ -8,6 +8,7 @@
  * worker and identity manager (real self-signed CA, real attestation runner) in this process, so
  * that a hanging attestor and a blocked main thread are real.
  */
+import { exclusive } from "../_exclusive.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { KernelEmulator, type RequestResult } from "../../driver/emulator/kernel_emulator.ts";
@@ -37,16 +38,19 @@ function busyLoops(n: number): Deno.ChildProcess[] {
     }).spawn());
 }
 
-async function withContention<T>(fn: () => Promise<T>): Promise<T> {
-  const busy = busyLoops(BUSY);
-  try {
-    return await fn();
-  } finally {
-    for (const p of busy) {
-      p.kill("SIGKILL");
-      await p.status;
+/** Runs `fn` against the busy loops, never beside another machine-loading test (the lock). */
+function withContention<T>(fn: () => Promise<T>): Promise<T> {
+  return exclusive(async () => {
+    const busy = busyLoops(BUSY);
+    try {
+      return await fn();
+    } finally {
+      for (const p of busy) {
+        p.kill("SIGKILL");
+        await p.status;
+      }
     }
-  }
+  });
 }
 
 /** A real python3 (attestation reads /proc): the policies give it spiffe://acme.test/web. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { exclusive } from "../_exclusive.ts";
 import type { Check } from "./guest_lib.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -52,12 +53,15 @@ export async function runInGuest(
   /** Host variables the guest gets (QH_ENV). */
   const env = (await before?.(dir)) ?? {};
   const deno = Deno.execPath();
-  const o = await new Deno.Command(HARNESS, {
-    args: [dir, deno, "run", "-A", `${ROOT}/${script}`, dir, ...extraArgs],
-    env: { QH_TIMEOUT: "420", ...env, QH_ENV: Object.keys(env).join(" ") },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  // A TCG guest takes both cores: never beside another machine-loading test (the lock).
+  const o = await exclusive(() =>
+    new Deno.Command(HARNESS, {
+      args: [dir, deno, "run", "-A", `${ROOT}/${script}`, dir, ...extraArgs],
+      env: { QH_TIMEOUT: "420", ...env, QH_ENV: Object.keys(env).join(" ") },
+      stdout: "piped",
+      stderr: "piped",
+    }).output()
+  );
   const output = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
   let checks: Check[] = [];
   try {
