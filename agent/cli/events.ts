@@ -5,10 +5,10 @@
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
-import { ControlClient } from "../control/client.ts";
 import type { GuardEventRecord } from "../guard/events.ts";
 import { outputFormat } from "./options.ts";
 import { controlSocketPath } from "./status.ts";
+import { streamLines } from "./stream_lines.ts";
 
 const HELP = `
 Description:
@@ -77,38 +77,9 @@ export function registerEvents(program: Command): void {
       const q = new URLSearchParams();
       if (opts.pid !== undefined) q.set("pid", String(opts.pid));
       for (const k of ["policy", "label", "outcome"] as const) if (opts[k]) q.set(k, opts[k]!);
-      const client = new ControlClient(await controlSocketPath(cmd));
-      const ac = new AbortController();
-      const onSignal = () => ac.abort();
-      Deno.addSignalListener("SIGINT", onSignal);
-      Deno.addSignalListener("SIGTERM", onSignal);
-      try {
-        const r = await client.get(`/v1/events?${q}`, ac.signal);
-        if (!r.ok) {
-          throw new Error(`Cannot stream runtime guard events: ${(await r.text()).trim()}`);
-        }
-        const dec = new TextDecoder();
-        let buf = "";
-        try {
-          for await (const chunk of r.body!) {
-            buf += dec.decode(chunk, { stream: true });
-            let nl;
-            while ((nl = buf.indexOf("\n")) >= 0) {
-              const line = buf.slice(0, nl);
-              buf = buf.slice(nl + 1);
-              console.log(format === "json" ? line : formatEvent(JSON.parse(line)));
-            }
-          }
-        } catch (e) {
-          if (!ac.signal.aborted) throw e;
-        }
-        if (!ac.signal.aborted) {
-          throw new Error("the agent ended the event stream (it is stopping)");
-        }
-      } finally {
-        Deno.removeSignalListener("SIGINT", onSignal);
-        Deno.removeSignalListener("SIGTERM", onSignal);
-        client.close();
-      }
+      await streamLines(await controlSocketPath(cmd), `/v1/events?${q}`, {
+        cannot: "Cannot stream runtime guard events",
+        ended: "the agent ended the event stream (it is stopping)",
+      }, (line) => console.log(format === "json" ? line : formatEvent(JSON.parse(line))));
     });
 }

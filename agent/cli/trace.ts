@@ -8,9 +8,9 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
 import type { TraceLine } from "../control/trace_hub.ts";
-import { ControlClient } from "../control/client.ts";
 import { outputFormat, usageError } from "./options.ts";
 import { controlSocketPath } from "./status.ts";
+import { streamLines } from "./stream_lines.ts";
 
 const HELP = `
 Description:
@@ -88,38 +88,14 @@ export function registerTrace(program: Command): void {
             : "give at least one of --pid, --uid or --command-name",
         );
       }
-      const client = new ControlClient(await controlSocketPath(cmd));
-      const ac = new AbortController();
-      const onSignal = () => ac.abort();
-      Deno.addSignalListener("SIGINT", onSignal);
-      Deno.addSignalListener("SIGTERM", onSignal);
-      try {
-        const r = await client.get(`/v1/trace?${q}`, ac.signal);
-        if (!r.ok) {
-          throw new Error(`Cannot start the trace: ${r.status} ${(await r.text()).trim()}`);
-        }
-        const dec = new TextDecoder();
-        let buf = "";
-        try {
-          for await (const chunk of r.body!) {
-            buf += dec.decode(chunk, { stream: true });
-            let nl;
-            while ((nl = buf.indexOf("\n")) >= 0) {
-              const line = JSON.parse(buf.slice(0, nl)) as TraceLine;
-              buf = buf.slice(nl + 1);
-              if (format === "json") console.log(JSON.stringify(line));
-              else if (format === "yaml") console.log("---\n" + stringify(line).trimEnd());
-              else console.log(formatTraceLine(line));
-            }
-          }
-        } catch (e) {
-          if (!ac.signal.aborted) throw e;
-        }
-        if (!ac.signal.aborted) throw new Error("the agent ended the trace (it is stopping)");
-      } finally {
-        Deno.removeSignalListener("SIGINT", onSignal);
-        Deno.removeSignalListener("SIGTERM", onSignal);
-        client.close();
-      }
+      await streamLines(await controlSocketPath(cmd), `/v1/trace?${q}`, {
+        cannot: "Cannot start the trace",
+        ended: "the agent ended the trace (it is stopping)",
+      }, (text) => {
+        const line = JSON.parse(text) as TraceLine;
+        if (format === "json") console.log(JSON.stringify(line));
+        else if (format === "yaml") console.log("---\n" + stringify(line).trimEnd());
+        else console.log(formatTraceLine(line));
+      });
     });
 }
