@@ -9,6 +9,7 @@
  * @module
  */
 import { raiseThreadPriority } from "./ffi.ts";
+import { KERNEL_WORKER_NAME } from "./link_protocol.ts";
 import { type ReadEnd, readLoop, sharedNow } from "./transport.ts";
 
 /** Name of the reader Worker; the module's top level starts the loop when it runs under it. */
@@ -22,7 +23,7 @@ export function isWorkerNamed(name: string): boolean {
 
 /** Messages from the reader. */
 export type ReaderMessage =
-  | { t: "ready" }
+  | { t: "ready"; ctl: Int32Array }
   | { t: "chunk"; chunk: Uint8Array<ArrayBuffer>; at: number }
   | { t: "end"; end: ReadEnd; at: number };
 
@@ -51,12 +52,28 @@ export interface Reader {
  * its first read (the kernel starts sending requests as soon as the device is open).
  */
 export function spawnReader(bufferBytes?: number): Promise<Reader> {
-  const ctl = new Int32Array(new SharedArrayBuffer(CTL_BYTES));
+  if (early && bufferBytes === undefined) {
+    const reader = early;
+    early = undefined;
+    return reader;
+  }
+  return startReader(bufferBytes);
+}
+
+/** The kernel worker's reader, spawned as that worker loads (see the end of this file). */
+let early: Promise<Reader> | undefined;
+
+function startReader(bufferBytes?: number): Promise<Reader> {
+  // The reader sends its control words: a message to a nested worker (the kernel worker's reader)
+  // takes ~500 ms to arrive in Deno 2.9, one from it does not, so nothing is sent to it at start.
+  let ctl: Int32Array | undefined;
+  let terminated = false;
   const worker = new Worker(import.meta.url, { type: "module", name: READER_WORKER_NAME });
   let resolveEnded!: (e: ReadEnd) => void;
   const ended = new Promise<ReadEnd>((r) => resolveEnded = r);
   let onChunk: (chunk: Uint8Array<ArrayBuffer>, at: number) => void = () => {};
   const go = (state: number) => {
+    if (!ctl) return;
     Atomics.store(ctl, STATE, state);
     Atomics.notify(ctl, STATE);
   };
@@ -66,13 +83,15 @@ export function spawnReader(bufferBytes?: number): Promise<Reader> {
         onChunk = fn;
         // Handed over through shared memory: the first postMessage to a nested worker can take
         // ~500 ms to arrive, and the kernel is already waiting once the device is open.
-        Atomics.store(ctl, FD, fd);
+        Atomics.store(ctl!, FD, fd);
+        Atomics.store(ctl!, BUFFER, bufferBytes ?? 0);
         go(GO);
       },
       ended,
-      stop: () => Atomics.store(ctl, STOP, 1),
+      stop: () => void (ctl && Atomics.store(ctl, STOP, 1)),
       terminate: () => {
-        Atomics.store(ctl, STOP, 1);
+        terminated = true;
+        if (ctl) Atomics.store(ctl, STOP, 1);
         go(ABORT);
         worker.terminate();
         resolveEnded({ reason: "eof" });
@@ -80,7 +99,11 @@ export function spawnReader(bufferBytes?: number): Promise<Reader> {
     };
     worker.onmessage = (e: MessageEvent<ReaderMessage>) => {
       const m = e.data;
-      if (m.t === "ready") return resolve(reader);
+      if (m.t === "ready") {
+        ctl = m.ctl;
+        if (terminated) return go(ABORT);
+        return resolve(reader);
+      }
       if (m.t === "chunk") return onChunk(m.chunk, m.at);
       worker.terminate();
       resolveEnded(m.end);
@@ -92,43 +115,42 @@ export function spawnReader(bufferBytes?: number): Promise<Reader> {
       reject(new Error(message));
       resolveEnded({ reason: "error", errno: 0, message });
     };
-    worker.postMessage({ ctl, bufferBytes });
   });
 }
 
-/** Shared control words: state (0 wait, 1 go, 2 abort), fd, stop flag. */
+/** Shared control words: state (0 wait, 1 go, 2 abort), fd, stop flag, buffer size (0 default). */
 const STATE = 0;
 const FD = 1;
 const STOP = 2;
+const BUFFER = 3;
 const GO = 1;
 const ABORT = 2;
-const CTL_BYTES = 3 * 4;
+const CTL_BYTES = 4 * 4;
 
 function runReader(): void {
   const scope = globalThis as unknown as {
-    onmessage: ((e: MessageEvent) => void) | null;
     postMessage(m: ReaderMessage, transfer?: Transferable[]): void;
     close(): void;
   };
-  scope.onmessage = (e: MessageEvent<{ ctl: Int32Array; bufferBytes?: number }>) => {
-    scope.onmessage = null;
-    const { ctl, bufferBytes } = e.data;
-    scope.postMessage({ t: "ready" });
-    // Block until the owner has opened the device (or gives up).
-    while (Atomics.load(ctl, STATE) === 0) Atomics.wait(ctl, STATE, 0);
-    if (Atomics.load(ctl, STATE) !== GO) return scope.close();
-    const fd = Atomics.load(ctl, FD);
-    // Reads the kernel's requests: like the kernel worker, not starved by busy processes.
-    raiseThreadPriority(-10);
-    const end = readLoop(
-      fd,
-      (chunk, at) => scope.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),
-      bufferBytes,
-      () => Atomics.load(ctl, STOP) !== 0,
-    );
-    scope.postMessage({ t: "end", end, at: sharedNow() });
-    scope.close();
-  };
+  const ctl = new Int32Array(new SharedArrayBuffer(CTL_BYTES));
+  scope.postMessage({ t: "ready", ctl });
+  // Block until the owner has opened the device (or gives up).
+  while (Atomics.load(ctl, STATE) === 0) Atomics.wait(ctl, STATE, 0);
+  if (Atomics.load(ctl, STATE) !== GO) return scope.close();
+  const fd = Atomics.load(ctl, FD);
+  const bufferBytes = Atomics.load(ctl, BUFFER) || undefined;
+  // Reads the kernel's requests: like the kernel worker, not starved by busy processes.
+  raiseThreadPriority(-10);
+  const end = readLoop(
+    fd,
+    (chunk, at) => scope.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),
+    bufferBytes,
+    () => Atomics.load(ctl, STOP) !== 0,
+  );
+  scope.postMessage({ t: "end", end, at: sharedNow() });
+  scope.close();
 }
 
 if (isWorkerNamed(READER_WORKER_NAME)) runReader();
+// A nested Worker takes ~0.5 s to start in Deno 2.9: the kernel worker's starts before it is needed.
+if (isWorkerNamed(KERNEL_WORKER_NAME)) (early = startReader()).catch(() => {});

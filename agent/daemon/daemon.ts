@@ -25,6 +25,7 @@ import { TraceHub } from "../control/trace_hub.ts";
 import { DaemonGuard, eventFilterFromUrl, labelsVia } from "../guard/daemon_guard.ts";
 import { chooseDataPlane, type DataPlane } from "./data_plane.ts";
 import { assertDevice, openKernelPlane } from "./kernel_plane.ts";
+import { spawnKernelWorker } from "./kernel_worker.ts";
 import type { PayloadOrigin } from "./payload_sync.ts";
 import { openProxyPlane, type ProxyPlaneOptions } from "./proxy_plane.ts";
 import { type AgentServices, createServices } from "./services.ts";
@@ -79,6 +80,8 @@ export class Daemon {
   #current!: PolicySnapshot;
   #services!: AgentServices;
   #plane!: DataPlane;
+  /** The kernel worker, from its early spawn until the kernel plane takes it. */
+  #worker: Worker | undefined;
   #trace!: TraceHub;
   #guard: DaemonGuard | undefined;
   #listeners: Listener[] = [];
@@ -123,6 +126,8 @@ export class Daemon {
     log.info("Data plane", { kind: choice.kind, reason: choice.reason });
     // Fail fast, before starting plugins, when the module was asked for and is not loaded.
     if (choice.kind === "kernel") await assertDevice(agent.kernelModuleDevice);
+    // Spawned while the plugins start: its reader thread (a nested Worker) takes ~0.5 s to come up.
+    if (choice.kind === "kernel") this.#worker = (this.#o.spawnWorker ?? spawnKernelWorker)();
     const { specs, problems } = sourceSpecs(this.#loaded);
     if (problems.length) throw new ValidationError("Cannot load policy sources", problems);
     this.#sources = await PolicySources.start({
@@ -148,12 +153,14 @@ export class Daemon {
     });
     await this.#guard.apply(this.#current.policies ?? []);
     if (choice.kind === "kernel") {
+      const worker = this.#worker!;
+      this.#worker = undefined; // the kernel plane owns it now
       this.#plane = await openKernelPlane({
         choice,
         device: agent.kernelModuleDevice,
         services,
         onLog: (m) => this.#trace.deliver(m),
-        ...(this.#o.spawnWorker ? { spawnWorker: this.#o.spawnWorker } : {}),
+        spawnWorker: () => worker,
       });
     } else {
       if (!services.identities) {
@@ -390,6 +397,8 @@ export class Daemon {
     this.#trace?.closeAll();
     for (const l of this.#listeners) await l.close().catch(() => {});
     await this.#reloading;
+    this.#worker?.terminate(); // spawned early, never handed to the kernel plane
+    this.#worker = undefined;
     if (this.#plane) await this.#plane.close();
     this.#guard?.close();
     this.#ac.abort();
