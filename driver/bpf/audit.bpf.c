@@ -49,6 +49,7 @@ struct task_struct {
 	int tgid;
 	char comm[16];
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 } __attribute__((preserve_access_index));
 
 // What the agent compiled from the rules for one syscall number.
@@ -262,7 +263,9 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			continue;
 		}
 		e->anc_pid[i] = BPF_CORE_READ(p, tgid);
-		BPF_CORE_READ_STR_INTO(&e->anc_comm[i], p, comm);
+		// The process's name, not the forking thread's (e.g. tokio-runtime-w).
+		struct task_struct *leader = BPF_CORE_READ(p, group_leader);
+		BPF_CORE_READ_STR_INTO(&e->anc_comm[i], leader, comm);
 		struct task_struct *pp = BPF_CORE_READ(p, real_parent);
 		p = (pp == p || e->anc_pid[i] <= 1) ? 0 : pp;
 	}

@@ -1,0 +1,291 @@
+/**
+ * The process context a syscall is judged with: the kernel's record (ids, comm, six ancestors,
+ * cgroup) plus what user space knows — executables and argv from earlier execs, cwd, container
+ * id from the cgroup, the workload's labels and SPIFFE ID from attestation. Short-lived
+ * processes are often gone when their event is read, so exec paths come from the exec events
+ * themselves and container ids are cached by kernel cgroup id.
+ *
+ * @module
+ */
+import { cgroupV2Path, containerIdFromCgroup } from "../../plugins/attestor/_lib/cgroup.ts";
+import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
+
+/** One process in the input's ancestor chain, parent first. */
+export interface AncestorInput {
+  pid: number;
+  name: string;
+  exe: string;
+}
+
+/** The document a rule sees as `input` (and one line of a recorded events.jsonl). */
+export interface AuditInput {
+  time: string;
+  syscall: string;
+  ret: number;
+  /** Absolute path (relative ones resolved against the cwd or the dirfd), or "". */
+  path: string;
+  path2: string;
+  /** open(2) flags; absent for openat2 (its flags live in a struct the capture does not read). */
+  flags?: number;
+  /** chmod mode or open mode. */
+  mode: number;
+  argv: string[];
+  exe_name: string;
+  addr: { family: number; ip: string; port: number } | null;
+  ptrace: { request: number; pid: number } | null;
+  /** mount(2) flags (MS_*). */
+  mount: { flags: number } | null;
+  proc: {
+    pid: number;
+    tid: number;
+    ppid: number;
+    name: string;
+    exe: string;
+    cwd: string;
+    uid: number;
+    gid: number;
+    cmdline: string;
+  };
+  ancestors: AncestorInput[];
+  container: { id: string; labels: Record<string, string> };
+  cgroup_id: string;
+  labels: string[];
+  spiffe_id: string;
+}
+
+/** Where labels and identities come from (the daemon's attestation; tests give their own). */
+export interface ContextSources {
+  /** `name=value` labels of a running process (attestation); may reject when it is gone. */
+  labelsOf?(pid: number): Promise<string[]>;
+  /** The SPIFFE ID a workload with these labels gets, if any. */
+  spiffeIdOf?(labels: string[]): string | undefined;
+  /** Root of the proc filesystem (tests). */
+  procRoot?: string;
+}
+
+const AT_FDCWD = -100n;
+
+function readlink(p: string): string {
+  try {
+    return Deno.readLinkSync(p);
+  } catch {
+    return "";
+  }
+}
+
+function join(dir: string, rel: string): string {
+  if (rel === "" || rel.startsWith("/")) return rel;
+  const parts = dir.split("/").filter((s) => s);
+  for (const seg of rel.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") parts.pop();
+    else parts.push(seg);
+  }
+  return "/" + parts.join("/");
+}
+
+/** Signed view of a syscall argument (dirfd). */
+const signed = (v: bigint) => BigInt.asIntN(64, v);
+
+interface ProcInfo {
+  exe: string;
+  argv: string[];
+  cwd: string;
+}
+
+interface CgroupInfo {
+  containerId: string;
+  labels: string[] | undefined;
+}
+
+/** Label prefix of container runtime labels (docker attestor: `docker:label:<k>=<v>`). */
+function containerLabels(labels: string[]): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const l of labels) {
+    const i = l.indexOf("=");
+    if (i > 0) out[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return out;
+}
+
+/** Builds {@linkcode AuditInput}s; keeps a process table of what it saw exec. */
+export class ContextBuilder {
+  #procs = new Map<number, ProcInfo>();
+  #cgroups = new Map<string, CgroupInfo>();
+  #pidLabels = new Map<number, string[]>();
+  #src: ContextSources;
+  #proc: string;
+  #bootEpochMs: number;
+
+  constructor(sources: ContextSources = {}) {
+    this.#src = sources;
+    this.#proc = sources.procRoot ?? "/proc";
+    let uptime = 0;
+    try {
+      uptime = parseFloat(Deno.readTextFileSync(`${this.#proc}/uptime`).split(" ")[0]!) * 1000;
+    } catch {
+      // no /proc/uptime: times are reception times
+    }
+    this.#bootEpochMs = Date.now() - uptime;
+  }
+
+  /** Processes known from exec events or /proc (for tests and status). */
+  get processes(): number {
+    return this.#procs.size;
+  }
+
+  #info(pid: number): ProcInfo {
+    let p = this.#procs.get(pid);
+    if (!p) {
+      let argv: string[] = [];
+      try {
+        argv = Deno.readTextFileSync(`${this.#proc}/${pid}/cmdline`).split("\0").filter((s) => s);
+      } catch {
+        // gone
+      }
+      p = {
+        exe: readlink(`${this.#proc}/${pid}/exe`),
+        argv,
+        cwd: readlink(`${this.#proc}/${pid}/cwd`),
+      };
+      if (p.exe !== "" || p.cwd !== "") this.#procs.set(pid, p);
+      if (this.#procs.size > 65536) this.#procs.delete(this.#procs.keys().next().value!);
+    }
+    return p;
+  }
+
+  async #cgroup(e: RawAuditEvent): Promise<CgroupInfo> {
+    const key = String(e.cgroupId);
+    let c = this.#cgroups.get(key);
+    if (c) return c;
+    let path: string | undefined;
+    try {
+      path = cgroupV2Path(Deno.readTextFileSync(`${this.#proc}/${e.pid}/cgroup`));
+    } catch {
+      path = undefined;
+    }
+    if (path === undefined) return { containerId: "", labels: undefined };
+    const containerId = containerIdFromCgroup(path) ?? "";
+    let labels: string[] | undefined;
+    if (containerId !== "" && this.#src.labelsOf) {
+      labels = await this.#src.labelsOf(e.pid).catch(() => undefined);
+    }
+    c = { containerId, labels };
+    if (containerId === "" || labels !== undefined) this.#cgroups.set(key, c);
+    return c;
+  }
+
+  async #labels(e: RawAuditEvent, cg: CgroupInfo): Promise<string[]> {
+    if (cg.labels) return cg.labels;
+    if (!this.#src.labelsOf) return [];
+    const hit = this.#pidLabels.get(e.pid);
+    if (hit) return hit;
+    const l = await this.#src.labelsOf(e.pid).catch(() => undefined);
+    if (l === undefined) {
+      // Gone: the nearest ancestor's labels (its workload ran this child).
+      for (const a of e.ancestors) {
+        const al = this.#pidLabels.get(a.pid);
+        if (al) return al;
+      }
+      return [];
+    }
+    this.#pidLabels.set(e.pid, l);
+    if (this.#pidLabels.size > 65536) this.#pidLabels.delete(this.#pidLabels.keys().next().value!);
+    return l;
+  }
+
+  /** The rule input of `e`. */
+  async build(e: RawAuditEvent): Promise<AuditInput> {
+    const isExec = e.syscall === "execve" || e.syscall === "execveat";
+    const before = this.#info(e.pid);
+    const cwd = before.cwd;
+    const resolve = (p: string, dirfdArg: number | undefined) => {
+      if (p === "" || p.startsWith("/")) return p;
+      const dirfd = dirfdArg === undefined ? AT_FDCWD : signed(e.args[dirfdArg]!);
+      const base = dirfd === AT_FDCWD ? cwd : readlink(`${this.#proc}/${e.pid}/fd/${dirfd}`);
+      return base === "" ? p : join(base, p);
+    };
+    const atCall = [
+      "openat",
+      "openat2",
+      "unlinkat",
+      "renameat",
+      "renameat2",
+      "fchmodat",
+      "fchownat",
+      "execveat",
+    ]
+      .includes(e.syscall);
+    const path = resolve(e.path, atCall ? 0 : undefined);
+    const path2 = resolve(
+      e.path2,
+      e.syscall === "renameat" || e.syscall === "renameat2" ? 2 : undefined,
+    );
+    if (isExec && e.ret === 0) {
+      // The new image: its exe is the path it was exec'd by (the process may be gone at /proc).
+      const exe = readlink(`${this.#proc}/${e.pid}/exe`) || path;
+      this.#procs.set(e.pid, { exe, argv: e.argv, cwd });
+      this.#pidLabels.delete(e.pid); // re-attest: a new program may be a new workload
+    }
+    const me = this.#info(e.pid);
+    const cg = await this.#cgroup(e);
+    const labels = await this.#labels(e, cg);
+    let flags: number | undefined;
+    let mode = 0;
+    const a = (i: number) => Number(BigInt.asIntN(32, e.args[i]!));
+    switch (e.syscall) {
+      case "open":
+        flags = a(1);
+        mode = a(2);
+        break;
+      case "openat":
+        flags = a(2);
+        mode = a(3);
+        break;
+      case "chmod":
+      case "fchmod":
+        mode = a(1);
+        break;
+      case "fchmodat":
+        mode = a(2);
+        break;
+    }
+    const input: AuditInput = {
+      time: new Date(this.#bootEpochMs + Number(e.ts / 1_000_000n)).toISOString(),
+      syscall: e.syscall,
+      ret: e.ret,
+      path,
+      path2,
+      mode,
+      argv: e.argv,
+      exe_name: e.exeName,
+      addr: e.addr ?? null,
+      ptrace: e.syscall === "ptrace" ? { request: a(0), pid: a(1) } : null,
+      mount: e.syscall === "mount" ? { flags: a(3) } : null,
+      proc: {
+        pid: e.pid,
+        tid: e.tid,
+        ppid: e.ppid,
+        name: e.comm,
+        exe: me.exe,
+        cwd,
+        uid: e.uid,
+        gid: e.gid,
+        cmdline: (isExec ? e.argv : me.argv).join(" "),
+      },
+      ancestors: e.ancestors.map((x) => ({ pid: x.pid, name: x.comm, exe: this.#info(x.pid).exe })),
+      container: { id: cg.containerId, labels: cg.containerId ? containerLabels(labels) : {} },
+      cgroup_id: String(e.cgroupId),
+      labels,
+      spiffe_id: this.#src.spiffeIdOf?.(labels) ?? "",
+    };
+    if (flags !== undefined) input.flags = flags;
+    return input;
+  }
+
+  /** Forgets a process (it exited). */
+  forget(pid: number): void {
+    this.#procs.delete(pid);
+    this.#pidLabels.delete(pid);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The syscall audit pipeline: captured event → process context → Rego rules (wasm) → violation
+ * records (JSON lines) to the sinks, with metrics per rule. {@linkcode AuditEngine} is the judge
+ * alone (used offline by `camblet-agent audit test`); {@linkcode AuditCapture} adds the kernel
+ * side and swaps rules without a restart (a bad rule set keeps the last good one).
+ *
+ * @module
+ */
+import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
+import type { AuditPrograms, AuditStats } from "../../driver/bpf/audit.ts";
+import { MetricsRegistry } from "../identity/metrics.ts";
+import { type AuditInput, ContextBuilder, type ContextSources } from "./context.ts";
+import type { AuditRules, RuleViolation } from "./rules.ts";
+
+/** One violation as sinks and the events stream see it. */
+export interface AuditRecord extends RuleViolation {
+  kind: "audit";
+  time: string;
+  /** The syscall and its arguments. */
+  event: {
+    syscall: string;
+    ret: number;
+    path: string;
+    path2: string;
+    flags?: number;
+    mode: number;
+    argv: string[];
+    exe_name: string;
+    addr: AuditInput["addr"];
+    ptrace: AuditInput["ptrace"];
+    mount: AuditInput["mount"];
+  };
+  /** The process, then its ancestors, parent first. */
+  process: AuditInput["proc"] & { ancestors: AuditInput["ancestors"] };
+  container: AuditInput["container"];
+  labels: string[];
+  spiffe_id: string;
+}
+
+/** Receives violation records; must not block (queue and return). */
+export type AuditSink = (r: AuditRecord) => void;
+
+/** The record of `v` raised by `input`. */
+export function auditRecord(v: RuleViolation, input: AuditInput): AuditRecord {
+  const event: AuditRecord["event"] = {
+    syscall: input.syscall,
+    ret: input.ret,
+    path: input.path,
+    path2: input.path2,
+    mode: input.mode,
+    argv: input.argv,
+    exe_name: input.exe_name,
+    addr: input.addr,
+    ptrace: input.ptrace,
+    mount: input.mount,
+  };
+  if (input.flags !== undefined) event.flags = input.flags;
+  return {
+    kind: "audit",
+    rule: v.rule,
+    severity: v.severity,
+    output: v.output,
+    time: input.time,
+    event,
+    process: { ...input.proc, ancestors: input.ancestors },
+    container: input.container,
+    labels: input.labels,
+    spiffe_id: input.spiffe_id,
+  };
+}
+
+/** Judges inputs against the current rules and fans the records out. */
+export class AuditEngine {
+  #rules: AuditRules;
+  #sinks: AuditSink[];
+  readonly metrics: MetricsRegistry;
+  /** Inputs judged, and evaluation failures (a rule bug must not stop the stream). */
+  judged = 0;
+  failed = 0;
+
+  constructor(rules: AuditRules, sinks: AuditSink[] = [], metrics = new MetricsRegistry()) {
+    this.#rules = rules;
+    this.#sinks = sinks;
+    this.metrics = metrics;
+  }
+
+  get rules(): AuditRules {
+    return this.#rules;
+  }
+
+  set rules(r: AuditRules) {
+    this.#rules = r;
+  }
+
+  /** Judges one input; returns its records (also sent to the sinks). */
+  judge(input: AuditInput): AuditRecord[] {
+    this.judged++;
+    let vs: RuleViolation[];
+    try {
+      vs = this.#rules.judge(input);
+    } catch {
+      this.failed++;
+      this.metrics.counter(
+        "camblet_audit_evaluation_errors_total",
+        "Audit inputs the rules failed to evaluate",
+      ).inc({ source: this.#rules.source });
+      return [];
+    }
+    const out = vs.map((v) => auditRecord(v, input));
+    for (const r of out) {
+      this.metrics.counter("camblet_audit_violations_total", "Audit rule violations, by rule")
+        .inc({ rule: r.rule, severity: r.severity });
+      for (const s of this.#sinks) {
+        try {
+          s(r);
+        } catch {
+          // a failing sink must not stop the others
+        }
+      }
+    }
+    return out;
+  }
+}
+
+/** A sink writing JSON lines to `write` (stdout, a file). */
+export function jsonLinesSink(write: (line: string) => void): AuditSink {
+  return (r) => write(JSON.stringify(r) + "\n");
+}
+
+/** Options of {@linkcode AuditCapture.start}. */
+export interface AuditCaptureOptions extends ContextSources {
+  programs: AuditPrograms;
+  engine: AuditEngine;
+  /** Ring buffer drain interval, ms (default 20). */
+  pollMs?: number;
+  /** Every input judged, also those without violations (`--record`). */
+  onInput?: (input: AuditInput) => void;
+}
+
+/** Kernel capture feeding an {@linkcode AuditEngine}. */
+export class AuditCapture {
+  #o: AuditCaptureOptions;
+  #ctx: ContextBuilder;
+  #rb: { consume(): number; close(): void };
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #queue: RawAuditEvent[] = [];
+  #running: Promise<void> | undefined;
+
+  private constructor(o: AuditCaptureOptions) {
+    this.#o = o;
+    this.#ctx = new ContextBuilder(o);
+    this.#rb = o.programs.openEvents((e) => this.#queue.push(e));
+  }
+
+  /** Sets the prefilter from the engine's rules and starts draining the ring buffer. */
+  static start(o: AuditCaptureOptions): AuditCapture {
+    o.programs.setFilter(o.engine.rules.filter);
+    const c = new AuditCapture(o);
+    c.#timer = setInterval(() => c.drain(), o.pollMs ?? 20);
+    return c;
+  }
+
+  /** Swaps the rules: the prefilter first, so a filter the kernel refuses keeps the old rules. */
+  setRules(rules: AuditRules): void {
+    this.#o.programs.setFilter(rules.filter);
+    this.#o.engine.rules = rules;
+  }
+
+  /** Kernel counters. */
+  stats(): AuditStats {
+    return this.#o.programs.stats();
+  }
+
+  /** Reads what is ready and judges it (in order); resolves when the queue is empty. */
+  drain(): Promise<void> {
+    this.#rb.consume();
+    if (!this.#running) {
+      this.#running = (async () => {
+        while (this.#queue.length) {
+          const e = this.#queue.shift()!;
+          try {
+            const input = await this.#ctx.build(e);
+            this.#o.onInput?.(input);
+            this.#o.engine.judge(input);
+          } catch {
+            this.#o.engine.failed++;
+          }
+        }
+      })().finally(() => {
+        this.#running = undefined;
+      });
+    }
+    const r = this.#running;
+    return r;
+  }
+
+  /** Stops draining and closes the ring buffer (the programs stay the caller's). */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.drain();
+    this.#rb.close();
+  }
+}

@@ -1,0 +1,80 @@
+# Helpers for syscall audit rules (camblet-agent issue 14), so rules read like Falco's.
+# The input is one captured syscall with its process context; see agent/audit/context.ts.
+package camblet.audit.lib
+
+import rego.v1
+
+open_syscalls := {"open", "openat", "openat2"}
+
+exec_syscalls := {"execve", "execveat"}
+
+shell_binaries := {"sh", "bash", "dash", "zsh", "ksh", "fish", "ash", "csh", "tcsh"}
+
+package_managers := {"apt", "apt-get", "aptitude", "dpkg", "yum", "dnf", "rpm", "apk", "pip", "pip3", "npm"}
+
+package_manager_procs := package_managers | {"dpkg-preconfigu", "unattended-upgr"}
+
+# open(2) flags as named booleans (x86_64 values).
+flags := {
+	"read": bits.and(input.flags, 3) != 1,
+	"write": bits.and(input.flags, 3) != 0,
+	"create": bits.and(input.flags, 64) != 0,
+	"trunc": bits.and(input.flags, 512) != 0,
+	"append": bits.and(input.flags, 1024) != 0,
+}
+
+succeeded if input.ret >= 0
+
+is_open if input.syscall in open_syscalls
+
+# Opened for reading (attempts count too: a denied read of /etc/shadow is still interesting).
+open_read if {
+	is_open
+	flags.read
+}
+
+open_write if {
+	is_open
+	flags.write
+}
+
+spawned_process if {
+	input.syscall in exec_syscalls
+	input.ret == 0
+}
+
+in_container if input.container.id != ""
+
+# True when any ancestor (parent first) has this name.
+spawned_by(name) if {
+	some a in input.ancestors
+	a.name == name
+}
+
+default parent_name := ""
+
+parent_name := input.ancestors[0].name
+
+# True when path p equals one of the prefixes or lies below one ending in "/".
+under(p, prefixes) if {
+	some pre in prefixes
+	startswith(p, pre)
+}
+
+basename(p) := b if {
+	parts := split(p, "/")
+	b := parts[count(parts) - 1]
+}
+
+has_arg(a) if {
+	some x in input.argv
+	x == a
+}
+
+# A violation object: the agent adds time, event, process tree, labels and SPIFFE ID.
+violation(rule, severity, output) := {"rule": rule, "severity": severity, "output": output}
+
+proc_desc := sprintf("%s (pid %d, exe %s, parent %s, uid %d, container %s)", [
+	input.proc.name, input.proc.pid, input.proc.exe, parent_name,
+	input.proc.uid, object.get(input, ["container", "id"], ""),
+])

@@ -1,0 +1,227 @@
+# Default syscall audit rules, translated from Falco's default rule set (falco_rules.yaml).
+# Each rule adds a violation (rule, severity, output) and declares in `filter` which syscalls
+# (and, for path syscalls, which path prefixes) it can match: the agent compiles the union into
+# the in-kernel prefilter, so nothing else leaves the kernel.
+package camblet.audit
+
+import data.camblet.audit.lib
+import rego.v1
+
+exec_calls := ["execve", "execveat"]
+
+open_calls := ["open", "openat", "openat2"]
+
+# --- Terminal shell in container ------------------------------------------------------------
+filter contains {"rule": "Terminal shell in container", "syscalls": exec_calls}
+
+violations contains lib.violation("Terminal shell in container", "notice", sprintf(
+	"A shell was spawned in a container (%s cmdline=%s)",
+	[lib.proc_desc, concat(" ", input.argv)],
+)) if {
+	lib.spawned_process
+	lib.in_container
+	input.proc.name in lib.shell_binaries
+}
+
+# --- Package management process launched in container ------------------------------------------
+filter contains {"rule": "Launch Package Management Process in Container", "syscalls": exec_calls}
+
+violations contains lib.violation("Launch Package Management Process in Container", "error", sprintf(
+	"Package management process launched in container (%s cmdline=%s)",
+	[lib.proc_desc, concat(" ", input.argv)],
+)) if {
+	lib.spawned_process
+	lib.in_container
+	input.proc.name in lib.package_managers
+}
+
+# --- Read sensitive file untrusted --------------------------------------------------------------
+sensitive_files := ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/pam.conf", "/etc/pam.d/", "/etc/sudoers.d/"]
+
+sensitive_readers := {"sshd", "sudo", "su", "login", "passwd", "chpasswd", "unix_chkpwd", "systemd", "systemd-logind", "cron"}
+
+filter contains {"rule": "Read sensitive file untrusted", "syscalls": open_calls, "prefixes": sensitive_files}
+
+violations contains lib.violation("Read sensitive file untrusted", "warning", sprintf(
+	"Sensitive file opened for reading by non-trusted program (file=%s %s)",
+	[input.path, lib.proc_desc],
+)) if {
+	lib.open_read
+	lib.under(input.path, sensitive_files)
+	not input.proc.name in sensitive_readers
+}
+
+# --- Write below etc ----------------------------------------------------------------------------
+filter contains {"rule": "Write below etc", "syscalls": open_calls, "prefixes": ["/etc/"]}
+
+violations contains lib.violation("Write below etc", "error", sprintf(
+	"File below /etc opened for writing (file=%s %s)",
+	[input.path, lib.proc_desc],
+)) if {
+	lib.open_write
+	startswith(input.path, "/etc/")
+	not input.proc.name in lib.package_manager_procs
+}
+
+# --- Write below binary dir ---------------------------------------------------------------------
+bin_dirs := ["/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/local/bin/"]
+
+filter contains {"rule": "Write below binary dir", "syscalls": open_calls, "prefixes": bin_dirs}
+
+violations contains lib.violation("Write below binary dir", "error", sprintf(
+	"File below a known binary directory opened for writing (file=%s %s)",
+	[input.path, lib.proc_desc],
+)) if {
+	lib.open_write
+	lib.under(input.path, bin_dirs)
+	not input.proc.name in lib.package_manager_procs
+}
+
+# --- Netcat remote code execution in container (here: anywhere) --------------------------------
+netcat_names := {"nc", "ncat", "netcat"}
+
+filter contains {"rule": "Netcat Remote Code Execution", "syscalls": exec_calls}
+
+violations contains lib.violation("Netcat Remote Code Execution", "warning", sprintf(
+	"Netcat runs inside a workload that allows remote code execution (%s cmdline=%s)",
+	[lib.proc_desc, concat(" ", input.argv)],
+)) if {
+	lib.spawned_process
+	input.proc.name in netcat_names
+	some a in input.argv
+	a in {"-e", "-c", "--sh-exec", "--exec", "--lua-exec"}
+}
+
+# --- PTRACE attached to process -----------------------------------------------------------------
+# PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_POKETEXT/POKEDATA/POKEUSR.
+ptrace_attach_requests := {16, 16902, 4, 5, 6}
+
+filter contains {"rule": "PTRACE attached to process", "syscalls": ["ptrace"]}
+
+violations contains lib.violation("PTRACE attached to process", "warning", sprintf(
+	"Detected ptrace request %d on pid %d (%s)",
+	[input.ptrace.request, input.ptrace.pid, lib.proc_desc],
+)) if {
+	input.syscall == "ptrace"
+	input.ptrace.request in ptrace_attach_requests
+}
+
+# --- Linux kernel module injection --------------------------------------------------------------
+filter contains {"rule": "Linux Kernel Module Injection Detected", "syscalls": ["init_module", "finit_module"]}
+
+violations contains lib.violation("Linux Kernel Module Injection Detected", "warning", sprintf(
+	"Kernel module load attempted, result %d (%s cmdline parent=%s)",
+	[input.ret, lib.proc_desc, lib.parent_name],
+)) if {
+	input.syscall in {"init_module", "finit_module"}
+}
+
+# --- Set setuid or setgid bit -------------------------------------------------------------------
+filter contains {"rule": "Set Setuid or Setgid bit", "syscalls": ["chmod", "fchmodat", "fchmod"]}
+
+violations contains lib.violation("Set Setuid or Setgid bit", "notice", sprintf(
+	"Setuid or setgid bit set (file=%s mode=%o %s)",
+	[input.path, input.mode, lib.proc_desc],
+)) if {
+	input.syscall in {"chmod", "fchmodat", "fchmod"}
+	lib.succeeded
+	bits.and(input.mode, 3072) != 0 # S_ISUID | S_ISGID
+}
+
+# --- Fileless execution via memfd_create --------------------------------------------------------
+filter contains {"rule": "Fileless execution via memfd_create", "syscalls": exec_calls}
+
+violations contains lib.violation("Fileless execution via memfd_create", "critical", sprintf(
+	"Program executed from a memfd, not from a file (exe=%s %s)",
+	[input.exe_name, lib.proc_desc],
+)) if {
+	lib.spawned_process
+	startswith(input.exe_name, "memfd:")
+}
+
+# --- Clear log activities -----------------------------------------------------------------------
+filter contains {"rule": "Clear Log Activities", "syscalls": array.concat(open_calls, ["truncate"]), "prefixes": ["/var/log/"]}
+
+violations contains lib.violation("Clear Log Activities", "warning", sprintf(
+	"Log file truncated (file=%s %s)",
+	[input.path, lib.proc_desc],
+)) if {
+	startswith(input.path, "/var/log/")
+	lib.succeeded
+	clears_log
+}
+
+clears_log if {
+	lib.open_write
+	lib.flags.trunc
+}
+
+clears_log if input.syscall == "truncate"
+
+# --- Modify shell configuration file ------------------------------------------------------------
+shell_config_names := {".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zlogin", ".cshrc", ".kshrc", "bash.bashrc", "profile"}
+
+filter contains {"rule": "Modify Shell Configuration File", "syscalls": open_calls, "prefixes": ["/root/.", "/home/", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/"]}
+
+violations contains lib.violation("Modify Shell Configuration File", "warning", sprintf(
+	"A shell configuration file was opened for writing (file=%s %s)",
+	[input.path, lib.proc_desc],
+)) if {
+	lib.open_write
+	lib.basename(input.path) in shell_config_names
+	not input.proc.name in lib.package_manager_procs
+}
+
+# --- Search private keys or passwords -----------------------------------------------------------
+filter contains {"rule": "Search Private Keys or Passwords", "syscalls": exec_calls}
+
+violations contains lib.violation("Search Private Keys or Passwords", "warning", sprintf(
+	"Grep or find searching for private keys or passwords (%s cmdline=%s)",
+	[lib.proc_desc, concat(" ", input.argv)],
+)) if {
+	lib.spawned_process
+	input.proc.name in {"find", "grep", "egrep", "rg"}
+	some a in input.argv
+	some needle in {"id_rsa", "id_dsa", "id_ed25519", "BEGIN PRIVATE", "BEGIN RSA PRIVATE", ".pem"}
+	contains(a, needle)
+}
+
+# --- Detect outbound connections to common miner pool ports ------------------------------------
+miner_ports := {3333, 4444, 5555, 6666, 7777, 8888, 9999, 14444, 14433, 45560, 45700}
+
+filter contains {"rule": "Detect outbound connections to common miner pool ports", "syscalls": ["connect"]}
+
+violations contains lib.violation("Detect outbound connections to common miner pool ports", "critical", sprintf(
+	"Outbound connection to a common crypto-miner pool port (%s:%d result %d %s)",
+	[input.addr.ip, input.addr.port, input.ret, lib.proc_desc],
+)) if {
+	input.syscall == "connect"
+	input.addr.family in {2, 10}
+	input.addr.port in miner_ports
+}
+
+# --- Delete or rename shell history ------------------------------------------------------------
+filter contains {"rule": "Delete or rename shell history", "syscalls": ["unlink", "unlinkat", "rename", "renameat", "renameat2"]}
+
+violations contains lib.violation("Delete or rename shell history", "warning", sprintf(
+	"Shell history deleted or renamed (file=%s %s)",
+	[input.path, lib.proc_desc],
+)) if {
+	input.syscall in {"unlink", "unlinkat", "rename", "renameat", "renameat2"}
+	lib.succeeded
+	endswith(input.path, "_history")
+}
+
+# --- Mount of a file system by a non-system program ---------------------------------------------
+filter contains {"rule": "Mount by non-system program", "syscalls": ["mount"]}
+
+violations contains lib.violation("Mount by non-system program", "warning", sprintf(
+	"A file system was mounted (target=%s result %d %s)",
+	[input.path, input.ret, lib.proc_desc],
+)) if {
+	input.syscall == "mount"
+
+	# MS_UNBINDABLE|MS_PRIVATE|MS_SLAVE|MS_SHARED: a propagation change (unshare -m), not a mount.
+	bits.and(input.mount.flags, 983040) == 0
+	not input.proc.name in {"systemd", "dockerd", "containerd", "runc", "containerd-shim", "snapd", "udisksd"}
+}
