@@ -16,6 +16,7 @@ import { registerGeneratePolicy } from "./generate_policy.ts";
 import { registerStatus } from "./status.ts";
 import { registerTrace } from "./trace.ts";
 import { registerEvents } from "./events.ts";
+import { registerAudit } from "./audit.ts";
 import { registerExplainRuntime } from "./explain_runtime.ts";
 import { registerSources } from "./sources.ts";
 import { registerCompletion } from "./completion.ts";
@@ -29,6 +30,7 @@ const SUBCOMMANDS: ((program: Command) => void)[] = [
   registerStatus,
   registerTrace,
   registerEvents,
+  registerAudit,
   registerSources,
   registerValidate,
   registerExplain,
