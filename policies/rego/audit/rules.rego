@@ -224,4 +224,5 @@ violations contains lib.violation("Mount by non-system program", "warning", spri
 	# MS_UNBINDABLE|MS_PRIVATE|MS_SLAVE|MS_SHARED: a propagation change (unshare -m), not a mount.
 	bits.and(input.mount.flags, 983040) == 0
 	not input.proc.name in {"systemd", "dockerd", "containerd", "runc", "containerd-shim", "snapd", "udisksd"}
+	not startswith(input.proc.name, "runc:") # runc init sets up the container's mounts
 }

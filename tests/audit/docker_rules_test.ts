@@ -1,0 +1,111 @@
+// The container rules against the real Docker daemon: a shell and a package manager started in
+// a container are reported once, with the container's id, its Docker labels (the docker
+// attestor) and the workload's SPIFFE ID; a non-shell in a container and host shells are not.
+import assert from "node:assert/strict";
+import { skip } from "../_skip.ts";
+import { buildRules, captureMissing } from "./_rules.ts";
+import { dockerAvailable, run } from "../fakes/attestor_servers.ts";
+import { AuditPrograms } from "../../driver/bpf/audit.ts";
+import { loadRulesBytes } from "../../agent/audit/rules_file.ts";
+import { AuditCapture, AuditEngine, type AuditRecord } from "../../agent/audit/engine.ts";
+import { DockerAttestor, dockerAttestor } from "../../plugins/attestor/docker/docker.ts";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
+import { systemClock } from "../../plugins/types.ts";
+
+const IMAGE = "camblet-test/audit-busybox:1";
+const why = captureMissing() ||
+  (!(await dockerAvailable()) && "no Docker daemon on /var/run/docker.sock");
+
+/** A busybox image (static binary, applet links), imported so no registry is needed. */
+async function ensureImage(): Promise<void> {
+  try {
+    await run("docker", ["image", "inspect", IMAGE]);
+    return;
+  } catch {
+    // build it
+  }
+  const root = await Deno.makeTempDir({ prefix: "camblet-audit-rootfs-" });
+  try {
+    await Deno.mkdir(`${root}/bin`, { recursive: true });
+    await Deno.mkdir(`${root}/usr/bin`, { recursive: true });
+    await Deno.copyFile("/usr/bin/busybox", `${root}/bin/busybox`);
+    await Deno.chmod(`${root}/bin/busybox`, 0o755);
+    for (const a of ["sh", "sleep", "true"]) await Deno.symlink("busybox", `${root}/bin/${a}`);
+    await Deno.symlink("../../bin/busybox", `${root}/usr/bin/apt-get`);
+    const tar = await new Deno.Command("tar", { args: ["-C", root, "-c", "."], stdout: "piped" })
+      .output();
+    await run("docker", ["import", "-", IMAGE], tar.stdout);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "container audit rules: shell and package manager in a Docker container, with labels and SPIFFE ID",
+  ignore: skip(why),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await ensureImage();
+    const cfg = dockerAttestor.parseConfig({ enabled: true });
+    assert.ok(cfg.ok);
+    const docker = new DockerAttestor(cfg.value, { clock: systemClock });
+    const labelsOf = async (pid: number) => {
+      const task = taskContextFromProc(pid);
+      if (!task) throw new Error(`pid ${pid} is gone`);
+      const l = await docker.collect(task, AbortSignal.timeout(2000));
+      return Object.entries(l).flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`)).sort();
+    };
+    const spiffeIdOf = (labels: string[]) => {
+      const app = labels.find((l) => l.startsWith("docker:label:app="))?.split("=")[1];
+      return app ? `spiffe://example.org/ns/test/app/${app}` : undefined;
+    };
+    const records: AuditRecord[] = [];
+    const rules = await loadRulesBytes(await buildRules(), "policies/rego/audit");
+    const engine = new AuditEngine(rules, [(r) => records.push(r)]);
+    const programs = AuditPrograms.load(Deno.pid);
+    const capture = AuditCapture.start({ programs, engine, labelsOf, spiffeIdOf, pollMs: 10 });
+    const started = async (args: string[]) => {
+      records.length = 0;
+      const id = await run("docker", ["run", "-d", "--label", "app=audit-web", IMAGE, ...args]);
+      await new Promise((r) => setTimeout(r, 1500));
+      await capture.drain();
+      await run("docker", ["rm", "-f", id]);
+      return id;
+    };
+    try {
+      const miss = await started(["/bin/sleep", "3"]);
+      assert.deepEqual(records.filter((r) => r.container.id === miss).map((r) => `${r.rule}: ${r.output}`), []);
+
+      const id = await started(["/bin/sh", "-c", "/usr/bin/apt-get; sleep 3"]);
+      const mine = records.filter((r) => r.container.id === id);
+      const shell = mine.filter((r) => r.rule === "Terminal shell in container");
+      assert.equal(shell.length, 1, JSON.stringify(mine.map((r) => r.output)));
+      const s = shell[0]!;
+      assert.equal(s.process.name, "sh");
+      assert.ok(
+        s.process.ancestors.some((a) => a.name.startsWith("containerd-shim")),
+        `chain ${s.process.ancestors.map((a) => a.name)}`,
+      );
+      assert.equal(s.container.labels["docker:label:app"], "audit-web");
+      assert.ok(s.labels.includes("docker:label:app=audit-web"));
+      assert.equal(s.spiffe_id, "spiffe://example.org/ns/test/app/audit-web");
+      const pm = mine.filter((r) => r.rule === "Launch Package Management Process in Container");
+      assert.equal(pm.length, 1);
+      assert.equal(pm[0]!.process.name, "apt-get");
+      assert.equal(pm[0]!.process.ancestors[0]!.name, "sh");
+      assert.equal(pm[0]!.spiffe_id, "spiffe://example.org/ns/test/app/audit-web");
+      // Shells on the host (docker's own, this test's) are not "in a container".
+      assert.equal(
+        records.filter((r) => r.rule === "Terminal shell in container" && r.container.id === "")
+          .length,
+        0,
+      );
+    } finally {
+      await capture.close();
+      programs.close();
+      docker.dispose();
+    }
+  },
+});
