@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { ContextBuilder } from "./context.ts";
+import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
+
+function raw(over: Partial<RawAuditEvent>): RawAuditEvent {
+  return {
+    ts: 0n,
+    cgroupId: 1n,
+    syscall: "openat",
+    nr: 257,
+    ret: 3,
+    args: [BigInt.asUintN(64, -100n), 0n, 0o1101n, 0o644n, 0n, 0n],
+    pid: Deno.pid,
+    tid: Deno.pid,
+    ppid: 1,
+    uid: 0,
+    gid: 0,
+    comm: "deno",
+    ancestors: [{ pid: 1, comm: "init" }],
+    path: "x/../y.txt",
+    path2: "",
+    exeName: "",
+    argv: [],
+    ...over,
+  };
+}
+
+Deno.test("context: a relative openat path is resolved against the live process's cwd; flags and mode are decoded", async () => {
+  const c = new ContextBuilder();
+  const i = await c.build(raw({}));
+  assert.equal(i.proc.cwd, Deno.cwd());
+  assert.equal(i.path, `${Deno.cwd()}/y.txt`);
+  assert.equal(i.flags, 0o1101);
+  assert.equal(i.mode, 0o644);
+  assert.equal(i.proc.exe, Deno.execPath());
+  assert.deepEqual(i.ancestors.map((a) => a.name), ["init"]);
+});
+
+Deno.test("context: an exec of a process already gone keeps the exec'd path as exe and argv as cmdline; labels come from the nearest attested ancestor", async () => {
+  const seen: number[] = [];
+  const c = new ContextBuilder({
+    labelsOf: (pid) => {
+      seen.push(pid);
+      return pid === Deno.pid ? Promise.resolve(["app=test"]) : Promise.reject(new Error("gone"));
+    },
+    spiffeIdOf: (l) => (l.includes("app=test") ? "spiffe://example.org/test" : undefined),
+  });
+  await c.build(raw({ syscall: "connect", nr: 42, path: "" })); // attests the test process
+  const gone = 4_000_000; // above pid_max: never a live pid
+  const i = await c.build(raw({
+    syscall: "execve",
+    nr: 59,
+    ret: 0,
+    pid: gone,
+    tid: gone,
+    ppid: Deno.pid,
+    comm: "sh",
+    path: "/bin/sh",
+    argv: ["sh", "-c", "true"],
+    ancestors: [{ pid: Deno.pid, comm: "deno" }],
+  }));
+  assert.equal(i.proc.exe, "/bin/sh");
+  assert.equal(i.proc.cmdline, "sh -c true");
+  assert.deepEqual(i.labels, ["app=test"]);
+  assert.equal(i.spiffe_id, "spiffe://example.org/test");
+  assert.equal(i.ancestors[0]!.exe, Deno.execPath());
+});
