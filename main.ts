@@ -1,18 +1,24 @@
-#!/usr/bin/env -S deno run -A
+#!/usr/bin/env -S deno run -A --v8-flags=--max-semi-space-size=2
 /**
  * camblet-agent entry point: parse → run the command → exit code. The only file that calls
  * `Deno.exit` or configures log sinks.
  *
  * @module
  */
-import { CommanderError } from "commander";
-import { buildProgram } from "./agent/cli/program.ts";
 import { UsageError } from "./agent/errors.ts";
 import { configureLogging, levelFor } from "./agent/log.ts";
 import { journalPrefixer } from "./agent/journal.ts";
+// The kernel link's workers run this file in the bundle: their entries load eagerly, the CLI (and
+// all it imports: plugins, policy compiler, proxy plane) only on the main thread, in main().
+import "./agent/daemon/kernel_worker.ts";
+import "./driver/reader_worker.ts";
 
 /** Runs the CLI with `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  const [{ buildProgram }, { CommanderError }] = await Promise.all([
+    import("./agent/cli/program.ts"),
+    import("commander"),
+  ]);
   const program = buildProgram();
   program.hook("preAction", async (thisCommand) => {
     const v = thisCommand.opts()["verbosity"] ?? Number(Deno.env.get("VERBOSITY") ?? 0);

@@ -27,7 +27,7 @@ import { chooseDataPlane, type DataPlane } from "./data_plane.ts";
 import { assertDevice, openKernelPlane } from "./kernel_plane.ts";
 import { spawnKernelWorker } from "./kernel_worker.ts";
 import type { PayloadOrigin } from "./payload_sync.ts";
-import { openProxyPlane, type ProxyPlaneOptions } from "./proxy_plane.ts";
+import type { ProxyPlaneOptions } from "./proxy_plane.ts";
 import { type AgentServices, createServices } from "./services.ts";
 import type { AgentStatus, ReloadRecord } from "./status.ts";
 
@@ -169,7 +169,9 @@ export class Daemon {
         );
       }
       try {
-        this.#plane = await (this.#o.openProxy ?? openProxyPlane)({
+        // Loaded only for this plane: the kernel plane never needs the proxy and its BPF code.
+        const open = this.#o.openProxy ?? (await import("./proxy_plane.ts")).openProxyPlane;
+        this.#plane = await open({
           choice,
           agent,
           payloads: () => this.#current.payloads,
