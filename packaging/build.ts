@@ -53,8 +53,9 @@ if [ -z "\${DENO_DIR:-}" ]; then
   fi
   export DENO_DIR
 fi
+# V8 heap flags: README "Development", "Memory".
 exec /usr/lib/camblet-agent/deno run --allow-all --no-config --no-lock --no-remote --quiet \\
-  /usr/lib/camblet-agent/camblet-agent.js "$@"
+  --v8-flags=--max-semi-space-size=2 /usr/lib/camblet-agent/camblet-agent.js "$@"
 `;
 
 /** One built file. */
