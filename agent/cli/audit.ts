@@ -16,6 +16,7 @@ import { loadRulesBytes, loadRulesFile } from "../audit/rules_file.ts";
 import { AuditCapture, AuditEngine, type AuditRecord, jsonLinesSink } from "../audit/engine.ts";
 import type { AuditInput } from "../audit/context.ts";
 import { outputFormat } from "./options.ts";
+import { FileSink } from "../audit/file_sink.ts";
 
 const HELP = `
 Description:
@@ -197,17 +198,26 @@ export function registerAudit(program: Command): void {
     .description("capture syscalls on this host (root) and print violations as JSON lines")
     .option("--opa <binary>", "opa binary for a directory of .rego", "opa")
     .option("--record <file>", "also write every judged input (for audit test)")
+    .option(
+      "--log-file <file>",
+      "also append violations to this file (0600, rotated at 16 MiB, 5 kept)",
+    )
     .option("--duration <seconds>", "stop after this long", seconds)
     .action(
-      async (rulesPath: string, opts: { opa: string; record?: string; duration?: number }) => {
+      async (
+        rulesPath: string,
+        opts: { opa: string; record?: string; logFile?: string; duration?: number },
+      ) => {
         const { AuditPrograms } = await import("../../driver/bpf/audit.ts");
         const rules = await loadRulesArg(rulesPath, opts.opa);
         const enc = new TextEncoder();
         const record = opts.record
           ? await Deno.open(opts.record, { write: true, create: true, truncate: true })
           : undefined;
+        const file = opts.logFile ? new FileSink(opts.logFile) : undefined;
         const engine = new AuditEngine(rules, [
           jsonLinesSink((l) => Deno.stdout.writeSync(enc.encode(l))),
+          ...(file ? [file.sink] : []),
         ]);
         const programs = AuditPrograms.load(Deno.pid);
         const capture = AuditCapture.start({

@@ -126,6 +126,8 @@ Deno.test({
         `${dir}/rules.tar.gz`,
         "--record",
         `${dir}/rec.jsonl`,
+        "--log-file",
+        `${dir}/audit.log`,
         "--duration",
         "6",
       ]);
@@ -147,6 +149,11 @@ Deno.test({
       assert.equal(recs.length, 1, res.stdout);
       assert.equal(recs[0].event.path, "/etc/shadow");
       assert.match(res.stderr, /"lost":0/);
+      const logged = (await Deno.readTextFile(`${dir}/audit.log`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      )
+        .filter((r) => r.rule === "Read sensitive file untrusted" && r.process.name === "cat");
+      assert.deepEqual(logged, recs, "the file sink has the same record");
       const again = await runCli([
         "audit",
         "test",
