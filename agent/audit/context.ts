@@ -25,7 +25,7 @@ export interface AuditInput {
   /** Absolute path (relative ones resolved against the cwd or the dirfd), or "". */
   path: string;
   path2: string;
-  /** open(2) flags; absent for openat2 (its flags live in a struct the capture does not read). */
+  /** open(2) flags (openat2: open_how.flags); absent for other syscalls. */
   flags?: number;
   /** chmod mode or open mode. */
   mode: number;
@@ -241,6 +241,9 @@ export class ContextBuilder {
       case "openat":
         flags = a(2);
         mode = a(3);
+        break;
+      case "openat2":
+        flags = e.howFlags;
         break;
       case "chmod":
       case "fchmod":

@@ -21,6 +21,7 @@ function raw(over: Partial<RawAuditEvent>): RawAuditEvent {
     path2: "",
     exeName: "",
     argv: [],
+    howFlags: 0,
     ...over,
   };
 }

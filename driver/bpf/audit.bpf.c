@@ -70,7 +70,7 @@ struct event {
 	__u64 args[6];
 	__u32 pid, tid, ppid, uid, gid, nr;
 	__u32 argc;
-	__u32 flags;
+	__u32 how_flags; // openat2: open_how.flags (low 32 bits: the O_* flags)
 	char comm[16];
 	__u32 anc_pid[ANC_N];
 	char anc_comm[ANC_N][16];
@@ -214,7 +214,7 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	e->path2[0] = 0;
 	e->exe_name[0] = 0;
 	e->argc = 0;
-	e->flags = 0;
+	e->how_flags = 0;
 	for (int i = 0; i < 6; i++)
 		e->args[i] = arg(regs, i);
 	if (cfg->path_idx < 6) {
@@ -222,6 +222,11 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
 		if (filtered_out(cfg, e))
 			return 0;
+	}
+	if (nr == 437) { // openat2(dirfd, path, struct open_how *how, size)
+		__u64 how = 0;
+		bpf_probe_read_user(&how, sizeof(how), (const void *)e->args[2]);
+		e->how_flags = (__u32)how;
 	}
 	if (cfg->path2_idx < 6)
 		bpf_probe_read_user_str(e->path2, PATH_LEN,

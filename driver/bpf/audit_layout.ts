@@ -73,7 +73,7 @@ export const EVENT = {
   args: 24,
   ids: 72, // pid, tid, ppid, uid, gid, nr
   argc: 96,
-  flags: 100,
+  howFlags: 100,
   comm: 104,
   ancPid: 120,
   ancComm: 144,
@@ -140,6 +140,8 @@ export interface RawAuditEvent {
   /** Address family and address for connect/bind. */
   addr?: { family: number; ip: string; port: number } | undefined;
   argv: string[];
+  /** openat2's open_how.flags (low 32 bits), else 0. */
+  howFlags: number;
 }
 
 const dec = new TextDecoder();
@@ -204,5 +206,6 @@ export function decodeAuditEvent(b: Uint8Array): RawAuditEvent {
     exeName: cstring(b, EVENT.exeName, 64),
     addr: spec?.addr !== undefined ? sockaddr(b.subarray(EVENT.addr, EVENT.addr + 32)) : undefined,
     argv,
+    howFlags: dv.getUint32(EVENT.howFlags, true),
   };
 }

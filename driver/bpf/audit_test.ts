@@ -71,3 +71,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "audit capture: openat2's flags are read from its open_how struct",
+  ignore: skip(why),
+  async fn() {
+    const a = AuditPrograms.load(Deno.pid);
+    const got: RawAuditEvent[] = [];
+    const rb = a.openEvents((e) => got.push(e));
+    try {
+      a.setFilter({ syscalls: ["openat2"], pathFiltered: [], prefixes: [] });
+      const dir = await Deno.makeTempDir();
+      // O_WRONLY|O_CREAT|O_TRUNC = 0o1101; struct open_how { u64 flags, mode, resolve }.
+      const py =
+        "import ctypes, struct, sys; how = ctypes.create_string_buffer(struct.pack('QQQ', 0o1101, 0o600, 0)); " +
+        "fd = ctypes.CDLL(None, use_errno=True).syscall(437, -100, sys.argv[1].encode(), how, 24); sys.exit(0 if fd >= 0 else 1)";
+      const out = await new Deno.Command("python3", { args: ["-c", py, `${dir}/f`] }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      rb.consume();
+      const e = got.find((x) => x.path === `${dir}/f`);
+      assert.ok(e, "openat2 captured");
+      assert.equal(e.howFlags, 0o1101);
+      assert.ok(e.ret >= 0);
+      await Deno.remove(dir, { recursive: true });
+    } finally {
+      rb.close();
+      a.close();
+    }
+  },
+});
