@@ -133,6 +133,8 @@ export interface AuditCaptureOptions extends ContextSources {
   engine: AuditEngine;
   /** Ring buffer drain interval, ms (default 20). */
   pollMs?: number;
+  /** Events waiting for the judge before new ones are dropped (counted), default 65536. */
+  queueMax?: number;
   /** Every input judged, also those without violations (`--record`). */
   onInput?: (input: AuditInput) => void;
 }
@@ -144,12 +146,19 @@ export class AuditCapture {
   #rb: { consume(): number; close(): void };
   #timer: ReturnType<typeof setInterval> | undefined;
   #queue: RawAuditEvent[] = [];
+  #queueMax: number;
+  /** Events read from the kernel but dropped because the judge fell behind (queue full). */
+  dropped = 0;
   #running: Promise<void> | undefined;
 
   private constructor(o: AuditCaptureOptions) {
     this.#o = o;
     this.#ctx = new ContextBuilder(o);
-    this.#rb = o.programs.openEvents((e) => this.#queue.push(e));
+    this.#queueMax = o.queueMax ?? 65536;
+    this.#rb = o.programs.openEvents((e) => {
+      if (this.#queue.length >= this.#queueMax) this.dropped++;
+      else this.#queue.push(e);
+    });
   }
 
   /** Sets the prefilter from the engine's rules and starts draining the ring buffer. */
@@ -177,13 +186,16 @@ export class AuditCapture {
     if (!this.#running) {
       this.#running = (async () => {
         while (this.#queue.length) {
-          const e = this.#queue.shift()!;
-          try {
-            const input = await this.#ctx.build(e);
-            this.#o.onInput?.(input);
-            this.#o.engine.judge(input);
-          } catch {
-            this.#o.engine.failed++;
+          const batch = this.#queue;
+          this.#queue = [];
+          for (const e of batch) {
+            try {
+              const input = await this.#ctx.build(e);
+              this.#o.onInput?.(input);
+              this.#o.engine.judge(input);
+            } catch {
+              this.#o.engine.failed++;
+            }
           }
         }
       })().finally(() => {
