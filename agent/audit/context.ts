@@ -98,6 +98,10 @@ interface CgroupInfo {
   labels: string[] | undefined;
 }
 
+const GONE: ProcInfo = Object.freeze({ exe: "", argv: [], cwd: "" }) as ProcInfo;
+/** How long a pid /proc did not have is not asked for again (pids are reused, slowly). */
+const GONE_TTL_MS = 1000;
+
 /** Label prefix of container runtime labels (docker attestor: `docker:label:<k>=<v>`). */
 function containerLabels(labels: string[]): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
@@ -113,6 +117,8 @@ export class ContextBuilder {
   #procs = new Map<number, ProcInfo>();
   #cgroups = new Map<string, CgroupInfo>();
   #pidLabels = new Map<number, string[]>();
+  /** Pids /proc no longer has, until when (ms). */
+  #gone = new Map<number, number>();
   #src: ContextSources;
   #proc: string;
   #bootEpochMs: number;
@@ -137,6 +143,9 @@ export class ContextBuilder {
   #info(pid: number): ProcInfo {
     let p = this.#procs.get(pid);
     if (!p) {
+      // A process already gone: do not ask /proc again for every event it left behind.
+      const until = this.#gone.get(pid);
+      if (until !== undefined && until > Date.now()) return GONE;
       let argv: string[] = [];
       try {
         argv = Deno.readTextFileSync(`${this.#proc}/${pid}/cmdline`).split("\0").filter((s) => s);
@@ -149,9 +158,15 @@ export class ContextBuilder {
         cwd: readlink(`${this.#proc}/${pid}/cwd`),
       };
       if (p.exe !== "" || p.cwd !== "") this.#procs.set(pid, p);
+      else this.#markGone(pid);
       if (this.#procs.size > 65536) this.#procs.delete(this.#procs.keys().next().value!);
     }
     return p;
+  }
+
+  #markGone(pid: number): void {
+    this.#gone.set(pid, Date.now() + GONE_TTL_MS);
+    if (this.#gone.size > 65536) this.#gone.delete(this.#gone.keys().next().value!);
   }
 
   async #cgroup(e: RawAuditEvent): Promise<CgroupInfo> {
@@ -159,10 +174,13 @@ export class ContextBuilder {
     let c = this.#cgroups.get(key);
     if (c) return c;
     let path: string | undefined;
-    try {
-      path = cgroupV2Path(Deno.readTextFileSync(`${this.#proc}/${e.pid}/cgroup`));
-    } catch {
-      path = undefined;
+    const until = this.#gone.get(e.pid);
+    if (until === undefined || until <= Date.now()) {
+      try {
+        path = cgroupV2Path(Deno.readTextFileSync(`${this.#proc}/${e.pid}/cgroup`));
+      } catch {
+        this.#markGone(e.pid);
+      }
     }
     if (path === undefined) return { containerId: "", labels: undefined };
     const containerId = containerIdFromCgroup(path) ?? "";
@@ -225,6 +243,7 @@ export class ContextBuilder {
       // The new image: its exe is the path it was exec'd by (the process may be gone at /proc).
       const exe = readlink(`${this.#proc}/${e.pid}/exe`) || path;
       this.#procs.set(e.pid, { exe, argv: e.argv, cwd });
+      this.#gone.delete(e.pid);
       this.#pidLabels.delete(e.pid); // re-attest: a new program may be a new workload
     }
     const me = this.#info(e.pid);

@@ -139,6 +139,9 @@ export interface AuditCaptureOptions extends ContextSources {
   onInput?: (input: AuditInput) => void;
 }
 
+/** Longest the judge runs before yielding to the event loop, ms. */
+export const SLICE_MS = 5;
+
 /** Kernel capture feeding an {@linkcode AuditEngine}. */
 export class AuditCapture {
   #o: AuditCaptureOptions;
@@ -188,7 +191,14 @@ export class AuditCapture {
         while (this.#queue.length) {
           const batch = this.#queue;
           this.#queue = [];
+          let slice = performance.now();
           for (const e of batch) {
+            // Context lookups are mostly cached, so awaits alone would not yield to timers and
+            // I/O: give the event loop (the kernel link) a turn every few milliseconds.
+            if (performance.now() - slice > SLICE_MS) {
+              await new Promise((r) => setTimeout(r, 0));
+              slice = performance.now();
+            }
             try {
               const input = await this.#ctx.build(e);
               this.#o.onInput?.(input);
