@@ -77,6 +77,20 @@ if (!captureMissing()) {
       await run();
     },
   );
+  // Syscalls no rule names (read/write): they pay only the tracepoint and one array lookup.
+  const dd = () =>
+    new Deno.Command("dd", {
+      args: ["if=/dev/zero", "of=/dev/null", "bs=1", "count=100000"],
+      stderr: "null",
+    })
+      .output();
+  Deno.bench({
+    name: "200k untraced syscalls (dd bs=1), no programs",
+    group: "untraced",
+    baseline: true,
+  }, async () => {
+    await dd();
+  });
   const programs = AuditPrograms.load(Deno.pid);
   // The default rules' filter: /etc/hostname and /etc/hosts are kept in the kernel (no prefix).
   programs.setFilter((await loadRulesBytes(await buildRules(), "defaults")).filter);
@@ -86,5 +100,11 @@ if (!captureMissing()) {
   }, async () => {
     await run();
   });
+  Deno.bench(
+    { name: "200k untraced syscalls (dd bs=1), capture loaded", group: "untraced" },
+    async () => {
+      await dd();
+    },
+  );
   globalThis.addEventListener("unload", () => programs.close());
 }
