@@ -258,7 +258,8 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	e->gid = ug >> 32;
 	e->nr = nr;
 	e->ret = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	// The process's name (its main thread's), as rules mean it: not a worker thread's.
+	BPF_CORE_READ_STR_INTO(&e->comm, t, group_leader, comm);
 	struct task_struct *p = BPF_CORE_READ(t, real_parent);
 	e->ppid = BPF_CORE_READ(p, tgid);
 	for (int i = 0; i < ANC_N; i++) {

@@ -161,7 +161,10 @@ clears_log if input.syscall == "truncate"
 # --- Modify shell configuration file ------------------------------------------------------------
 shell_config_names := {".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zlogin", ".cshrc", ".kshrc", "bash.bashrc", "profile"}
 
-filter contains {"rule": "Modify Shell Configuration File", "syscalls": open_calls, "prefixes": ["/root/.", "/home/", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/"]}
+# The prefilter matches prefixes only: root's files by name, any file below /home/.
+root_shell_configs := [sprintf("/root/%s", [n]) | some n in shell_config_names; startswith(n, ".")]
+
+filter contains {"rule": "Modify Shell Configuration File", "syscalls": open_calls, "prefixes": array.concat(root_shell_configs, ["/home/", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/"])}
 
 violations contains lib.violation("Modify Shell Configuration File", "warning", sprintf(
 	"A shell configuration file was opened for writing (file=%s %s)",
@@ -225,4 +228,5 @@ violations contains lib.violation("Mount by non-system program", "warning", spri
 	bits.and(input.mount.flags, 983040) == 0
 	not input.proc.name in {"systemd", "dockerd", "containerd", "runc", "containerd-shim", "snapd", "udisksd"}
 	not startswith(input.proc.name, "runc:") # runc init sets up the container's mounts
+	not lib.parent_name in {"dockerd", "containerd"} # their re-exec'd helpers (comm "exe")
 }
