@@ -76,7 +76,10 @@ Deno.test({
     };
     try {
       const miss = await started(["/bin/sleep", "3"]);
-      assert.deepEqual(records.filter((r) => r.container.id === miss).map((r) => `${r.rule}: ${r.output}`), []);
+      assert.deepEqual(
+        records.filter((r) => r.container.id === miss).map((r) => `${r.rule}: ${r.output}`),
+        [],
+      );
 
       const id = await started(["/bin/sh", "-c", "/usr/bin/apt-get; sleep 3"]);
       const mine = records.filter((r) => r.container.id === id);
