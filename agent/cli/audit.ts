@@ -17,6 +17,7 @@ import { AuditCapture, AuditEngine, type AuditRecord, jsonLinesSink } from "../a
 import type { AuditInput } from "../audit/context.ts";
 import { outputFormat } from "./options.ts";
 import { FileSink } from "../audit/file_sink.ts";
+import { WebhookSink } from "../audit/webhook_sink.ts";
 
 const HELP = `
 Description:
@@ -202,11 +203,18 @@ export function registerAudit(program: Command): void {
       "--log-file <file>",
       "also append violations to this file (0600, rotated at 16 MiB, 5 kept)",
     )
+    .option("--webhook <url>", "also POST violations (JSON lines; bounded queue, retried)")
     .option("--duration <seconds>", "stop after this long", seconds)
     .action(
       async (
         rulesPath: string,
-        opts: { opa: string; record?: string; logFile?: string; duration?: number },
+        opts: {
+          opa: string;
+          record?: string;
+          logFile?: string;
+          webhook?: string;
+          duration?: number;
+        },
       ) => {
         const { AuditPrograms } = await import("../../driver/bpf/audit.ts");
         const rules = await loadRulesArg(rulesPath, opts.opa);
@@ -215,9 +223,11 @@ export function registerAudit(program: Command): void {
           ? await Deno.open(opts.record, { write: true, create: true, truncate: true })
           : undefined;
         const file = opts.logFile ? new FileSink(opts.logFile) : undefined;
+        const hook = opts.webhook ? new WebhookSink(opts.webhook) : undefined;
         const engine = new AuditEngine(rules, [
           jsonLinesSink((l) => Deno.stdout.writeSync(enc.encode(l))),
           ...(file ? [file.sink] : []),
+          ...(hook ? [hook.sink] : []),
         ]);
         const programs = AuditPrograms.load(Deno.pid);
         const capture = AuditCapture.start({
@@ -237,11 +247,21 @@ export function registerAudit(program: Command): void {
         await capture.close();
         console.error(
           `audit: ${
-            JSON.stringify({ ...capture.stats(), judged: engine.judged, failed: engine.failed })
+            JSON.stringify({
+              ...capture.stats(),
+              dropped: capture.dropped,
+              judged: engine.judged,
+              failed: engine.failed,
+            })
           }`,
         );
         programs.close();
         record?.close();
+        file?.close();
+        if (hook) {
+          await hook.close();
+          console.error(`audit: webhook delivered ${hook.delivered}, dropped ${hook.dropped}`);
+        }
         Deno.exit(0);
       },
     );

@@ -118,6 +118,11 @@ Deno.test({
   ignore: skip(captureMissing()),
   async fn() {
     const dir = await Deno.makeTempDir();
+    const posted: string[] = [];
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      posted.push(...(await req.text()).trim().split("\n"));
+      return new Response(null, { status: 204 });
+    });
     try {
       await Deno.writeFile(`${dir}/rules.tar.gz`, await buildRules());
       const cli = runCli([
@@ -128,6 +133,8 @@ Deno.test({
         `${dir}/rec.jsonl`,
         "--log-file",
         `${dir}/audit.log`,
+        "--webhook",
+        `http://127.0.0.1:${server.addr.port}/audit`,
         "--duration",
         "6",
       ]);
@@ -154,6 +161,10 @@ Deno.test({
       )
         .filter((r) => r.rule === "Read sensitive file untrusted" && r.process.name === "cat");
       assert.deepEqual(logged, recs, "the file sink has the same record");
+      const hooked = posted.map((l) => JSON.parse(l))
+        .filter((r) => r.rule === "Read sensitive file untrusted" && r.process.name === "cat");
+      assert.deepEqual(hooked, recs, "the webhook got the same record");
+      assert.match(res.stderr, /webhook delivered \d+, dropped 0/);
       const again = await runCli([
         "audit",
         "test",
@@ -168,6 +179,7 @@ Deno.test({
       assert.equal(found.length, 1);
       assert.equal(found[0].process.pid, recs[0].process.pid);
     } finally {
+      await server.shutdown();
       await Deno.remove(dir, { recursive: true });
     }
   },
