@@ -214,6 +214,19 @@ Deno.test({
           }
         }
       }
+      // Metrics per rule: every rule here fired at least once.
+      const m = engine.metrics.counter("camblet_audit_violations_total", "");
+      for (const c of cases) {
+        const sev = m.get({ rule: c.rule, severity: "error" }) +
+          m.get({ rule: c.rule, severity: "warning" }) +
+          m.get({ rule: c.rule, severity: "notice" }) +
+          m.get({ rule: c.rule, severity: "critical" });
+        if (sev < 1) failures.push(`${c.rule}: no camblet_audit_violations_total`);
+      }
+      assert.match(
+        engine.metrics.toPrometheus(),
+        /camblet_audit_violations_total\{.*rule="Write below etc"/,
+      );
       const s = capture.stats();
       assert.equal(s.lost, 0, "no event lost");
       assert.ok(s.filtered > 0, "the prefilter kept events in the kernel");
