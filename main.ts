@@ -8,10 +8,11 @@
 import { UsageError } from "./agent/errors.ts";
 import { configureLogging, levelFor } from "./agent/log.ts";
 import { journalPrefixer } from "./agent/journal.ts";
-// The kernel link's workers run this file in the bundle: their entries load eagerly, the CLI (and
-// all it imports: plugins, policy compiler, proxy plane) only on the main thread, in main().
+// The workers (kernel link, reader, policy compiler) run this file in the bundle: their entries
+// load eagerly, the CLI (commander, plugins, proxy plane) only on the main thread, in main().
 import "./agent/daemon/kernel_worker.ts";
 import "./driver/reader_worker.ts";
+import "./agent/sources/compile_worker.ts";
 
 /** Runs the CLI with `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
