@@ -133,6 +133,8 @@ export interface AuditCaptureOptions extends ContextSources {
   engine: AuditEngine;
   /** Ring buffer drain interval, ms (default 20). */
   pollMs?: number;
+  /** Longest the judge runs before yielding to the event loop, ms (default SLICE_MS). */
+  sliceMs?: number;
   /** Events waiting for the judge before new ones are dropped (counted), default 65536. */
   queueMax?: number;
   /** Every input judged, also those without violations (`--record`). */
@@ -195,7 +197,7 @@ export class AuditCapture {
           for (const e of batch) {
             // Context lookups are mostly cached, so awaits alone would not yield to timers and
             // I/O: give the event loop (the kernel link) a turn every few milliseconds.
-            if (performance.now() - slice > SLICE_MS) {
+            if (performance.now() - slice > (this.#o.sliceMs ?? SLICE_MS)) {
               await new Promise((r) => setTimeout(r, 0));
               slice = performance.now();
             }
