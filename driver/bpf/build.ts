@@ -6,7 +6,7 @@
  *
  * Run after editing a C source: `deno run -A driver/bpf/build.ts`. Needs the Debian packages
  * `clang`, `llvm` (llvm-strip) and `libbpf-dev` (bpf_helpers.h). The output is deterministic for
- * a given clang version, which `steer_object_test.ts` and `guard_object_test.ts` check against
+ * a given clang version, which `objects_test.ts` checks against
  * the embedded copies.
  *
  * @module
