@@ -31,8 +31,18 @@ async function modulesSupported(): Promise<boolean> {
   }
 }
 
-async function sh(cmd: string): Promise<void> {
-  await new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "null" }).output();
+/** Runs `cmd` under `sh -c` and returns the shell's pid: capture is host-wide and other test
+ * files run beside this one, so only records of this shell or its children count. */
+async function sh(cmd: string): Promise<number> {
+  const child = new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "null" })
+    .spawn();
+  await child.status;
+  return child.pid;
+}
+
+/** True when record process `p` is the shell `pid` or runs under it. */
+function under(p: { pid: number; ancestors: { pid: number }[] }, pid: number): boolean {
+  return p.pid === pid || p.ancestors.some((a) => a.pid === pid);
 }
 
 Deno.test({
@@ -178,13 +188,10 @@ Deno.test({
         const want = c.syscalls ?? [];
         for (const [cmd, expect] of [[c.miss, 0], [c.hit, Math.max(1, want.length)]] as const) {
           records.length = 0;
-          await sh(cmd);
+          const shell = await sh(cmd);
           await new Promise((r) => setTimeout(r, 50));
           await capture.drain();
-          const mine = records.filter((r) =>
-            r.rule === c.rule &&
-            (r.process.ppid === Deno.pid || r.process.ancestors.some((a) => a.pid === Deno.pid))
-          );
+          const mine = records.filter((r) => r.rule === c.rule && under(r.process, shell));
           if (mine.length !== expect) {
             failures.push(
               `${c.rule}: "${cmd}" reported ${mine.length} times, expected ${expect}` +

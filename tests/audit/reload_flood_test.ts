@@ -24,8 +24,18 @@ violations contains {"rule": "Read hosts", "severity": "notice", "output": sprin
 }
 `;
 
-async function sh(cmd: string): Promise<void> {
-  await new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "null" }).output();
+/** Runs `cmd` under `sh -c` and returns the shell's pid: capture is host-wide and other test
+ * files run beside this one, so only records of this shell or its children count. */
+async function sh(cmd: string): Promise<number> {
+  const child = new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "null" })
+    .spawn();
+  await child.status;
+  return child.pid;
+}
+
+/** True when record process `p` is the shell `pid` or runs under it. */
+function under(p: { pid: number; ancestors: { pid: number }[] }, pid: number): boolean {
+  return p.pid === pid || p.ancestors.some((a) => a.pid === pid);
 }
 
 Deno.test({
@@ -49,11 +59,9 @@ violations contains {"rule": "Bad", "severity": "notice", "output": "x"} if inpu
     const capture = AuditCapture.start({ programs, engine, pollMs: 10 });
     const hits = async (cmd: string, rule: string) => {
       records.length = 0;
-      await sh(cmd);
+      const shell = await sh(cmd);
       await capture.drain();
-      return records.filter((r) =>
-        r.rule === rule && r.process.ancestors.some((a) => a.pid === Deno.pid)
-      ).length;
+      return records.filter((r) => r.rule === rule && under(r.process, shell)).length;
     };
     try {
       assert.equal(await hits("cat /etc/hosts", "Read hosts"), 0);
