@@ -7,6 +7,7 @@ import { AuditPrograms } from "../../driver/bpf/audit.ts";
 import { loadRulesBytes } from "../../agent/audit/rules_file.ts";
 import { AuditCapture, AuditEngine, type AuditRecord } from "../../agent/audit/engine.ts";
 import type { AuditInput } from "../../agent/audit/context.ts";
+import { sh, under } from "./_shell.ts";
 
 const why = captureMissing();
 
@@ -23,20 +24,6 @@ violations contains {"rule": "Read hosts", "severity": "notice", "output": sprin
 	input.path == "/etc/hosts"
 }
 `;
-
-/** Runs `cmd` under `sh -c` and returns the shell's pid: capture is host-wide and other test
- * files run beside this one, so only records of this shell or its children count. */
-async function sh(cmd: string): Promise<number> {
-  const child = new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "null" })
-    .spawn();
-  await child.status;
-  return child.pid;
-}
-
-/** True when record process `p` is the shell `pid` or runs under it. */
-function under(p: { pid: number; ancestors: { pid: number }[] }, pid: number): boolean {
-  return p.pid === pid || p.ancestors.some((a) => a.pid === pid);
-}
 
 Deno.test({
   name:
