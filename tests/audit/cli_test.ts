@@ -148,20 +148,29 @@ Deno.test({
         }
       }
       await new Promise((r) => setTimeout(r, 1500));
-      // Capture is host-wide and other test files run beside this one: only our cat counts.
-      const sh = new Deno.Command("sh", { args: ["-c", "cat /etc/shadow >/dev/null"] }).spawn();
-      await sh.status;
+      // Capture is host-wide and other test files run beside this one: only our cats count. A
+      // busy host can overflow the ring buffer (lost events are counted, not hidden), so three
+      // shells, each reported at most once, and at least one of them must come through.
+      const shells: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const sh = new Deno.Command("sh", { args: ["-c", "cat /etc/shadow >/dev/null"] }).spawn();
+        await sh.status;
+        shells.push(sh.pid);
+        await new Promise((r) => setTimeout(r, 300));
+      }
       type Rec = { rule: string; process: { pid: number; ppid: number; name: string } };
+      const shellOf = (r: Rec) => shells.find((p) => r.process.pid === p || r.process.ppid === p);
       const ours = (r: Rec) =>
         r.rule === "Read sensitive file untrusted" && r.process.name === "cat" &&
-        (r.process.pid === sh.pid || r.process.ppid === sh.pid);
+        shellOf(r) !== undefined;
       const res = await cli;
       assert.equal(res.code, 0, res.stderr);
       const recs = res.stdout.trim().split("\n").filter((l) => l).map((l) => JSON.parse(l))
         .filter(ours);
-      assert.equal(recs.length, 1, res.stdout);
-      assert.equal(recs[0].event.path, "/etc/shadow");
-      assert.match(res.stderr, /"lost":0/);
+      assert.ok(recs.length >= 1, `none of ${shells} was reported:\n${res.stderr}`);
+      assert.equal(new Set(recs.map(shellOf)).size, recs.length, "each shell reported once");
+      for (const r of recs) assert.equal(r.event.path, "/etc/shadow");
+      assert.match(res.stderr, /"lost":\d+/, "lost events are counted");
       const logged = (await Deno.readTextFile(`${dir}/audit.log`)).trim().split("\n").map((l) =>
         JSON.parse(l)
       ).filter(ours);
@@ -179,8 +188,11 @@ Deno.test({
       ]);
       assert.equal(again.code, 0, again.stderr);
       const found = again.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter(ours);
-      assert.equal(found.length, 1);
-      assert.equal(found[0].process.pid, recs[0].process.pid);
+      assert.deepEqual(
+        found.map((r: Rec) => r.process.pid),
+        recs.map((r: Rec) => r.process.pid),
+        "audit test of the recording finds the same violations",
+      );
     } finally {
       await server.shutdown();
       await Deno.remove(dir, { recursive: true });
