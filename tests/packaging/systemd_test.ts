@@ -113,6 +113,9 @@ Deno.test({
         assert.equal(r.code, 0, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
         return r.stdout;
       };
+      /** The unit's journal, with `args` (priority, format, line count). */
+      const journal = (...args: string[]) =>
+        ok("journalctl", "-u", "camblet-agent", "--no-pager", ...args);
       // Booted (degraded: some units of a bare container fail; fine). Its bus socket appears a
       // moment after PID 1 starts.
       let booted: Out = { code: 1, stdout: "", stderr: "" };
@@ -179,52 +182,16 @@ Deno.test({
         const deadline = Date.now() + 30_000;
         let errors = "";
         while (Date.now() < deadline && !/bad\.yaml:3: item 0: bogus/.test(errors)) {
-          errors = await ok(
-            "journalctl",
-            "-u",
-            "camblet-agent",
-            "-p",
-            "err",
-            "--no-pager",
-            "-o",
-            "cat",
-          );
+          errors = await journal("-p", "err", "-o", "cat");
           await new Promise((r) => setTimeout(r, 200));
         }
         assert.match(errors, /bad\.yaml:3: item 0: bogus: unknown field/);
         assert.match(errors, /the last good policies and services stay in force|Rejected/);
-        const info = await ok(
-          "journalctl",
-          "-u",
-          "camblet-agent",
-          "-p",
-          "info",
-          "--no-pager",
-          "-o",
-          "cat",
-        );
+        const info = await journal("-p", "info", "-o", "cat");
         assert.match(info, /SIGHUP: reloading configuration and every source/);
-        const warnings = await ok(
-          "journalctl",
-          "-u",
-          "camblet-agent",
-          "-p",
-          "warning",
-          "--no-pager",
-          "-o",
-          "cat",
-        );
+        const warnings = await journal("-p", "warning", "-o", "cat");
         assert.doesNotMatch(warnings, /"Agent ready"/, "info lines must not be logged as warnings");
-        const json = await ok(
-          "journalctl",
-          "-u",
-          "camblet-agent",
-          "-o",
-          "json",
-          "--no-pager",
-          "-n",
-          "50",
-        );
+        const json = await journal("-o", "json", "-n", "50");
         assert.match(json, /"SYSLOG_IDENTIFIER":"camblet-agent"/);
         assert.equal(
           (await inside("systemctl", "is-active", "camblet-agent")).stdout.trim(),
@@ -256,16 +223,7 @@ Deno.test({
         await ok("systemctl", "restart", "camblet-agent"); // a new source list takes a restart
         const sources = await ok("camblet-agent", "sources", "--output", "json");
         assert.match(sources, /git\(fleet\)/);
-        const log = await ok(
-          "journalctl",
-          "-u",
-          "camblet-agent",
-          "--no-pager",
-          "-o",
-          "cat",
-          "-n",
-          "40",
-        );
+        const log = await journal("-o", "cat", "-n", "40");
         assert.match(
           log,
           /"Policy source revision accepted" source=git\(fleet\) revision=[0-9a-f]{40} policies=2/,
@@ -306,16 +264,7 @@ Deno.test({
         assert.match(show, /^ActiveState=inactive$/m);
         assert.match(show, /^ExecMainStatus=0$/m);
         assert.match(show, /^NRestarts=0$/m);
-        const log = await ok(
-          "journalctl",
-          "-u",
-          "camblet-agent",
-          "--no-pager",
-          "-o",
-          "cat",
-          "-n",
-          "20",
-        );
+        const log = await journal("-o", "cat", "-n", "20");
         assert.match(log, /"Stopping" reason=SIGTERM/);
       });
       await inside("systemctl", "poweroff");
