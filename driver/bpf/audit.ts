@@ -6,9 +6,9 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { BpfMap } from "./bpf_object.ts";
-import { bpf, BpfError, checkPtr, checkRc, cstr } from "./libbpf.ts";
-import { attachProgram, guardBpf, programsOf, RingBuffer, type RingSample } from "./guard_ffi.ts";
+import { BpfMap, BpfObject } from "./bpf_object.ts";
+import { bpf } from "./libbpf.ts";
+import { RingBuffer, type RingSample } from "./guard_ffi.ts";
 import {
   decodeAuditEvent,
   EVENT,
@@ -53,54 +53,37 @@ const u32 = (n: number) => {
 
 /** The loaded audit programs. */
 export class AuditPrograms {
-  #obj: Deno.PointerObject | null;
-  #image: Uint8Array<ArrayBuffer>;
-  #links = new Map<string, Deno.PointerObject>();
+  #obj: BpfObject;
   #maps: { config: BpfMap; syscalls: BpfMap; prefixes: BpfMap; stats: BpfMap; events: number };
   #filter: AuditFilter = { syscalls: [], pathFiltered: [], prefixes: [] };
 
-  private constructor(obj: Deno.PointerObject, image: Uint8Array<ArrayBuffer>) {
+  private constructor(obj: BpfObject) {
     this.#obj = obj;
-    this.#image = image;
-    const map = (name: string, k: number, v: number) => {
-      const m = checkPtr(
-        guardBpf().bpf_object__find_map_by_name(obj, cstr(name)),
-        `find audit map "${name}"`,
-      );
-      return new BpfMap(name, checkRc(guardBpf().bpf_map__fd(m), `get the fd of "${name}"`), k, v);
-    };
     this.#maps = {
-      config: map("config", 4, 8),
-      syscalls: map("syscalls", 4, 8),
-      prefixes: map("prefixes", 4 + PATH_LEN, 1),
-      stats: map("stats", 4, 8),
-      events: map("events", 0, 0).fd,
+      config: obj.map("config", 4, 8),
+      syscalls: obj.map("syscalls", 4, 8),
+      prefixes: obj.map("prefixes", 4 + PATH_LEN, 1),
+      stats: obj.map("stats", 4, 8),
+      events: obj.map("events", 0, 0).fd,
     };
   }
 
   /** Loads, verifies and attaches the programs; the agent's own tgid is never traced. */
   static load(agentTgid: number): AuditPrograms {
-    const image = new Uint8Array(Buffer.from(AUDIT_OBJECT_BASE64, "base64"));
-    const obj = checkPtr(
-      guardBpf().bpf_object__open_mem(image, BigInt(image.length), null),
-      "open the syscall audit BPF object",
+    const obj = BpfObject.load(
+      Buffer.from(AUDIT_OBJECT_BASE64, "base64"),
+      "syscall audit BPF object",
+      "CAP_BPF and CAP_PERFMON",
     );
-    const rc = guardBpf().bpf_object__load(obj);
-    if (rc < 0) {
-      guardBpf().bpf_object__close(obj);
-      throw new BpfError(
-        "load the syscall audit BPF object (needs root: CAP_BPF+CAP_PERFMON; verifier log on stderr)",
-        -rc,
-      );
-    }
-    const a = new AuditPrograms(obj, image);
+    let a: AuditPrograms | undefined;
     try {
+      a = new AuditPrograms(obj);
       const conf = new Uint8Array(8);
       new DataView(conf.buffer).setUint32(0, agentTgid, true);
       a.#maps.config.update(u32(0), conf);
-      for (const [name, prog] of programsOf(obj)) a.#links.set(name, attachProgram(prog, name));
+      obj.attachAll();
     } catch (e) {
-      a.close();
+      obj.close();
       throw e;
     }
     return a;
@@ -108,7 +91,7 @@ export class AuditPrograms {
 
   /** Names of the attached programs. */
   get attached(): string[] {
-    return [...this.#links.keys()];
+    return this.#obj.attached;
   }
 
   /** The filter in force. */
@@ -173,11 +156,6 @@ export class AuditPrograms {
 
   /** Detaches everything and frees the object. Idempotent. */
   close(): void {
-    if (!this.#obj) return;
-    for (const link of this.#links.values()) guardBpf().bpf_link__destroy(link);
-    this.#links.clear();
-    guardBpf().bpf_object__close(this.#obj);
-    this.#obj = null;
-    this.#image = new Uint8Array(0);
+    this.#obj.close();
   }
 }

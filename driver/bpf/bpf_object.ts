@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { attachProgram, programsOf } from "./guard_ffi.ts";
 import { bpf, BpfError, checkPtr, checkRc, cstr } from "./libbpf.ts";
 
 const ENOENT = 2;
@@ -87,8 +88,15 @@ export class BpfObject {
     this.#image = image;
   }
 
-  /** Opens and loads (verifies) every program of `image`. */
-  static load(image: Uint8Array, what = "BPF object"): BpfObject {
+  /**
+   * Opens and loads (verifies) every program of `image`; `needs` names the privileges a failed
+   * load is most likely missing.
+   */
+  static load(
+    image: Uint8Array,
+    what = "BPF object",
+    needs = "CAP_BPF and CAP_NET_ADMIN",
+  ): BpfObject {
     const copy = new Uint8Array(image);
     const obj = checkPtr(
       bpf().bpf_object__open_mem(copy, BigInt(copy.length), null),
@@ -98,7 +106,7 @@ export class BpfObject {
     if (rc < 0) {
       bpf().bpf_object__close(obj);
       throw new BpfError(
-        `load the ${what} (needs root: CAP_BPF and CAP_NET_ADMIN; the verifier log is on stderr)`,
+        `load the ${what} (needs root: ${needs}; the verifier log is on stderr)`,
         -rc,
       );
     }
@@ -147,6 +155,13 @@ export class BpfObject {
       () => bpf().bpf_program__attach_netns(this.#program(name), netnsFd),
       "netns",
     );
+  }
+
+  /** Attaches every program not attached yet where its section says (tracepoints, lsm/…). */
+  attachAll(): void {
+    for (const [name, prog] of programsOf(this.#object())) {
+      if (!this.#links.has(name)) this.#links.set(name, attachProgram(prog, name));
+    }
   }
 
   #attach(name: string, attach: () => Deno.PointerValue, where: string): void {
