@@ -7,17 +7,9 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { BpfMap } from "./bpf_object.ts";
-import { bpf, BpfError, checkPtr, checkRc, closeFd, cstr } from "./libbpf.ts";
-import {
-  attachProgram,
-  guardBpf,
-  GuardCapabilityError,
-  pidfdOpen,
-  programsOf,
-  RingBuffer,
-  type RingSample,
-} from "./guard_ffi.ts";
+import { BpfMap, BpfObject } from "./bpf_object.ts";
+import { bpf, BpfError, closeFd } from "./libbpf.ts";
+import { GuardCapabilityError, pidfdOpen, RingBuffer, type RingSample } from "./guard_ffi.ts";
 import {
   configVal,
   decodeEvent,
@@ -92,10 +84,7 @@ const EPERM = 1;
 
 /** The loaded guard object: programs attached, maps open. */
 export class GuardPrograms {
-  #obj: Deno.PointerObject | null;
-  #image: Uint8Array<ArrayBuffer>;
-  #links = new Map<string, Deno.PointerObject>();
-  #pinnedDir: string | undefined;
+  #obj: BpfObject;
   readonly #maps: {
     config: BpfMap;
     rulesets: BpfMap;
@@ -107,25 +96,17 @@ export class GuardPrograms {
   };
   #agentTgid: number;
 
-  private constructor(obj: Deno.PointerObject, image: Uint8Array<ArrayBuffer>, agentTgid: number) {
+  private constructor(obj: BpfObject, agentTgid: number) {
     this.#obj = obj;
-    this.#image = image;
     this.#agentTgid = agentTgid;
-    const map = (name: string, k: number, v: number) => {
-      const m = checkPtr(
-        guardBpf().bpf_object__find_map_by_name(obj, cstr(name)),
-        `find map "${name}"`,
-      );
-      return new BpfMap(name, checkRc(guardBpf().bpf_map__fd(m), `get the fd of "${name}"`), k, v);
-    };
     this.#maps = {
-      config: map("config", 4, SIZES.config),
-      rulesets: map("rulesets", 4, SIZES.ruleset),
-      cgroupRules: map("cgroup_rules", 8, 4),
-      paths: map("paths", SIZES.pathKey, SIZES.pathVal),
-      taskRules: map("task_rules", 4, SIZES.taskRule),
-      stats: map("stats", 4, 8),
-      eventsFd: map("events", 0, 0).fd,
+      config: obj.map("config", 4, SIZES.config),
+      rulesets: obj.map("rulesets", 4, SIZES.ruleset),
+      cgroupRules: obj.map("cgroup_rules", 8, 4),
+      paths: obj.map("paths", SIZES.pathKey, SIZES.pathVal),
+      taskRules: obj.map("task_rules", 4, SIZES.taskRule),
+      stats: obj.map("stats", 4, 8),
+      eventsFd: obj.map("events", 0, 0).fd,
     };
   }
 
@@ -136,29 +117,30 @@ export class GuardPrograms {
   static load(options: GuardLoadOptions): GuardPrograms {
     const problem = lsmProblem(readLsmList(options.lsmListPath ?? LSM_LIST_PATH));
     if (problem) throw new GuardCapabilityError(problem);
-    const image = new Uint8Array(options.image ?? Buffer.from(GUARD_OBJECT_BASE64, "base64"));
-    const obj = checkPtr(
-      guardBpf().bpf_object__open_mem(image, BigInt(image.length), null),
-      "open the runtime guard BPF object",
-    );
-    const rc = guardBpf().bpf_object__load(obj);
-    if (rc < 0) {
-      guardBpf().bpf_object__close(obj);
-      if (-rc === EPERM) {
+    let obj: BpfObject;
+    try {
+      obj = BpfObject.load(
+        options.image ?? Buffer.from(GUARD_OBJECT_BASE64, "base64"),
+        "runtime guard BPF object",
+        "CAP_BPF and CAP_SYS_ADMIN",
+      );
+    } catch (e) {
+      if (e instanceof BpfError && e.errno === EPERM) {
         throw new GuardCapabilityError(
           "Cannot load the runtime guard's BPF LSM programs: the kernel refused them " +
             "(EPERM; needs root with CAP_BPF+CAP_SYS_ADMIN, and a kernel that allows BPF LSM " +
             "programs: CONFIG_BPF_LSM=y and bpf in lsm=)",
         );
       }
-      throw new BpfError("load the runtime guard BPF object (verifier log on stderr)", -rc);
+      throw e;
     }
-    const g = new GuardPrograms(obj, image, options.agentTgid);
+    let g: GuardPrograms;
     try {
-      for (const [name, prog] of programsOf(obj)) g.#links.set(name, attachProgram(prog, name));
+      g = new GuardPrograms(obj, options.agentTgid);
+      obj.attachAll();
       g.setConfig({ flags: 0, cgroupLevels: 0 });
     } catch (e) {
-      g.close();
+      obj.close();
       throw e;
     }
     return g;
@@ -166,7 +148,7 @@ export class GuardPrograms {
 
   /** Names of the attached programs. */
   get attached(): string[] {
-    return [...this.#links.keys()];
+    return this.#obj.attached;
   }
 
   /** Writes `config`: flags (CFG_*) and the cgroup levels that have `cgroup_rules` keys. */
@@ -277,22 +259,11 @@ export class GuardPrograms {
    * enforced after the agent exits (fail-closed), until `dir` is removed or the host reboots.
    */
   pin(dir: string): void {
-    for (const [name, link] of this.#links) {
-      checkRc(guardBpf().bpf_link__pin(link, cstr(`${dir}/${name}`)), `pin "${name}" in "${dir}"`);
-    }
-    this.#pinnedDir = dir;
+    for (const name of this.#obj.attached) this.#obj.pin(name, `${dir}/${name}`);
   }
 
   /** Detaches everything (unless `keepPinned` and pinned) and frees the object. Idempotent. */
   close(keepPinned = false): void {
-    if (!this.#obj) return;
-    for (const link of this.#links.values()) {
-      if (this.#pinnedDir && !keepPinned) guardBpf().bpf_link__unpin(link);
-      guardBpf().bpf_link__destroy(link);
-    }
-    this.#links.clear();
-    guardBpf().bpf_object__close(this.#obj);
-    this.#obj = null;
-    this.#image = new Uint8Array(0);
+    this.#obj.close(keepPinned);
   }
 }
