@@ -7,7 +7,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { PluginKind } from "./types.ts";
-import { LineTooLongError, LineWriter, readLines } from "./sdk/_lines.ts";
+import { LineWriter } from "./sdk/_lines.ts";
 import {
   type ConfigureResult,
   ERROR,
@@ -15,11 +15,10 @@ import {
   METHOD,
   PROTOCOL,
   PROTOCOL_VERSION,
-  type RpcErrorObject,
 } from "./sdk/protocol.ts";
 import { ChecksumMismatchError, verifyExecutable } from "./_sha256.ts";
-import { LogBudget, timeSlices, within } from "./_pacing.ts";
-import { jsonDeeperThan } from "../driver/json_depth.ts";
+import { within } from "./_pacing.ts";
+import { logStderr, readRpcAnswers } from "./_plugin_output.ts";
 
 /** How to run a plugin. */
 export interface ProcessSpec {
@@ -45,19 +44,8 @@ export interface ProcessSpec {
   maxMessageBytes: number;
 }
 
-/** Longest stderr line logged; the rest of a longer line is dropped. */
-const MAX_STDERR_LINE_BYTES = 16 * 1024;
-/** Stderr lines logged per second at most; the others are counted and reported. */
-const MAX_STDERR_LINES_PER_SECOND = 50;
 /** Each wait of {@linkcode PluginProcess.dispose} (shutdown answer, exit, streams) is bounded by this. */
 const STOP_STEP_MS = 1000;
-
-/** Stdout lines that are not JSON-RPC logged per second at most. */
-const MAX_BAD_STDOUT_LINES_PER_SECOND = 5;
-/** More stdout lines than this in a second that are not JSON-RPC: the plugin is killed. */
-const KILL_BAD_STDOUT_LINES_PER_SECOND = 100;
-/** Deepest nesting of a message; protocol messages need a few levels, parsing deep ones is slow. */
-const MAX_MESSAGE_DEPTH = 64;
 
 /** A JSON-RPC error answered by the plugin. */
 export class PluginCallError extends Error {
@@ -200,89 +188,27 @@ export class PluginProcess {
     }
   }
 
-  async #readStdout(run: Running): Promise<void> {
-    const limit = this.#spec.maxMessageBytes;
-    const budget = new LogBudget(MAX_BAD_STDOUT_LINES_PER_SECOND, (dropped) => {
-      this.#log.warn("Plugin stdout lines that are not JSON-RPC not logged", { dropped });
-    });
-    try {
-      const lines = readLines(run.child.stdout, {
-        maxLineBytes: limit,
-        signal: run.stopReading.signal,
-      });
-      const yieldNow = timeSlices();
-      for await (const line of lines) {
-        await yieldNow();
-        if (line.trim() === "") continue;
-        if (jsonDeeperThan(line, MAX_MESSAGE_DEPTH)) {
-          this.#log.error("Plugin wrote a message nested too deep on stdout; killing it", {
-            maxDepth: MAX_MESSAGE_DEPTH,
-          });
-          this.#kill(run, `wrote a message nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
-          return;
-        }
-        let msg: { id?: unknown; result?: unknown; error?: RpcErrorObject };
-        try {
-          msg = JSON.parse(line);
-        } catch {
-          const logIt = budget.take();
-          if (budget.used > KILL_BAD_STDOUT_LINES_PER_SECOND) {
-            budget.flush();
-            this.#log.error("Plugin floods stdout with lines that are not JSON-RPC; killing it", {
-              linesPerSecond: budget.used,
-            });
-            this.#kill(
-              run,
-              `wrote over ${KILL_BAD_STDOUT_LINES_PER_SECOND} lines a second that are not JSON-RPC`,
-            );
-            return;
-          }
-          if (!logIt) continue;
-          this.#log.warn("Plugin wrote a line that is not JSON-RPC on stdout", {
-            line: line.length > 200 ? `${line.slice(0, 200)}…` : line,
-            bytes: line.length,
-          });
-          continue;
-        }
-        if (typeof msg !== "object" || msg === null) continue;
+  #readStdout(run: Running): Promise<void> {
+    return readRpcAnswers({
+      stream: run.child.stdout,
+      maxMessageBytes: this.#spec.maxMessageBytes,
+      signal: run.stopReading.signal,
+      log: this.#log,
+      kill: (reason) => this.#kill(run, reason),
+      onAnswer: (msg) => {
         const pending = typeof msg.id === "number" ? this.#pending.get(msg.id) : undefined;
-        if (!pending) continue;
+        if (!pending) return;
         this.#pending.delete(msg.id as number);
         clearTimeout(pending.timer);
         if (msg.error) {
           pending.reject(new PluginCallError(msg.error.code, msg.error.message, msg.error.data));
         } else pending.resolve(msg.result);
-      }
-      budget.flush();
-    } catch (e) {
-      budget.flush();
-      if (!(e instanceof LineTooLongError)) return; // stream closed
-      this.#log.error("Plugin wrote a message over the limit on stdout; killing it", {
-        limitBytes: limit,
-      });
-      this.#kill(run, `wrote a message over ${limit} bytes`);
-    }
+      },
+    });
   }
 
-  async #readStderr(run: Running): Promise<void> {
-    const budget = new LogBudget(MAX_STDERR_LINES_PER_SECOND, (dropped) => {
-      this.#log.warn("Plugin stderr lines not logged", { dropped });
-    });
-    try {
-      const lines = readLines(run.child.stderr, {
-        maxLineBytes: MAX_STDERR_LINE_BYTES,
-        overflow: "truncate",
-        signal: run.stopReading.signal,
-      });
-      const yieldNow = timeSlices();
-      for await (const line of lines) {
-        await yieldNow();
-        if (line.trim() !== "" && budget.take()) {
-          this.#log.info("{line}", { line, stream: "stderr" });
-        }
-      }
-    } catch { /* stream closed */ }
-    budget.flush();
+  #readStderr(run: Running): Promise<void> {
+    return logStderr(run.child.stderr, run.stopReading.signal, this.#log);
   }
 
   /** SIGKILLs the plugin's process group (the plugin and its children), else the plugin. */
