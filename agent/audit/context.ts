@@ -27,6 +27,11 @@ export interface AuditInput {
   path2: string;
   /** open(2) flags (openat2: open_how.flags); absent for other syscalls. */
   flags?: number;
+  /**
+   * `flags` decoded (x86_64 O_* values): lib.rego's `flags` reads these instead of five bits.and
+   * on wasm's big numbers; absent with `flags`.
+   */
+  open_flags?: OpenFlags;
   /** chmod mode or open mode. */
   mode: number;
   argv: string[];
@@ -51,6 +56,27 @@ export interface AuditInput {
   cgroup_id: string;
   labels: string[];
   spiffe_id: string;
+}
+
+/** open(2) flags as named booleans. */
+export interface OpenFlags {
+  read: boolean;
+  write: boolean;
+  create: boolean;
+  trunc: boolean;
+  append: boolean;
+}
+
+/** `flags` of an open as lib.rego names them (O_ACCMODE 3, O_CREAT 64, O_TRUNC 512, O_APPEND 1024). */
+export function openFlags(flags: number): OpenFlags {
+  const acc = flags & 3;
+  return {
+    read: acc !== 1,
+    write: acc !== 0,
+    create: (flags & 64) !== 0,
+    trunc: (flags & 512) !== 0,
+    append: (flags & 1024) !== 0,
+  };
 }
 
 /** Where labels and identities come from (the daemon's attestation; tests give their own). */
@@ -301,7 +327,10 @@ export class ContextBuilder {
       labels,
       spiffe_id: this.#src.spiffeIdOf?.(labels) ?? "",
     };
-    if (flags !== undefined) input.flags = flags;
+    if (flags !== undefined) {
+      input.flags = flags;
+      input.open_flags = openFlags(flags);
+    }
     return input;
   }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ContextBuilder } from "./context.ts";
+import { ContextBuilder, openFlags } from "./context.ts";
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
 
 function raw(over: Partial<RawAuditEvent>): RawAuditEvent {
@@ -32,6 +32,14 @@ Deno.test("context: a relative openat path is resolved against the live process'
   assert.equal(i.proc.cwd, Deno.cwd());
   assert.equal(i.path, `${Deno.cwd()}/y.txt`);
   assert.equal(i.flags, 0o1101);
+  // O_WRONLY|O_CREAT|O_TRUNC, as lib.rego's flags names them
+  assert.deepEqual(i.open_flags, {
+    read: false,
+    write: true,
+    create: true,
+    trunc: true,
+    append: false,
+  });
   assert.equal(i.mode, 0o644);
   assert.equal(i.proc.exe, Deno.execPath());
   assert.deepEqual(i.ancestors.map((a) => a.name), ["init"]);
@@ -65,4 +73,21 @@ Deno.test("context: an exec of a process already gone keeps the exec'd path as e
   assert.deepEqual(i.labels, ["app=test"]);
   assert.equal(i.spiffe_id, "spiffe://example.org/test");
   assert.equal(i.ancestors[0]!.exe, Deno.execPath());
+});
+
+Deno.test("context: open flags are named like lib.rego's (O_RDWR reads and writes, O_APPEND)", () => {
+  assert.deepEqual(openFlags(2 | 1024), {
+    read: true,
+    write: true,
+    create: false,
+    trunc: false,
+    append: true,
+  });
+  assert.deepEqual(openFlags(0o2000000), {
+    read: true,
+    write: false,
+    create: false,
+    trunc: false,
+    append: false,
+  });
 });

@@ -1,11 +1,12 @@
 /**
  * Audit rules compiled by `opa build -t wasm -e camblet/audit/violations -e camblet/audit/filter`
  * and evaluated in the agent (@open-policy-agent/opa-wasm). `filter` is evaluated once, at load:
- * the union of what every rule declares it can match becomes the in-kernel prefilter.
+ * the union of what every rule declares it can match becomes the in-kernel prefilter, and each
+ * rule's own declaration decides in JS which events reach the wasm at all.
  *
  * @module
  */
-import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
+import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { SYSCALLS } from "../../driver/bpf/audit_layout.ts";
 import type { AuditFilter } from "../../driver/bpf/audit.ts";
 import type { AuditInput } from "./context.ts";
@@ -36,16 +37,17 @@ export class AuditRulesError extends Error {
   override name = "AuditRulesError";
 }
 
-/** The union of the rules' `filter` declarations (see policies/rego/audit/rules.rego). */
-export function compileFilter(decls: unknown, source: string): AuditFilter {
+/** One validated `filter` declaration. */
+interface FilterDecl {
+  syscalls: string[];
+  prefixes: string[] | undefined;
+}
+
+function checkDecls(decls: unknown, source: string): FilterDecl[] {
   if (!Array.isArray(decls)) {
     throw new AuditRulesError(`Cannot use audit rules from ${source}: filter is not a set`);
   }
-  const syscalls = new Set<string>();
-  // A syscall is path-filtered only when every rule naming it gives prefixes.
-  const unfiltered = new Set<string>();
-  const prefixes = new Set<string>();
-  decls.forEach((d, i) => {
+  return decls.map((d, i) => {
     const where = `${source}: filter item ${i}`;
     if (typeof d !== "object" || d === null) throw new AuditRulesError(`${where}: not an object`);
     const { rule, syscalls: sc, prefixes: px } = d as Record<string, unknown>;
@@ -61,17 +63,30 @@ export function compileFilter(decls: unknown, source: string): AuditFilter {
           })`,
         );
       }
-      syscalls.add(s);
     }
-    if (px === undefined) {
-      for (const s of sc as string[]) unfiltered.add(s);
-    } else {
-      if (!Array.isArray(px) || !px.every((p) => typeof p === "string" && p.startsWith("/"))) {
-        throw new AuditRulesError(`${source}: ${name}: prefixes must be absolute paths`);
-      }
-      for (const p of px as string[]) prefixes.add(p);
+    if (
+      px !== undefined &&
+      (!Array.isArray(px) || !px.every((p) => typeof p === "string" && p.startsWith("/")))
+    ) {
+      throw new AuditRulesError(`${source}: ${name}: prefixes must be absolute paths`);
     }
+    return { syscalls: sc as string[], prefixes: px as string[] | undefined };
   });
+}
+
+/** The union of the rules' `filter` declarations (see policies/rego/audit/rules.rego). */
+export function compileFilter(decls: unknown, source: string): AuditFilter {
+  const syscalls = new Set<string>();
+  // A syscall is path-filtered only when every rule naming it gives prefixes.
+  const unfiltered = new Set<string>();
+  const prefixes = new Set<string>();
+  for (const d of checkDecls(decls, source)) {
+    for (const s of d.syscalls) {
+      syscalls.add(s);
+      if (d.prefixes === undefined) unfiltered.add(s);
+    }
+    for (const p of d.prefixes ?? []) prefixes.add(p);
+  }
   const pathFiltered = [...syscalls].filter((s) =>
     !unfiltered.has(s) && SYSCALLS.get(s)!.path !== undefined
   );
@@ -82,22 +97,97 @@ export function compileFilter(decls: unknown, source: string): AuditFilter {
   };
 }
 
+/**
+ * Per syscall, the path prefixes some rule naming it can match (`null`: any path). Tighter than
+ * the kernel's filter, which has one prefix set for all syscalls and sees unresolved paths.
+ */
+export type RuleScopes = Map<string, string[] | null>;
+
+/** The scopes of validated declarations (see {@linkcode compileFilter}). */
+export function compileScopes(decls: unknown, source: string): RuleScopes {
+  const out: RuleScopes = new Map();
+  for (const d of checkDecls(decls, source)) {
+    for (const s of d.syscalls) {
+      const had = out.get(s);
+      if (d.prefixes === undefined || SYSCALLS.get(s)!.path === undefined) out.set(s, null);
+      else if (had !== null) out.set(s, [...new Set([...(had ?? []), ...d.prefixes])]);
+    }
+  }
+  return out;
+}
+
+/** True when some rule's declaration covers this syscall and path (else no rule can match). */
+export function inScope(scopes: RuleScopes, syscall: string, path: string): boolean {
+  const px = scopes.get(syscall);
+  if (px === undefined) return false;
+  // Not absolute: the cwd or dirfd was unknown; the rules decide, as the kernel let it through.
+  if (px === null || !path.startsWith("/")) return true;
+  for (const p of px) if (path.startsWith(p)) return true;
+  return false;
+}
+
+/** opa-wasm's LoadedPolicy internals the fast path writes to (ABI 1.2 `opa_eval`). */
+interface PolicyInternals {
+  minorVersion?: number;
+  mem: WebAssembly.Memory;
+  dataAddr: number;
+  dataHeapPtr: number;
+  entrypoints: Record<string, number>;
+  wasmInstance: {
+    exports: {
+      opa_eval(
+        reserved: number,
+        entrypoint: number,
+        data: number,
+        input: number,
+        inputLen: number,
+        heap: number,
+        format: number,
+      ): number;
+    };
+  };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** What `opa_eval` writes when no rule fires (the common case: no JSON.parse for it). */
+const NO_VIOLATIONS = encoder.encode('[{"result":[]}]');
+const PAGE = 64 * 1024;
+
 /** Loaded rules: judge inputs, and the prefilter they need. */
 export class AuditRules {
   readonly source: string;
   readonly filter: AuditFilter;
+  readonly scopes: RuleScopes;
+  /** Inputs no rule's declaration covers: answered without evaluating the wasm. */
+  skipped = 0;
   #policy: LoadedPolicy;
+  #fast: { p: PolicyInternals; ep: number } | undefined;
 
-  private constructor(source: string, policy: LoadedPolicy, filter: AuditFilter) {
+  private constructor(
+    source: string,
+    policy: LoadedPolicy,
+    filter: AuditFilter,
+    scopes: RuleScopes,
+  ) {
     this.source = source;
     this.#policy = policy;
     this.filter = filter;
+    this.scopes = scopes;
+    const p = policy as unknown as PolicyInternals;
+    const ep = p.entrypoints?.[VIOLATIONS_ENTRYPOINT];
+    if (
+      (p.minorVersion ?? 0) >= 2 && typeof ep === "number" &&
+      typeof p.wasmInstance?.exports?.opa_eval === "function" && p.mem instanceof WebAssembly.Memory
+    ) this.#fast = { p, ep };
   }
 
   /** Loads `policy.wasm` bytes; throws {@linkcode AuditRulesError} naming `source`. */
   static async load(wasm: BufferSource, source: string): Promise<AuditRules> {
     let policy: LoadedPolicy;
     try {
+      // Loaded on first use: ~3 MB of heap and 50-70 ms that a CLI command without audit skips.
+      const { loadPolicy } = await import("@open-policy-agent/opa-wasm");
       policy = await loadPolicy(wasm);
     } catch (e) {
       throw new AuditRulesError(`Cannot load audit rules from ${source}: ${(e as Error).message}`);
@@ -114,13 +204,50 @@ export class AuditRules {
     }
     policy.setData({});
     const raw = policy.evaluate({}, FILTER_ENTRYPOINT) as { result?: unknown }[];
-    return new AuditRules(source, policy, compileFilter(raw[0]?.result ?? [], source));
+    const decls = raw[0]?.result ?? [];
+    return new AuditRules(
+      source,
+      policy,
+      compileFilter(decls, source),
+      compileScopes(decls, source),
+    );
+  }
+
+  /**
+   * opa-wasm's `evaluate` without its per-call copies: the input's JSON is encoded straight into
+   * the wasm heap and a result with no violations is recognised by its bytes.
+   */
+  #evaluate(input: AuditInput): unknown {
+    const f = this.#fast;
+    if (!f) return this.#policy.evaluate(input, VIOLATIONS_ENTRYPOINT);
+    const { p, ep } = f;
+    const json = JSON.stringify(input);
+    const at = p.dataHeapPtr;
+    const room = at + json.length * 3 - p.mem.buffer.byteLength;
+    if (room > 0) p.mem.grow(Math.ceil(room / PAGE));
+    let mem = new Uint8Array(p.mem.buffer);
+    const { written } = encoder.encodeInto(json, mem.subarray(at));
+    const ret = p.wasmInstance.exports.opa_eval(0, ep, p.dataAddr, at, written, at + written, 0);
+    if (mem.buffer !== p.mem.buffer) mem = new Uint8Array(p.mem.buffer); // the heap grew
+    const end = mem.indexOf(0, ret);
+    if (end - ret === NO_VIOLATIONS.length) {
+      let same = true;
+      for (let i = 0; i < NO_VIOLATIONS.length && same; i++) {
+        same = mem[ret + i] === NO_VIOLATIONS[i];
+      }
+      if (same) return undefined;
+    }
+    return JSON.parse(decoder.decode(mem.subarray(ret, end)));
   }
 
   /** The violations `input` raises (each checked; a malformed one names the rule source). */
   judge(input: AuditInput): RuleViolation[] {
-    const raw = this.#policy.evaluate(input, VIOLATIONS_ENTRYPOINT) as { result?: unknown }[];
-    const res = raw[0]?.result;
+    if (!inScope(this.scopes, input.syscall, input.path)) {
+      this.skipped++;
+      return [];
+    }
+    const raw = this.#evaluate(input) as { result?: unknown }[] | undefined;
+    const res = raw?.[0]?.result;
     if (!Array.isArray(res) || res.length === 0) return [];
     const out: RuleViolation[] = [];
     for (const v of res) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AuditRulesError, compileFilter } from "./rules.ts";
+import { AuditRulesError, compileFilter, compileScopes, inScope } from "./rules.ts";
 
 Deno.test("compileFilter: the union of the rules' declarations; a syscall is path-filtered only if every rule naming it gives prefixes", () => {
   const f = compileFilter([
@@ -35,4 +35,31 @@ Deno.test("compileFilter: bad declarations name the source, the rule and the fie
   );
   assert.throws(() => compileFilter([42], "s"), /s: filter item 0: not an object/);
   assert.throws(() => compileFilter({}, "s"), /filter is not a set/);
+});
+
+Deno.test("compileScopes: an event reaches the wasm only when some rule naming its syscall covers its path", () => {
+  const s = compileScopes([
+    { rule: "etc", syscalls: ["openat", "open"], prefixes: ["/etc/"] },
+    { rule: "logs", syscalls: ["openat", "truncate"], prefixes: ["/var/log/"] },
+    { rule: "conn", syscalls: ["connect"], prefixes: ["/x/"] },
+    { rule: "any open", syscalls: ["open"] },
+  ], "test");
+  assert.ok(inScope(s, "openat", "/etc/passwd"));
+  assert.ok(inScope(s, "openat", "/var/log/syslog"));
+  assert.ok(!inScope(s, "openat", "/usr/lib/libc.so.6"));
+  // The kernel's one prefix set lets this through (/etc/ is a prefix); no rule naming truncate has it.
+  assert.ok(!inScope(s, "truncate", "/etc/passwd"));
+  assert.ok(inScope(s, "truncate", "/var/log/wtmp"));
+  assert.ok(inScope(s, "open", "/usr/lib/x"), "a rule takes open whatever the path");
+  // connect has no path argument: prefixes do not narrow it.
+  assert.ok(inScope(s, "connect", ""));
+  assert.ok(inScope(s, "openat", "relative/unresolved"), "an unresolved path is the rules' call");
+  assert.ok(!inScope(s, "execve", "/usr/bin/id"), "no rule names execve");
+});
+
+Deno.test("compileScopes: refuses what compileFilter refuses, naming the rule", () => {
+  assert.throws(
+    () => compileScopes([{ rule: "r", syscalls: ["openat"], prefixes: ["etc/"] }], "s"),
+    /s: rule "r": prefixes must be absolute/,
+  );
 });
