@@ -9,6 +9,7 @@
 import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { SYSCALLS } from "../../driver/bpf/audit_layout.ts";
 import type { AuditFilter } from "../../driver/bpf/audit.ts";
+import { compileFilter } from "./prefilter.ts";
 import type { AuditInput } from "./context.ts";
 
 export const VIOLATIONS_ENTRYPOINT = "camblet/audit/violations";
@@ -74,28 +75,8 @@ function checkDecls(decls: unknown, source: string): FilterDecl[] {
   });
 }
 
-/** The union of the rules' `filter` declarations (see policies/rego/audit/rules.rego). */
-export function compileFilter(decls: unknown, source: string): AuditFilter {
-  const syscalls = new Set<string>();
-  // A syscall is path-filtered only when every rule naming it gives prefixes.
-  const unfiltered = new Set<string>();
-  const prefixes = new Set<string>();
-  for (const d of checkDecls(decls, source)) {
-    for (const s of d.syscalls) {
-      syscalls.add(s);
-      if (d.prefixes === undefined) unfiltered.add(s);
-    }
-    for (const p of d.prefixes ?? []) prefixes.add(p);
-  }
-  const pathFiltered = [...syscalls].filter((s) =>
-    !unfiltered.has(s) && SYSCALLS.get(s)!.path !== undefined
-  );
-  return {
-    syscalls: [...syscalls].sort(),
-    pathFiltered: pathFiltered.sort(),
-    prefixes: [...prefixes].sort(),
-  };
-}
+// The in-kernel prefilter (groups per declaration, cgroup scopes) lives in prefilter.ts.
+export { compileFilter } from "./prefilter.ts";
 
 /**
  * Per syscall, the path prefixes some rule naming it can match (`null`: any path). Tighter than

@@ -3,12 +3,17 @@
 //
 // sys_enter: if `syscalls[nr]` says the loaded rules can match this syscall, its arguments (path
 // strings, sockaddr, argv) and the process context (ids, comm, cgroup, 6 ancestors) are read into
-// `pending[pid_tgid]`; a path-filtered syscall whose absolute path matches no prefix of
-// `prefixes` (an LPM trie) is dropped here and counted (STAT_FILTERED). sys_exit adds the result
+// `pending[pid_tgid]`. The prefilter: each filter group (one rule's declaration, bit g of a u64)
+// names syscalls, optionally path prefixes and a cgroup scope (containers: a cgroup not in
+// `host_cgroups`; workloads: `workload_cgroups[cgroup]` has bit g). An event leaves the kernel only
+// when one group takes its syscall, its cgroup and its absolute path (`prefixes`, an LPM trie whose
+// value is the groups a prefix admits); else it is dropped and counted by reason. The filter is
+// double-buffered: the agent writes the idle slot, then flips `config.slot`. sys_exit adds the result
 // code and sends the event through `events` (ring buffer); a full ring buffer is counted
 // (STAT_LOST), never silent. sched_process_exec adds the executed file's name (memfd:… for a
 // fileless exec) to a pending execve; sched_process_exit forgets a task's pending entry.
-// Relative paths pass the prefilter (the agent resolves them against the cwd).
+// Relative paths pass the prefilter (the agent resolves them against the cwd); so do cgroups the
+// agent has not classified (a new cgroup counts as a container until the host set is rescanned).
 //
 // x86_64 only (pt_regs argument registers). Build: driver/bpf/build.ts.
 #include <linux/bpf.h>
@@ -52,15 +57,22 @@ struct task_struct {
 	struct task_struct *group_leader;
 } __attribute__((preserve_access_index));
 
-// What the agent compiled from the rules for one syscall number.
+// What the agent compiled from the rules for one syscall number (in one slot).
 struct syscall_cfg {
 	__u8 keep;      // 1: some rule can match this syscall
 	__u8 path_idx;  // argument holding a path string, or NO_ARG
 	__u8 path2_idx; // second path (rename, link target), or NO_ARG
 	__u8 addr_idx;  // argument holding a sockaddr (length in the next one), or NO_ARG
 	__u8 argv_idx;  // argument holding argv (execve), or NO_ARG
-	__u8 path_filter; // 1: drop unless path matches `prefixes` (or is relative)
-	__u8 pad[2];
+	__u8 pad[3];
+	__u64 groups;   // filter groups naming this syscall
+	__u64 any_path; // of those, the ones taking any path
+};
+
+// Cgroup scope of the groups in one slot.
+struct scope {
+	__u64 unscoped;   // groups taking every cgroup
+	__u64 containers; // groups taking cgroups not in host_cgroups
 };
 
 struct event {
@@ -91,11 +103,13 @@ struct lpm_key {
 #define STAT_SENT 2
 #define STAT_LOST 3
 #define STAT_PENDING_FULL 4
+#define STAT_FILTERED_PATH 5
+#define STAT_FILTERED_CGROUP 6
 #define STAT_N 8
 
 struct config {
 	__u32 agent_tgid;
-	__u32 pad;
+	__u32 slot; // the filter slot in force (0 or 1)
 };
 
 struct {
@@ -107,18 +121,42 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_SYSCALL);
+	__uint(max_entries, 2 * MAX_SYSCALL); // slot * MAX_SYSCALL + nr
 	__type(key, __u32);
 	__type(value, struct syscall_cfg);
 } syscalls SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct scope);
+} scopes SEC(".maps");
+
+// Key data: the slot byte, then the path; value: the groups the prefix admits.
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 2048);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct lpm_key);
-	__type(value, __u8);
+	__type(value, __u64);
 } prefixes SEC(".maps");
+
+// Cgroups that are not containers (the agent's scan of the cgroup tree).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} host_cgroups SEC(".maps");
+
+// Cgroups of attested workloads: per slot, the groups whose selectors they match.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64[2]);
+} workload_cgroups SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -173,21 +211,51 @@ static __always_inline __u64 arg(struct pt_regs *regs, __u8 i)
 	return 0;
 }
 
-// True (and counted) when the prefilter keeps this path-filtered event in the kernel.
-static __always_inline int filtered_out(struct syscall_cfg *cfg, struct event *e)
+// The current task's config slot (0 or 1).
+static __always_inline __u32 current_slot(void)
 {
 	__u32 zero = 0;
-	if (!cfg->path_filter || e->path[0] != '/')
+	struct config *conf = bpf_map_lookup_elem(&config, &zero);
+	return conf ? conf->slot & 1 : 0;
+}
+
+// Of `groups`, those whose cgroup scope takes the current task's cgroup.
+static __always_inline __u64 cgroup_pass(__u64 groups, __u32 slot)
+{
+	struct scope *sc = bpf_map_lookup_elem(&scopes, &slot);
+	if (!sc)
+		return groups;
+	__u64 pass = sc->unscoped;
+	if ((groups & ~pass) == 0)
+		return groups;
+	__u64 cg = bpf_get_current_cgroup_id();
+	if ((groups & sc->containers) && !bpf_map_lookup_elem(&host_cgroups, &cg))
+		pass |= sc->containers;
+	__u64 *w = bpf_map_lookup_elem(&workload_cgroups, &cg);
+	if (w)
+		pass |= w[slot & 1];
+	return groups & pass;
+}
+
+// True (and counted) when no group in `groups` takes this event's path.
+static __always_inline int path_filtered(struct syscall_cfg *cfg, __u64 groups, struct event *e,
+					 __u32 slot)
+{
+	__u32 zero = 0;
+	if ((groups & cfg->any_path) || e->path[0] != '/')
 		return 0;
 	struct lpm_key *k = bpf_map_lookup_elem(&scratch_key, &zero);
 	if (!k)
 		return 0;
 	__builtin_memset(k->data, 0, PATH_LEN);
-	bpf_probe_read_kernel_str(k->data, PATH_LEN, e->path);
+	k->data[0] = slot;
+	bpf_probe_read_kernel_str(&k->data[1], PATH_LEN - 1, e->path);
 	k->prefixlen = PATH_LEN * 8;
-	if (bpf_map_lookup_elem(&prefixes, k))
+	__u64 *admit = bpf_map_lookup_elem(&prefixes, k);
+	if (admit && (*admit & groups))
 		return 0;
 	count(STAT_FILTERED);
+	count(STAT_FILTERED_PATH);
 	return 1;
 }
 
@@ -198,15 +266,26 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u32 nr = (__u32)ctx->args[1];
 	if (nr >= MAX_SYSCALL)
 		return 0;
-	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &nr);
+	__u32 zero = 0;
+	struct config *conf = bpf_map_lookup_elem(&config, &zero);
+	if (!conf)
+		return 0;
+	__u32 slot = conf->slot & 1;
+	__u32 key = slot * MAX_SYSCALL + nr;
+	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &key);
 	if (!cfg || !cfg->keep)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0;
-	struct config *conf = bpf_map_lookup_elem(&config, &zero);
-	if (conf && conf->agent_tgid == (__u32)(id >> 32))
+	if (conf->agent_tgid == (__u32)(id >> 32))
 		return 0; // the agent's own reads of /proc would feed back
 	count(STAT_SEEN);
+	// The cgroup scope first: it needs no argument read.
+	__u64 groups = cgroup_pass(cfg->groups, slot);
+	if (!groups) {
+		count(STAT_FILTERED);
+		count(STAT_FILTERED_CGROUP);
+		return 0;
+	}
 	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 0;
@@ -220,7 +299,7 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (cfg->path_idx < 6) {
 		// Fails when the string's page is not faulted in yet: sys_exit reads it again.
 		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
-		if (filtered_out(cfg, e))
+		if (path_filtered(cfg, groups, e, slot))
 			return 0;
 	}
 	if (nr == 437) { // openat2(dirfd, path, struct open_how *how, size)
@@ -287,7 +366,9 @@ int audit_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
 	if (nr >= MAX_SYSCALL)
 		return 0;
-	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &nr);
+	__u32 slot = current_slot();
+	__u32 key = slot * MAX_SYSCALL + nr;
+	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &key);
 	if (!cfg || !cfg->keep)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
@@ -297,7 +378,7 @@ int audit_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	e->ret = (__s64)ctx->args[1];
 	if (cfg->path_idx < 6 && e->path[0] == 0 && e->nr != 59 && e->nr != 322) {
 		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
-		if (filtered_out(cfg, e)) {
+		if (path_filtered(cfg, cgroup_pass(cfg->groups, slot), e, slot)) {
 			bpf_map_delete_elem(&pending, &id);
 			return 0;
 		}

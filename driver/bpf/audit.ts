@@ -9,35 +9,34 @@ import { Buffer } from "node:buffer";
 import { BpfMap, BpfObject } from "./bpf_object.ts";
 import { bpf } from "./libbpf.ts";
 import { RingBuffer, type RingSample } from "./guard_ffi.ts";
-import {
-  decodeAuditEvent,
-  EVENT,
-  PATH_LEN,
-  prefixKey,
-  type RawAuditEvent,
-  syscallCfg,
-  SYSCALLS,
-} from "./audit_layout.ts";
+import { decodeAuditEvent, EVENT, type RawAuditEvent } from "./audit_layout.ts";
 import { AUDIT_OBJECT_BASE64 } from "./audit_object.ts";
+import {
+  type AuditFilter,
+  type AuditFilterDescription,
+  AuditFilterMaps,
+  PREFILTER_MAPS,
+  type PrefilterMaps,
+  type WorkloadCgroup,
+} from "./audit_filter.ts";
 
-/** What the rules can match: everything else stays in the kernel. */
-export interface AuditFilter {
-  /** Syscall names (keys of SYSCALLS). */
-  syscalls: string[];
-  /**
-   * Syscalls whose path must start with one of `prefixes` (relative paths pass). A syscall not
-   * listed here is sent whatever its path.
-   */
-  pathFiltered: string[];
-  prefixes: string[];
-}
+export type {
+  AuditFilter,
+  AuditFilterDescription,
+  FilterGroup,
+  WorkloadCgroup,
+} from "./audit_filter.ts";
 
 /** Counters of the `stats` map, summed over CPUs. */
 export interface AuditStats {
   /** Traced syscalls entered. */
   seen: number;
-  /** Kept in the kernel by the path prefilter. */
+  /** Kept in the kernel by the prefilter: `filteredPath` + `filteredCgroup`. */
   filtered: number;
+  /** No rule for the syscall takes its path. */
+  filteredPath: number;
+  /** No rule for the syscall takes its cgroup (containers, workloads). */
+  filteredCgroup: number;
   sent: number;
   /** Events the ring buffer had no room for. */
   lost: number;
@@ -54,18 +53,21 @@ const u32 = (n: number) => {
 /** The loaded audit programs. */
 export class AuditPrograms {
   #obj: BpfObject;
-  #maps: { config: BpfMap; syscalls: BpfMap; prefixes: BpfMap; stats: BpfMap; events: number };
-  #filter: AuditFilter = { syscalls: [], pathFiltered: [], prefixes: [] };
+  #maps: { config: BpfMap; stats: BpfMap; events: number };
+  #prefilter: AuditFilterMaps;
 
   private constructor(obj: BpfObject) {
     this.#obj = obj;
     this.#maps = {
       config: obj.map("config", 4, 8),
-      syscalls: obj.map("syscalls", 4, 8),
-      prefixes: obj.map("prefixes", 4 + PATH_LEN, 1),
       stats: obj.map("stats", 4, 8),
       events: obj.map("events", 0, 0).fd,
     };
+    const m = {} as PrefilterMaps;
+    for (const [k, [name, ks, vs]] of Object.entries(PREFILTER_MAPS)) {
+      m[k as keyof PrefilterMaps] = obj.map(name, ks, vs);
+    }
+    this.#prefilter = new AuditFilterMaps(m);
   }
 
   /** Loads, verifies and attaches the programs; the agent's own tgid is never traced. */
@@ -96,40 +98,30 @@ export class AuditPrograms {
 
   /** The filter in force. */
   get filter(): AuditFilter {
-    return this.#filter;
+    return this.#prefilter.filter;
   }
 
   /**
-   * Replaces the prefilter. Validates everything before touching the kernel, so a bad filter
-   * leaves the previous one in force.
+   * Replaces the prefilter (driver/bpf/audit_filter.ts). Validates everything before touching
+   * the kernel and switches slots at the end, so a bad filter leaves the previous one in force.
    */
   setFilter(f: AuditFilter): void {
-    for (const s of [...f.syscalls, ...f.pathFiltered]) {
-      if (!SYSCALLS.has(s)) {
-        throw new RangeError(
-          `Cannot filter on syscall "${s}": not one the audit captures (${
-            [...SYSCALLS.keys()].join(", ")
-          })`,
-        );
-      }
-    }
-    const keys = f.prefixes.map(prefixKey);
-    const filtered = new Set(f.pathFiltered);
-    const wanted = new Set(f.syscalls);
-    // Prefixes first, so no syscall is filtered against a half-written trie.
-    for (const k of this.#maps.prefixes.keys()) this.#maps.prefixes.delete(k);
-    for (const k of keys) this.#maps.prefixes.update(k, new Uint8Array([1]));
-    for (const [name, spec] of SYSCALLS) {
-      this.#maps.syscalls.update(
-        u32(spec.nr),
-        wanted.has(name) ? syscallCfg(spec, filtered.has(name)) : new Uint8Array(8),
-      );
-    }
-    this.#filter = {
-      syscalls: [...wanted].sort(),
-      pathFiltered: [...filtered].sort(),
-      prefixes: [...f.prefixes].sort(),
-    };
+    this.#prefilter.set(f);
+  }
+
+  /** Replaces the attested workloads (cgroup id + labels) that workload-scoped rules select. */
+  setWorkloads(ws: readonly WorkloadCgroup[]): void {
+    this.#prefilter.setWorkloads(ws);
+  }
+
+  /** Replaces the host (non-container) cgroup ids (agent/audit/prefilter.ts hostCgroupIds). */
+  setHostCgroups(ids: Iterable<bigint>): void {
+    this.#prefilter.setHostCgroups(ids);
+  }
+
+  /** The prefilter in force and its counters, for `status` (stable shape). */
+  describe(): AuditFilterDescription {
+    return this.#prefilter.describe(this.stats());
   }
 
   /** The counters, summed over CPUs. */
@@ -144,7 +136,15 @@ export class AuditPrograms {
       for (let c = 0; c < cpus; c++) n += dv.getBigUint64(c * 8, true);
       return Number(n);
     };
-    return { seen: read(0), filtered: read(1), sent: read(2), lost: read(3), pendingFull: read(4) };
+    return {
+      seen: read(0),
+      filtered: read(1),
+      filteredPath: read(5),
+      filteredCgroup: read(6),
+      sent: read(2),
+      lost: read(3),
+      pendingFull: read(4),
+    };
   }
 
   /** A ring-buffer reader delivering decoded events; call `consume()` on a timer. */

@@ -86,34 +86,71 @@ export const EVENT = {
 export const ANC_N = 6;
 export const PATH_LEN = 256;
 
-/** `struct syscall_cfg` for `spec`; `pathFilter` drops absolute paths outside the prefixes. */
-export function syscallCfg(spec: SyscallSpec, pathFilter: boolean): Uint8Array<ArrayBuffer> {
-  return new Uint8Array([
-    1,
-    spec.path ?? NO_ARG,
-    spec.path2 ?? NO_ARG,
-    spec.addr ?? NO_ARG,
-    spec.argv ?? NO_ARG,
-    pathFilter && spec.path !== undefined ? 1 : 0,
-    0,
-    0,
-  ]);
+/** Filter slots (audit.bpf.c double-buffers the prefilter) and syscalls per slot. */
+export const SLOTS = 2;
+export const MAX_SYSCALL = 512;
+/** Filter groups one slot holds (bits of a u64). */
+export const MAX_GROUPS = 64;
+/** Size of `struct syscall_cfg`. */
+export const SYSCALL_CFG_SIZE = 24;
+
+/**
+ * `struct syscall_cfg` for `spec`: `groups` are the filter groups naming it, `anyPath` those of
+ * them that take any path (a syscall without a path argument: all of them). `null`: not traced.
+ */
+export function syscallCfg(
+  spec: SyscallSpec,
+  groups: bigint,
+  anyPath: bigint,
+): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(SYSCALL_CFG_SIZE);
+  if (groups === 0n) return b;
+  b.set([1, spec.path ?? NO_ARG, spec.path2 ?? NO_ARG, spec.addr ?? NO_ARG, spec.argv ?? NO_ARG]);
+  const dv = new DataView(b.buffer);
+  dv.setBigUint64(8, groups, true);
+  dv.setBigUint64(16, spec.path === undefined ? groups : anyPath & groups, true);
+  return b;
 }
 
-/** The LPM trie key of a path prefix (its bytes, prefix length in bits). */
-export function prefixKey(prefix: string): Uint8Array<ArrayBuffer> {
+/** The `syscalls` map key of syscall `nr` in `slot`. */
+export function syscallKey(slot: number, nr: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, slot * MAX_SYSCALL + nr, true);
+  return b;
+}
+
+/** Longest prefix the LPM key holds after its slot byte. */
+export const PREFIX_MAX = PATH_LEN - 2;
+
+/** The LPM trie key of a path prefix in `slot` (slot byte + bytes, prefix length in bits). */
+export function prefixKey(prefix: string, slot = 0): Uint8Array<ArrayBuffer> {
   const bytes = new TextEncoder().encode(prefix);
-  if (bytes.length === 0 || bytes.length >= PATH_LEN) {
+  if (bytes.length === 0 || bytes.length > PREFIX_MAX) {
     throw new RangeError(
-      `Cannot use path prefix "${prefix}" in the audit prefilter: it must be 1..${
-        PATH_LEN - 1
-      } bytes`,
+      `Cannot use path prefix "${prefix}" in the audit prefilter: it must be 1..${PREFIX_MAX} bytes`,
     );
   }
   const key = new Uint8Array(4 + PATH_LEN);
-  new DataView(key.buffer).setUint32(0, bytes.length * 8, true);
-  key.set(bytes, 4);
+  new DataView(key.buffer).setUint32(0, (1 + bytes.length) * 8, true);
+  key[4] = slot;
+  key.set(bytes, 5);
   return key;
+}
+
+/** `struct scope`: the groups taking every cgroup, and those taking container cgroups. */
+export function scopeValue(unscoped: bigint, containers: bigint): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(16);
+  const dv = new DataView(b.buffer);
+  dv.setBigUint64(0, unscoped, true);
+  dv.setBigUint64(8, containers, true);
+  return b;
+}
+
+/** A u64 map key or value (cgroup ids, group masks), little-endian. */
+export function u64(v: bigint): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v, true);
+  return b;
 }
 
 /** One captured syscall, decoded. */

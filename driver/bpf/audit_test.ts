@@ -100,3 +100,160 @@ Deno.test({
     }
   },
 });
+
+/** The cgroup v2 mount (a hybrid host mounts it at …/unified). */
+function cgroup2(): string | undefined {
+  for (const line of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
+    const [pre, post] = line.split(" - ");
+    if (post?.startsWith("cgroup2 ")) return pre!.split(" ")[4];
+  }
+  return undefined;
+}
+
+const cgroupWhy = why || (cgroup2() === undefined ? "no cgroup v2 hierarchy mounted" : "");
+
+Deno.test({
+  name:
+    "audit prefilter by cgroup: a container-scoped and a workload-scoped rule see only their cgroups; the rest is kept out and counted as cgroup",
+  ignore: skip(cgroupWhy),
+  async fn() {
+    const mount = cgroup2()!;
+    const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n")
+      .find((l) => l.startsWith("0::"))!.slice(3);
+    const hostId = BigInt(Deno.statSync(`${mount}${own === "/" ? "" : own}`).ino!);
+    // A fresh cgroup the host set does not list: "a container" to the prefilter.
+    const dir = `${mount}/camblet-audit-test-${crypto.randomUUID().slice(0, 8)}`;
+    Deno.mkdirSync(dir);
+    const newId = BigInt(Deno.statSync(dir).ino!);
+    const a = AuditPrograms.load(Deno.pid);
+    const got: RawAuditEvent[] = [];
+    const rb = a.openEvents((e) => got.push(e));
+    const tmp = await Deno.makeTempDir();
+    // Opens of a marker file, by a cat in the fresh cgroup and by one in this test's.
+    const opens = async (marker: string) => {
+      got.length = 0;
+      await Deno.writeTextFile(marker, "x");
+      const inNew = await new Deno.Command("sh", {
+        args: ["-c", `echo $$ > ${dir}/cgroup.procs && cat ${marker}`],
+        stdout: "null",
+      }).output();
+      assert.ok(inNew.success);
+      await new Deno.Command("cat", { args: [marker], stdout: "null" }).output();
+      rb.consume();
+      return got.filter((e) => e.syscall === "openat" && e.path === marker).map((e) => e.cgroupId);
+    };
+    try {
+      a.setHostCgroups([hostId]);
+      a.setFilter({
+        syscalls: [],
+        pathFiltered: [],
+        prefixes: [],
+        groups: [{ rules: ["in containers"], syscalls: ["openat"], containers: true }],
+      });
+      const before = a.stats();
+      assert.deepEqual(await opens(`${tmp}/c`), [newId], "only the container's open left");
+      const after = a.stats();
+      assert.ok(after.filteredCgroup > before.filteredCgroup, "the host's open counted as cgroup");
+      assert.equal(
+        after.filtered - before.filtered,
+        after.filteredCgroup - before.filteredCgroup +
+          after.filteredPath - before.filteredPath,
+      );
+
+      a.setFilter({
+        syscalls: [],
+        pathFiltered: [],
+        prefixes: [],
+        groups: [{ rules: ["web"], syscalls: ["openat"], workloads: [["app=web", "env=test"]] }],
+      });
+      assert.deepEqual(await opens(`${tmp}/w0`), [], "no workload pushed: nothing leaves");
+      a.setWorkloads([{ cgroupId: newId, labels: ["app=web", "env=test", "x=1"] }]);
+      assert.deepEqual(await opens(`${tmp}/w1`), [newId], "the pushed workload's open left");
+      a.setWorkloads([{ cgroupId: newId, labels: ["app=web"] }]);
+      assert.deepEqual(await opens(`${tmp}/w2`), [], "a selector label missing: kept out");
+
+      const d = a.describe();
+      assert.deepEqual(d.groups, [{
+        rules: ["web"],
+        syscalls: ["openat"],
+        prefixes: null,
+        cgroups: "workloads",
+        selectors: [["app=web", "env=test"]],
+        workloadCgroups: 0,
+      }]);
+      assert.equal(d.hostCgroups, 1);
+      assert.equal(d.workloadCgroups, 1);
+      assert.ok(d.counters.keptOut.cgroup > 0);
+
+      // A bad group is refused naming the rule and the field; the old filter stays in force.
+      assert.throws(
+        () =>
+          a.setFilter({
+            syscalls: [],
+            pathFiltered: [],
+            prefixes: [],
+            groups: [{ rules: ["bad"], syscalls: ["openat"], workloads: [["app"]] }],
+          }),
+        /rule "bad": workload selector \["app"\]/,
+      );
+      a.setWorkloads([{ cgroupId: newId, labels: ["app=web", "env=test"] }]);
+      assert.deepEqual(await opens(`${tmp}/w3`), [newId], "the old filter still in force");
+    } finally {
+      rb.close();
+      a.close();
+      await Deno.remove(tmp, { recursive: true });
+      // Its processes have exited; an empty cgroup can be removed.
+      for (let i = 0; i < 20; i++) {
+        try {
+          Deno.removeSync(dir);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "audit prefilter: path prefixes are per rule (a prefix of one rule does not open another's syscall)",
+  ignore: skip(why),
+  async fn() {
+    const a = AuditPrograms.load(Deno.pid);
+    const got: RawAuditEvent[] = [];
+    const rb = a.openEvents((e) => got.push(e));
+    const tmp = await Deno.makeTempDir();
+    try {
+      a.setFilter({
+        syscalls: [],
+        pathFiltered: [],
+        prefixes: [],
+        groups: [
+          { rules: ["opens below a"], syscalls: ["openat"], prefixes: [`${tmp}/a/`] },
+          { rules: ["unlinks below b"], syscalls: ["unlinkat"], prefixes: [`${tmp}/b/`] },
+          { rules: ["opens of b/keep"], syscalls: ["openat"], prefixes: [`${tmp}/b/keep`] },
+        ],
+      });
+      for (const d of ["a", "b"]) await Deno.mkdir(`${tmp}/${d}`);
+      for (const f of ["a/1", "b/1", "b/keep"]) await Deno.writeTextFile(`${tmp}/${f}`, "x");
+      const before = a.stats();
+      await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `cat ${tmp}/a/1 ${tmp}/b/1 ${tmp}/b/keep >/dev/null; rm ${tmp}/a/1 ${tmp}/b/1`,
+        ],
+      }).output();
+      rb.consume();
+      const mine = got.filter((e) => e.path.startsWith(tmp)).map((e) =>
+        `${e.syscall} ${e.path.slice(tmp.length)}`
+      );
+      assert.deepEqual(mine.sort(), ["openat /a/1", "openat /b/keep", "unlinkat /b/1"]);
+      assert.ok(a.stats().filteredPath - before.filteredPath >= 2, "b/1's open and a/1's unlink");
+    } finally {
+      rb.close();
+      a.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

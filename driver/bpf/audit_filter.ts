@@ -1,0 +1,436 @@
+/**
+ * The syscall audit's in-kernel prefilter: filter groups (one per rule declaration) encoded into
+ * audit.bpf.c's double-buffered maps, the host cgroup set ("in a container" = a cgroup not in it)
+ * and the cgroups of attested workloads, and {@linkcode AuditFilterDescription} for `status`.
+ *
+ * An event leaves the kernel only when one group takes its syscall, its cgroup and its absolute
+ * path. A new filter is written to the idle slot and then switched to with one map write, so no
+ * event is judged against half of one filter and half of another.
+ *
+ * @module
+ */
+import type { BpfMap } from "./bpf_object.ts";
+import {
+  MAX_GROUPS,
+  PATH_LEN,
+  prefixKey,
+  scopeValue,
+  syscallCfg,
+  syscallKey,
+  SYSCALLS,
+  u64,
+} from "./audit_layout.ts";
+
+/** What one rule declaration can match (the kernel gives it one bit). */
+export interface FilterGroup {
+  /** The rules it stands for (several when their declarations are the same). */
+  rules: string[];
+  /** Syscall names (keys of SYSCALLS). */
+  syscalls: string[];
+  /** Absolute path prefixes a path syscall's path must start with; absent: any path. */
+  prefixes?: string[];
+  /** Only processes in containers: cgroups not in the host set. */
+  containers?: boolean;
+  /**
+   * Only attested workloads: one whose labels include every `name=value` of one selector (`[]`
+   * takes every pushed workload). Their cgroups come from {@linkcode AuditFilterMaps.setWorkloads}.
+   */
+  workloads?: string[][];
+}
+
+/** What the rules can match: everything else stays in the kernel. */
+export interface AuditFilter {
+  /** Syscall names (keys of SYSCALLS): the union over all groups. */
+  syscalls: string[];
+  /**
+   * Syscalls whose path must start with one of `prefixes` (relative paths pass). Used only
+   * without `groups` (then: one group of these, one of the rest); derived from them otherwise.
+   */
+  pathFiltered: string[];
+  prefixes: string[];
+  /** Per-declaration groups (agent/audit/prefilter.ts compiles them from the rules). */
+  groups?: FilterGroup[];
+}
+
+/** An attested workload as the daemon pushes it: its cgroup (v2 id) and labels. */
+export interface WorkloadCgroup {
+  cgroupId: bigint;
+  labels: string[];
+}
+
+/** Counters of the `stats` map, summed over CPUs (driver/bpf/audit.ts reads them). */
+export interface PrefilterCounters {
+  seen: number;
+  filtered: number;
+  filteredPath: number;
+  filteredCgroup: number;
+  sent: number;
+  lost: number;
+  pendingFull: number;
+}
+
+/**
+ * The prefilter in force, for `camblet-agent status` (stable: fields are only ever added).
+ *
+ * - `syscalls`: traced syscalls; the kernel does not look further at any other.
+ * - `groups`: one per distinct rule declaration, in bit order. `prefixes: null` takes any path;
+ *   `cgroups` is `"all"`, `"containers"` or `"workloads"` (then `selectors`, and
+ *   `workloadCgroups`: how many pushed cgroups match them now).
+ * - `hostCgroups`: cgroups known not to be containers (last scan); `hostCgroupsOverflow`: those
+ *   the map had no room for (they count as containers: more is sent, nothing is missed).
+ * - `workloadCgroups`: attested workload cgroups pushed by the daemon.
+ * - `counters`: since load; `keptOut` = `path` + `cgroup` (the reason it stayed in the kernel).
+ */
+export interface AuditFilterDescription {
+  syscalls: string[];
+  groups: {
+    rules: string[];
+    syscalls: string[];
+    prefixes: string[] | null;
+    cgroups: "all" | "containers" | "workloads";
+    selectors?: string[][];
+    workloadCgroups?: number;
+  }[];
+  hostCgroups: number;
+  hostCgroupsOverflow: number;
+  workloadCgroups: number;
+  counters: {
+    seen: number;
+    keptOut: { total: number; path: number; cgroup: number };
+    sent: number;
+    lost: number;
+    pendingFull: number;
+  };
+}
+
+function groupName(g: Partial<FilterGroup>, i: number): string {
+  return Array.isArray(g.rules) && g.rules.length ? `rule "${g.rules.join('", "')}"` : `group ${i}`;
+}
+
+/** Checks one group; throws naming it and the field. */
+function checkGroup(g: FilterGroup, i: number): void {
+  const where = `Cannot use audit filter ${groupName(g, i)}`;
+  if (!Array.isArray(g.syscalls) || g.syscalls.length === 0) {
+    throw new RangeError(`${where}: syscalls must be a non-empty list`);
+  }
+  for (const s of g.syscalls) {
+    if (!SYSCALLS.has(s)) {
+      throw new RangeError(
+        `${where}: syscall "${s}" is not one the audit captures (${
+          [...SYSCALLS.keys()].join(", ")
+        })`,
+      );
+    }
+  }
+  for (const p of g.prefixes ?? []) {
+    if (typeof p !== "string" || !p.startsWith("/")) {
+      throw new RangeError(`${where}: prefix ${JSON.stringify(p)} is not an absolute path`);
+    }
+    prefixKey(p); // its length
+  }
+  if (g.containers && g.workloads) {
+    throw new RangeError(`${where}: containers and workloads exclude each other`);
+  }
+  if (g.workloads !== undefined) {
+    if (!Array.isArray(g.workloads) || g.workloads.length === 0) {
+      throw new RangeError(`${where}: workloads must be a non-empty list of selectors`);
+    }
+    for (const sel of g.workloads) {
+      if (!Array.isArray(sel) || !sel.every((l) => typeof l === "string" && l.indexOf("=") > 0)) {
+        throw new RangeError(
+          `${where}: workload selector ${
+            JSON.stringify(sel)
+          } must be a list of "name=value" labels`,
+        );
+      }
+    }
+  }
+}
+
+const sorted = (a: readonly string[]) => [...new Set(a)].sort();
+
+/** Merges `b` into `a` (a group taking what either takes). */
+function union(a: FilterGroup, b: FilterGroup): FilterGroup {
+  const out: FilterGroup = {
+    rules: sorted([...a.rules, ...b.rules]),
+    syscalls: sorted([...a.syscalls, ...b.syscalls]),
+  };
+  if (a.prefixes && b.prefixes) out.prefixes = sorted([...a.prefixes, ...b.prefixes]);
+  const scoped = (g: FilterGroup) => g.containers || g.workloads;
+  if (scoped(a) && scoped(b)) {
+    // Containers and workloads together cannot be one group's scope: take every cgroup.
+    if (a.containers && b.containers) out.containers = true;
+    else if (a.workloads && b.workloads) out.workloads = [...a.workloads, ...b.workloads];
+  }
+  return out;
+}
+
+/**
+ * The groups `f` stands for: checked (a bad one throws naming it and the field), identical
+ * declarations merged, more than {@linkcode MAX_GROUPS} folded into the last (a wider filter,
+ * never a narrower one).
+ */
+export function filterGroups(f: AuditFilter): FilterGroup[] {
+  let raw: FilterGroup[];
+  if (f.groups) {
+    raw = f.groups;
+  } else {
+    const filtered = new Set(f.pathFiltered);
+    raw = [];
+    const onPath = f.syscalls.filter((s) => filtered.has(s));
+    const rest = f.syscalls.filter((s) => !filtered.has(s));
+    if (onPath.length) raw.push({ rules: [], syscalls: onPath, prefixes: f.prefixes });
+    if (rest.length) raw.push({ rules: [], syscalls: rest });
+    for (const s of f.pathFiltered) {
+      if (!f.syscalls.includes(s)) raw.push({ rules: [], syscalls: [s], prefixes: f.prefixes });
+    }
+  }
+  raw.forEach(checkGroup);
+  const byKey = new Map<string, FilterGroup>();
+  for (const g of raw) {
+    const n: FilterGroup = { rules: sorted(g.rules ?? []), syscalls: sorted(g.syscalls) };
+    if (g.prefixes) n.prefixes = sorted(g.prefixes);
+    if (g.containers) n.containers = true;
+    if (g.workloads) n.workloads = g.workloads.map(sorted);
+    const key = JSON.stringify([
+      n.syscalls,
+      n.prefixes ?? null,
+      !!n.containers,
+      n.workloads ?? null,
+    ]);
+    const had = byKey.get(key);
+    if (had) had.rules = sorted([...had.rules, ...n.rules]);
+    else byKey.set(key, n);
+  }
+  const out = [...byKey.values()];
+  while (out.length > MAX_GROUPS) {
+    out.splice(MAX_GROUPS - 1, 2, union(out[MAX_GROUPS - 1]!, out[MAX_GROUPS]!));
+  }
+  return out;
+}
+
+/** The union view of `groups` (the `AuditFilter` fields the CLI and tests read). */
+export function filterOf(groups: FilterGroup[]): AuditFilter {
+  const syscalls = new Set<string>();
+  const anyPath = new Set<string>();
+  const prefixes = new Set<string>();
+  for (const g of groups) {
+    for (const s of g.syscalls) {
+      syscalls.add(s);
+      if (!g.prefixes || SYSCALLS.get(s)!.path === undefined) anyPath.add(s);
+    }
+    for (const p of g.prefixes ?? []) prefixes.add(p);
+  }
+  return {
+    syscalls: [...syscalls].sort(),
+    pathFiltered: [...syscalls].filter((s) => !anyPath.has(s)).sort(),
+    prefixes: [...prefixes].sort(),
+    groups,
+  };
+}
+
+const bit = (i: number) => 1n << BigInt(i);
+
+/** The groups of `groups` whose workload selectors take a workload with `labels`. */
+export function workloadMask(groups: FilterGroup[], labels: readonly string[]): bigint {
+  const have = new Set(labels);
+  let m = 0n;
+  groups.forEach((g, i) => {
+    if (g.workloads?.some((sel) => sel.every((l) => have.has(l)))) m |= bit(i);
+  });
+  return m;
+}
+
+/** The maps of audit.bpf.c the prefilter writes (BpfObject.map with the C sizes). */
+export interface PrefilterMaps {
+  config: BpfMap;
+  syscalls: BpfMap;
+  scopes: BpfMap;
+  prefixes: BpfMap;
+  hostCgroups: BpfMap;
+  workloadCgroups: BpfMap;
+}
+
+/** Map names and key/value sizes, as audit.bpf.c declares them. */
+export const PREFILTER_MAPS = {
+  config: ["config", 4, 8],
+  syscalls: ["syscalls", 4, 24],
+  scopes: ["scopes", 4, 16],
+  prefixes: ["prefixes", 4 + PATH_LEN, 8],
+  hostCgroups: ["host_cgroups", 8, 1],
+  workloadCgroups: ["workload_cgroups", 8, 16],
+} as const satisfies Record<keyof PrefilterMaps, readonly [string, number, number]>;
+
+/** The prefilter's state in the kernel: filter slots, host set, workload cgroups. */
+export class AuditFilterMaps {
+  #m: PrefilterMaps;
+  #slot = 0;
+  /** Groups per slot (the idle one holds the previous filter). */
+  #groups: FilterGroup[][] = [[], []];
+  #filter: AuditFilter = { syscalls: [], pathFiltered: [], prefixes: [], groups: [] };
+  /** Pushed workloads' labels by cgroup id (several workloads may share one cgroup). */
+  #workloads = new Map<bigint, string[][]>();
+  /** Cgroup ids written to workload_cgroups. */
+  #written = new Set<bigint>();
+  #host = new Set<bigint>();
+  #hostOverflow = 0;
+
+  constructor(maps: PrefilterMaps) {
+    this.#m = maps;
+  }
+
+  /** The filter in force (with its groups). */
+  get filter(): AuditFilter {
+    return this.#filter;
+  }
+
+  /**
+   * Replaces the filter. Everything is checked before the kernel is touched, and the new filter
+   * is written to the idle slot: a bad filter, or a failed write, leaves the old one in force.
+   */
+  set(f: AuditFilter): void {
+    const groups = filterGroups(f);
+    const next = 1 - this.#slot;
+    // Path prefixes: a prefix admits every group with a prefix of it (the trie returns the
+    // longest match only).
+    const all = new Map<string, bigint>();
+    groups.forEach((g) => g.prefixes?.forEach((p) => all.set(p, 0n)));
+    for (const p of all.keys()) {
+      groups.forEach((g, i) => {
+        if (g.prefixes?.some((q) => p.startsWith(q))) all.set(p, all.get(p)! | bit(i));
+      });
+    }
+    const keys = [...all].map(([p, m]) => [prefixKey(p, next), u64(m)] as const);
+    for (const k of this.#m.prefixes.keys()) if (k[4] === next) this.#m.prefixes.delete(k);
+    for (const [k, v] of keys) this.#m.prefixes.update(k, v);
+    let unscoped = 0n;
+    let containers = 0n;
+    groups.forEach((g, i) => {
+      if (g.containers) containers |= bit(i);
+      else if (!g.workloads) unscoped |= bit(i);
+    });
+    this.#m.scopes.update(u32(next), scopeValue(unscoped, containers));
+    for (const [name, spec] of SYSCALLS) {
+      let mask = 0n;
+      let anyPath = 0n;
+      groups.forEach((g, i) => {
+        if (!g.syscalls.includes(name)) return;
+        mask |= bit(i);
+        if (!g.prefixes) anyPath |= bit(i);
+      });
+      this.#m.syscalls.update(syscallKey(next, spec.nr), syscallCfg(spec, mask, anyPath));
+    }
+    const groupsBySlot = [...this.#groups];
+    groupsBySlot[next] = groups;
+    this.#writeWorkloads(groupsBySlot);
+    // The switch: one 8-byte write; the agent's tgid stays.
+    const conf = this.#m.config.lookup(u32(0)) ?? new Uint8Array(8);
+    new DataView(conf.buffer).setUint32(4, next, true);
+    this.#m.config.update(u32(0), conf);
+    this.#slot = next;
+    this.#groups = groupsBySlot;
+    this.#filter = filterOf(groups);
+  }
+
+  #writeWorkloads(groupsBySlot: FilterGroup[][]): void {
+    const want = new Map<bigint, Uint8Array<ArrayBuffer>>();
+    for (const [cg, sets] of this.#workloads) {
+      const v = new Uint8Array(16);
+      const dv = new DataView(v.buffer);
+      for (let s = 0; s < 2; s++) {
+        let m = 0n;
+        for (const labels of sets) m |= workloadMask(groupsBySlot[s]!, labels);
+        dv.setBigUint64(8 * s, m, true);
+      }
+      if (v.some((b) => b !== 0)) want.set(cg, v);
+    }
+    for (const [cg, v] of want) this.#m.workloadCgroups.update(u64(cg), v);
+    for (const cg of this.#written) if (!want.has(cg)) this.#m.workloadCgroups.delete(u64(cg));
+    this.#written = new Set(want.keys());
+  }
+
+  /**
+   * Replaces the attested workloads (the daemon pushes all it knows, each time). Rules scoped to
+   * workloads see a workload's syscalls once its cgroup is here.
+   */
+  setWorkloads(ws: readonly WorkloadCgroup[]): void {
+    const next = new Map<bigint, string[][]>();
+    for (const w of ws) {
+      if (typeof w.cgroupId !== "bigint" || w.cgroupId <= 0n || !Array.isArray(w.labels)) {
+        throw new RangeError(
+          `Cannot push audit workload ${JSON.stringify({ ...w, cgroupId: String(w.cgroupId) })}: ` +
+            "it needs a cgroup id (bigint > 0) and a list of labels",
+        );
+      }
+      next.set(w.cgroupId, [...(next.get(w.cgroupId) ?? []), [...w.labels]]);
+    }
+    this.#workloads = next;
+    this.#writeWorkloads(this.#groups);
+  }
+
+  /**
+   * Replaces the host (non-container) cgroup set. Cgroups not in it count as containers, so a
+   * stale or overflowing set sends more, never less.
+   */
+  setHostCgroups(ids: Iterable<bigint>): void {
+    const next = new Set(ids);
+    let overflow = 0;
+    const stored = new Set<bigint>();
+    for (const id of next) {
+      if (this.#host.has(id)) {
+        stored.add(id);
+        continue;
+      }
+      try {
+        this.#m.hostCgroups.update(u64(id), new Uint8Array([1]));
+        stored.add(id);
+      } catch {
+        overflow++; // the map is full: that cgroup counts as a container
+      }
+    }
+    for (const id of this.#host) if (!next.has(id)) this.#m.hostCgroups.delete(u64(id));
+    this.#host = stored;
+    this.#hostOverflow = overflow;
+  }
+
+  /** The filter in force and the counters (see {@linkcode AuditFilterDescription}). */
+  describe(c: PrefilterCounters): AuditFilterDescription {
+    const groups = this.#groups[this.#slot]!;
+    return {
+      syscalls: this.#filter.syscalls,
+      groups: groups.map((g, i) => {
+        const d: AuditFilterDescription["groups"][number] = {
+          rules: g.rules,
+          syscalls: g.syscalls,
+          prefixes: g.prefixes ?? null,
+          cgroups: g.containers ? "containers" : g.workloads ? "workloads" : "all",
+        };
+        if (g.workloads) {
+          d.selectors = g.workloads;
+          let n = 0;
+          for (const sets of this.#workloads.values()) {
+            if (sets.some((l) => (workloadMask(groups, l) & bit(i)) !== 0n)) n++;
+          }
+          d.workloadCgroups = n;
+        }
+        return d;
+      }),
+      hostCgroups: this.#host.size,
+      hostCgroupsOverflow: this.#hostOverflow,
+      workloadCgroups: this.#workloads.size,
+      counters: {
+        seen: c.seen,
+        keptOut: { total: c.filtered, path: c.filteredPath, cgroup: c.filteredCgroup },
+        sent: c.sent,
+        lost: c.lost,
+        pendingFull: c.pendingFull,
+      },
+    };
+  }
+}
+
+function u32(n: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
