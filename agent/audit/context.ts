@@ -56,6 +56,11 @@ export interface AuditInput {
   cgroup_id: string;
   labels: string[];
   spiffe_id: string;
+  /**
+   * What the loaded policies say of the workload (connect only, else absent): `egress_policy`
+   * null when unknown (no labels, or no policy source asked).
+   */
+  workload?: { egress_policy: boolean | null };
 }
 
 /** open(2) flags as named booleans. */
@@ -85,6 +90,8 @@ export interface ContextSources {
   labelsOf?(pid: number): Promise<string[]>;
   /** The SPIFFE ID a workload with these labels gets, if any. */
   spiffeIdOf?(labels: string[]): string | undefined;
+  /** Whether a loaded policy gives a workload with these labels egress (undefined: unknown). */
+  egressPolicyOf?(labels: string[]): boolean | undefined;
   /** Root of the proc filesystem (tests). */
   procRoot?: string;
 }
@@ -330,6 +337,10 @@ export class ContextBuilder {
     if (flags !== undefined) {
       input.flags = flags;
       input.open_flags = openFlags(flags);
+    }
+    if (e.syscall === "connect") {
+      const known = labels.length > 0 && this.#src.egressPolicyOf;
+      input.workload = { egress_policy: known ? this.#src.egressPolicyOf!(labels) ?? null : null };
     }
     return input;
   }
