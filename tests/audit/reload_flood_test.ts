@@ -58,6 +58,7 @@ violations contains {"rule": "Bad", "severity": "notice", "output": "x"} if inpu
         syscalls: ["openat"],
         pathFiltered: ["openat"],
         prefixes: ["/etc/hosts"],
+        groups: [{ rules: ["Read hosts"], syscalls: ["openat"], prefixes: ["/etc/hosts"] }],
       });
       assert.equal(await hits("cat /etc/hosts", "Read hosts"), 1);
       assert.equal(

@@ -1,0 +1,170 @@
+// The audit's whole path, capture → context → judge (wasm, default rules) → sink, driven by real
+// openat(2) calls at fixed rates, before and after side by side in one run (root):
+//
+//   deno run -A tests/audit/whole_path_bench.ts --before=/tmp/before14 [--after=.]
+//     [--rates=5000,10000,20000,40000] [--seconds=3] [--busy=1]
+//
+// Each (rate, tree) runs in its own agent process (the tree's own code and rules), alternating
+// before/after. A generator process opens /etc/hosts for reading (kept by the default rules'
+// prefilter: /etc/ is a prefix, no rule fires on a read) at the rate; only its own opens are
+// counted: kept = judged, lost = opened − judged (ring buffer or agent queue). Agent CPU comes
+// from /proc/self/stat (utime + stime) over the window, per 10k judged events/s (all events the
+// agent judged, the host's too). `--busy=N` runs N competing busy loops meanwhile.
+import { exclusive } from "../_exclusive.ts";
+
+const args = new Map(
+  Deno.args.map((a) => a.replace(/^--/, "").split("=", 2) as [string, string | undefined]),
+);
+const PATH = "/etc/hosts";
+const seconds = Number(args.get("seconds") ?? 3);
+
+/** utime + stime of this process, seconds (CLK_TCK is 100 on Linux). */
+function cpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+const GENERATOR = `
+import os, sys, time
+rate, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.monotonic(); done = 0
+while done < n:
+    target = min(n, int((time.monotonic() - t0) * rate) + 1)
+    while done < target:
+        os.close(os.open(path, os.O_RDONLY)); done += 1
+    time.sleep(0.0002)
+print(done, time.monotonic() - t0, flush=True)
+`;
+
+/** Opens `PATH` `n` times at `rate`/s in a new process; resolves with its pid and elapsed time. */
+async function generate(rate: number, n: number, onPid: (pid: number) => void) {
+  const p = new Deno.Command("/usr/bin/python3", {
+    args: ["-c", GENERATOR, String(rate), String(n), PATH],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  onPid(p.pid);
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("ready\n")) out += (await reader.read()).value ?? "";
+  const w = p.stdin.getWriter();
+  await w.write(new TextEncoder().encode("go\n"));
+  await w.close();
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    out += r.value;
+  }
+  await p.status;
+  const [done, elapsed] = out.split("\n")[1]!.split(" ").map(Number);
+  return { pid: p.pid, done: done!, elapsed: elapsed! };
+}
+
+async function child(root: string, rate: number): Promise<void> {
+  const r = root.replace(/\/?$/, "/");
+  const { buildRules } = await import(`${r}tests/audit/_rules.ts`);
+  const { loadRulesBytes } = await import(`${r}agent/audit/rules_file.ts`);
+  const { AuditCapture, AuditEngine, jsonLinesSink } = await import(`${r}agent/audit/engine.ts`);
+  const { AuditPrograms } = await import(`${r}driver/bpf/audit.ts`);
+  const rules = await loadRulesBytes(await buildRules(`${r}policies/rego/audit`), "defaults");
+  let lines = 0;
+  const engine = new AuditEngine(rules, [jsonLinesSink(() => lines++)]);
+  const programs = AuditPrograms.load(Deno.pid);
+  const mine = new Map<number, number>();
+  let watch = -1;
+  const capture = AuditCapture.start({
+    programs,
+    engine,
+    onInput: (i: { proc: { pid: number }; path: string }) => {
+      if (i.proc.pid === watch && i.path === PATH) mine.set(watch, (mine.get(watch) ?? 0) + 1);
+    },
+  });
+  const settle = async (pid: number, n: number) => {
+    // Until all of the generator's events are judged, or 2 s without progress.
+    let last = -1, still = performance.now();
+    while ((mine.get(pid) ?? 0) < n && performance.now() - still < 2000) {
+      await new Promise((res) => setTimeout(res, 10));
+      const got = mine.get(pid) ?? 0;
+      if (got !== last) [last, still] = [got, performance.now()];
+    }
+    await capture.drain();
+  };
+  // Warm-up (JIT, caches), not counted.
+  const warm = await generate(rate, Math.min(rate, 5000), (pid) => watch = pid);
+  await settle(warm.pid, warm.done);
+  const n = Math.round(rate * seconds);
+  const s0 = programs.stats(), j0 = engine.judged, d0 = capture.dropped, c0 = cpuSeconds();
+  const t0 = performance.now();
+  const g = await generate(rate, n, (pid) => watch = pid);
+  await settle(g.pid, g.done);
+  const wall = (performance.now() - t0) / 1000, cpu = cpuSeconds() - c0;
+  const s1 = programs.stats();
+  const judged = engine.judged - j0;
+  const kept = mine.get(g.pid) ?? 0;
+  await capture.close();
+  programs.close();
+  console.log(JSON.stringify({
+    rate,
+    achieved: Math.round(g.done / g.elapsed),
+    opened: g.done,
+    kept,
+    lost: g.done - kept,
+    kernelLost: s1.lost - s0.lost,
+    agentDropped: capture.dropped - d0,
+    judgedPerS: Math.round(judged / wall),
+    cpuPct: Math.round(cpu / wall * 1000) / 10,
+    cpuPctPer10k: Math.round(cpu / wall / (judged / wall / 10000) * 1000) / 10,
+    violations: lines,
+  }));
+}
+
+async function parent(): Promise<void> {
+  const trees = [
+    ["before", args.get("before")],
+    ["after", args.get("after") ?? new URL("../..", import.meta.url).pathname],
+  ].filter((t): t is [string, string] => t[1] !== undefined);
+  const rates = (args.get("rates") ?? "5000,10000,20000,40000").split(",").map(Number);
+  const busy = Number(args.get("busy") ?? 0);
+  const loops = Array.from(
+    { length: busy },
+    () => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn(),
+  );
+  const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  console.log(`load average at start: ${load()}; busy loops: ${busy}; ${seconds} s per run`);
+  const rows: string[] = [];
+  try {
+    await exclusive(async () => {
+      for (const [i, rate] of rates.entries()) {
+        // Alternate which tree goes first, so a drifting load does not favour one.
+        const order = i % 2 ? [...trees].reverse() : trees;
+        for (const [name, root] of order) {
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              `--config=${root.replace(/\/?$/, "/")}deno.json`,
+              new URL(import.meta.url).pathname,
+              "--child",
+              `--root=${root}`,
+              `--rate=${rate}`,
+              `--seconds=${seconds}`,
+            ],
+            stderr: "inherit",
+          }).output();
+          const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+          rows.push(`${name.padEnd(6)} ${line}`);
+          console.log(rows.at(-1));
+        }
+      }
+    });
+  } finally {
+    for (const l of loops) l.kill();
+  }
+  console.log(`load average at end: ${load()}`);
+}
+
+if (args.has("child")) await child(args.get("root")!, Number(args.get("rate")));
+else await parent();
