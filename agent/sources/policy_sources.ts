@@ -10,7 +10,12 @@
 import type { Logger } from "@logtape/logtape";
 import { type LoadedPlugins, loadPlugins } from "../../plugins/loader.ts";
 import type { AnyPluginDefinition } from "../../plugins/registry.ts";
-import type { PolicySourceInstance, SourceCheck } from "../../plugins/policy_source/types.ts";
+import type {
+  DeliveredAudit,
+  PolicySourceInstance,
+  SourceCheck,
+} from "../../plugins/policy_source/types.ts";
+import type { LoadedRuleSet } from "../audit/delivered_rules.ts";
 import { type Clock, systemClock } from "../../plugins/types.ts";
 import { formatProblem, type Problem, ValidationError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -50,6 +55,11 @@ export interface PolicySourcesOptions {
   registry?: readonly AnyPluginDefinition[];
   /** Aborted when the agent stops (plugins get it). */
   signal?: AbortSignal;
+  /**
+   * Loads delivered syscall audit rules (`audit/`); throws to refuse the revision. Without it, or
+   * when it resolves undefined (the audit is off), they are not loaded and a warning says so.
+   */
+  loadAudit?: (audit: DeliveredAudit, where: string) => Promise<LoadedRuleSet | undefined>;
 }
 
 interface Tracked {
@@ -63,6 +73,8 @@ interface Tracked {
   lastLogged?: string | undefined;
   /** The check being recorded (parsing may take a while; records stay in order). */
   recording: Promise<unknown>;
+  /** Audit rules of the revision in force. */
+  audit?: LoadedRuleSet | undefined;
 }
 
 /** Compiled entries of `policies`: one per policy and one per egress entry. */
@@ -337,6 +349,28 @@ export class PolicySources {
           continue;
         }
       }
+      let audit: LoadedRuleSet | undefined;
+      if (d.audit) {
+        const refuse = (message: string, file = "audit/") =>
+          this.#fail(t, "rejected", [sourceProblem(t.spec, { file, message })], d.revision);
+        const other = this.#tracked.find((x) => x !== t && x.audit);
+        if (other) {
+          refuse(`${other.spec.id} already delivers the audit rules; one source may`);
+          continue;
+        }
+        try {
+          audit = await this.#o.loadAudit?.(d.audit, `${t.spec.id} revision ${d.revision}`);
+        } catch (e) {
+          refuse((e as Error).message);
+          continue;
+        }
+        if (!audit) {
+          this.#log.warn(
+            "Audit rules delivered, not loaded: the syscall audit is off (agent.audit.enabled)",
+            { source: t.spec.id, revision: d.revision },
+          );
+        }
+      }
       const accepted = this.#tracked.map((x) => x === t ? candidate : x.accepted)
         .filter((a): a is AcceptedSource => a !== undefined);
       const entries = accepted.reduce((n, a) => n + entriesOf(a.parsed.policies), 0);
@@ -352,6 +386,7 @@ export class PolicySources {
         continue;
       }
       t.accepted = candidate;
+      t.audit = audit;
       this.#inForce(set);
       changed = true;
       const s = t.status;
@@ -364,6 +399,7 @@ export class PolicySources {
         services: candidate.parsed.services.length,
         issuancePolicy: candidate.issuance !== undefined,
       };
+      if (audit) s.items.auditRules = true;
       t.lastLogged = undefined;
       this.#log.info("Policy source revision accepted", {
         source: t.spec.id,
@@ -394,6 +430,14 @@ export class PolicySources {
     if (set.issuance) {
       snapshot.issuance = set.issuance;
       snapshot.issuanceHook = set.issuance.hook;
+    }
+    const auditOwner = this.#tracked.find((t) => t.audit);
+    if (auditOwner) {
+      snapshot.audit = {
+        ...auditOwner.audit!,
+        source: auditOwner.spec.id,
+        revision: auditOwner.status.revision ?? "",
+      };
     }
     this.#snapshot = snapshot;
     for (const fn of this.#listeners) {
@@ -476,6 +520,10 @@ export class PolicySources {
     if (s.issuance) {
       const { source, revision, path, entrypoint } = s.issuance;
       out.issuance = { source, revision, path, entrypoint };
+    }
+    if (s.audit) {
+      const { source, revision, id, kind } = s.audit;
+      out.audit = { source, revision, id, kind };
     }
     return out;
   }

@@ -8,6 +8,13 @@ import type { Problem } from "../errors.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import type { IssuanceInForce, SourcedProvenance } from "./compile_set.ts";
 import type { PolicySource } from "../policy/source.ts";
+import type { LoadedRuleSet } from "../audit/delivered_rules.ts";
+
+/** Syscall audit rules a source delivered (its `audit/` directory), loaded. */
+export interface AuditRulesInForce extends LoadedRuleSet {
+  source: string;
+  revision: string;
+}
 
 /** What the daemon pushes to the kernel and signs by. */
 export interface PolicySnapshot {
@@ -27,4 +34,6 @@ export interface PolicySnapshot {
   files: { policies: string[]; services: string[] };
   /** The parsed policies (the runtime guard reads their `runtime:` sections). */
   policies?: PolicySource[];
+  /** The audit rules delivered by a source, if one does (and the audit is on). */
+  audit?: AuditRulesInForce;
 }

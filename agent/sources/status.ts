@@ -48,7 +48,7 @@ export interface SourceStatus {
   /** Checks by outcome: `delivery`, `unchanged`, `failure`, `rejected`. */
   checks: Record<string, number>;
   /** What the revision in force contributes. */
-  items: { policies: number; services: number; issuancePolicy: boolean };
+  items: { policies: number; services: number; issuancePolicy: boolean; auditRules?: boolean };
 }
 
 /** All sources and the merged set in force. */
@@ -58,6 +58,8 @@ export interface SourcesStatus {
   appliedAt: string;
   /** The OPA issuance policy in force, if any. */
   issuance?: { source: string; revision: string; path: string; entrypoint: string };
+  /** The syscall audit rules delivered by a source, if any (content id of their files). */
+  audit?: { source: string; revision: string; id: string; kind: string };
   /** Merge warnings (identical policies, addresses described by several sources). */
   warnings: string[];
   sources: SourceStatus[];

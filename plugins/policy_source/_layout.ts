@@ -2,13 +2,20 @@
  * The layout shared by Git trees and OPA bundles: `policies/**` and `services/**` hold policy and
  * service files (`*.yaml`, `*.yml`, `*.json`, recursively), an optional `policy.wasm` (or the one
  * wasm module `.manifest` names) with `data.json` is the OPA issuance policy, and `.manifest`
- * carries the revision. Everything else (Rego sources, READMEs) is ignored.
+ * carries the revision. `audit/**` holds syscall audit rules (Rego, or a pre-built wasm or
+ * bundle), delivered as bytes for the agent to compile. Everything else (READMEs) is ignored.
  *
  * @module
  */
 import { isSourceFileName } from "./_names.ts";
 import { ByteBudget, decodeUtf8, RefusedContentError } from "./_safety.ts";
-import type { DeliveredFile, DeliveredKind, DeliveredOpa, SourceProblem } from "./types.ts";
+import type {
+  DeliveredAudit,
+  DeliveredFile,
+  DeliveredKind,
+  DeliveredOpa,
+  SourceProblem,
+} from "./types.ts";
 
 /** One file of a tree or archive, path relative to the layout root. */
 export interface LayoutEntry {
@@ -20,6 +27,7 @@ export interface LayoutEntry {
 export interface Layout {
   files: DeliveredFile[];
   opa?: DeliveredOpa;
+  audit?: DeliveredAudit;
   /** `.manifest` `revision`, if any. */
   revision?: string;
   warnings: SourceProblem[];
@@ -39,6 +47,12 @@ function readJson(path: string, data: Uint8Array): unknown {
   }
 }
 
+/** Whether `path` is one of the audit rule files (`audit/…`, no dot segments). */
+export function isAuditPath(path: string): boolean {
+  const segments = path.split("/");
+  return segments[0] === "audit" && segments.length > 1 && !segments.some((s) => s.startsWith("."));
+}
+
 function kindOf(path: string): DeliveredKind | undefined {
   const segments = path.split("/");
   const top = segments[0];
@@ -56,15 +70,18 @@ export function readLayout(entries: readonly LayoutEntry[], maxTotalBytes: numbe
   const warnings: SourceProblem[] = [];
   const budget = new ByteBudget(maxTotalBytes, "the set of files");
   const files: DeliveredFile[] = [];
+  const audit: DeliveredAudit["files"] = [];
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     budget.take(e.data.byteLength, e.path);
     const kind = kindOf(e.path);
     if (kind) files.push({ kind, path: e.path, text: decodeUtf8(e.path, e.data) });
+    else if (isAuditPath(e.path)) audit.push({ path: e.path, data: e.data });
     else if (/(^|\/)data\.ya?ml$/.test(e.path)) {
       warnings.push({ file: e.path, message: "YAML data files are not read; use data.json" });
     }
   }
   const out: Layout = { files, warnings };
+  if (audit.length) out.audit = { files: audit };
   const manifestEntry = byPath.get(".manifest");
   let manifest: Manifest = {};
   if (manifestEntry) {
@@ -83,6 +100,8 @@ export function readLayout(entries: readonly LayoutEntry[], maxTotalBytes: numbe
     declared.map((w) => typeof w.module === "string" ? w.module.replace(/^\//, "") : ""),
   );
   modules.delete("");
+  // The audit rules' own module is theirs, not a second issuance policy.
+  for (const m of modules) if (isAuditPath(m)) modules.delete(m);
   if (byPath.has("policy.wasm")) modules.add("policy.wasm");
   if (modules.size > 1) {
     throw new RefusedContentError(

@@ -34,6 +34,15 @@ export interface DeliveredOpa {
   entrypoints?: string[];
 }
 
+/**
+ * Syscall audit rules delivered with the set: every file below `audit/` (Rego sources, or a
+ * pre-built `policy.wasm` / bundle). The agent compiles and checks them (agent/audit).
+ */
+export interface DeliveredAudit {
+  /** Paths inside the source (`audit/rules.rego`), in path order. */
+  files: { path: string; data: Uint8Array }[];
+}
+
 /** A problem found in a source, relative to it (the agent adds which source). */
 export interface SourceProblem {
   /** Path inside the source, when the problem is about one file. */
@@ -50,6 +59,8 @@ export interface PolicyDelivery {
   /** Every policy and service file, in a stable order (path order). */
   files: DeliveredFile[];
   opa?: DeliveredOpa;
+  /** Audit rules (`audit/**`), if the source holds any. */
+  audit?: DeliveredAudit;
   /** Non-fatal findings, e.g. files skipped. */
   warnings: SourceProblem[];
 }

@@ -14,7 +14,7 @@ import { z } from "zod";
 import { parseWith } from "../../sdk/config.ts";
 import { definePlugin, type PluginContext } from "../../types.ts";
 import { pathString, pollFields, readTokenFile } from "../_config.ts";
-import { readLayout } from "../_layout.ts";
+import { isAuditPath, readLayout } from "../_layout.ts";
 import { isSourceFileName } from "../_names.ts";
 import { Poller, Serial } from "../_poller.ts";
 import {
@@ -85,7 +85,7 @@ const ACCEPTED_REF = "refs/camblet/accepted";
 const ROOT_FILES = new Set([".manifest", "data.json", "policy.wasm"]);
 
 function relevant(path: string): boolean {
-  if (ROOT_FILES.has(path)) return true;
+  if (ROOT_FILES.has(path) || isAuditPath(path)) return true;
   const segs = path.split("/");
   return (segs[0] === "policies" || segs[0] === "services") && segs.length > 1 &&
     !segs.some((s) => s.startsWith(".")) && isSourceFileName(segs.at(-1)!);
@@ -290,6 +290,7 @@ export class GitSource implements PolicySourceInstance {
       files: layout.files,
       warnings: layout.warnings,
       ...(layout.opa ? { opa: layout.opa } : {}),
+      ...(layout.audit ? { audit: layout.audit } : {}),
     };
   }
 

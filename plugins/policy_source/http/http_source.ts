@@ -236,6 +236,7 @@ export class HttpSource implements PolicySourceInstance {
       warnings: [...warnings, ...layout.warnings],
     };
     if (layout.opa) delivery.opa = layout.opa;
+    if (layout.audit) delivery.audit = layout.audit;
     return delivery;
   }
 
