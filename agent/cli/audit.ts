@@ -16,6 +16,7 @@ import { loadRulesBytes, loadRulesFile } from "../audit/rules_file.ts";
 import { AuditCapture, AuditEngine, type AuditRecord, jsonLinesSink } from "../audit/engine.ts";
 import type { AuditInput } from "../audit/context.ts";
 import { outputFormat } from "./options.ts";
+import { formatRecord } from "./audit_format.ts";
 import { FileSink } from "../audit/file_sink.ts";
 import { WebhookSink } from "../audit/webhook_sink.ts";
 
@@ -105,12 +106,7 @@ function checkInput(v: unknown): string | undefined {
   return undefined;
 }
 
-/** One line of text output. */
-export function formatRecord(r: AuditRecord): string {
-  const chain = [r.process, ...r.process.ancestors].map((p) => `${p.name}[${p.pid}]`).join(" < ");
-  return `${r.time} ${r.severity.toUpperCase()} ${r.rule}: ${r.output} chain=${chain}` +
-    (r.spiffe_id ? ` ${r.spiffe_id}` : "");
-}
+export { formatRecord } from "./audit_format.ts";
 
 /** Result of {@linkcode auditTest}. */
 export interface AuditTestResult {
