@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { formatRuntimeGuard } from "./status_runtime.ts";
+import { formatAudit } from "./status_audit.ts";
 import { ControlClient } from "../control/client.ts";
 import type { AgentStatus } from "../daemon/status.ts";
 import { outputFormat, resolveConfig } from "./options.ts";
@@ -119,6 +120,7 @@ export function formatStatus(s: AgentStatus): string {
   row("plugins", plugins || "(none)");
   row("trace clients", String(s.traceSubscribers));
   lines.push(...formatRuntimeGuard(s.runtimeGuard));
+  lines.push(...formatAudit(s.audit));
   return lines.join("\n");
 }
 

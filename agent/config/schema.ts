@@ -99,6 +99,36 @@ const proxy = z.object({
   cgroupPath: z.string().optional(),
 }).strict();
 
+/** `agent.audit`: the syscall audit judged by Rego rules (not in the Go agent). Off by default. */
+const audit = z.object({
+  /** Load the capture programs and judge syscalls (root: CAP_BPF, CAP_PERFMON). */
+  enabled: z.boolean().default(false),
+  /**
+   * The rules: a directory of `.rego` (compiled with `opa`), a `policy.wasm` or an opa bundle.
+   * A policy source delivering an `audit/` directory takes precedence while it does.
+   */
+  rules: z.string().min(1).optional(),
+  /** The opa binary Rego rules are compiled with (`opa build -t wasm`). */
+  opa: z.string().min(1).default("opa"),
+  sinks: z.object({
+    /** Violations in the agent's log, at their severity's level. */
+    log: toggle(true).prefault({}),
+    /** JSON lines to a file (0600), rotated by size. */
+    file: z.object({
+      path: z.string().min(1),
+      maxBytes: z.number().int().min(4096).default(16 << 20),
+      keep: z.number().int().min(1).max(100).default(5),
+    }).strict().optional(),
+    /** JSON lines POSTed in batches; a bounded queue, never blocking the capture. */
+    webhook: z.object({
+      url: z.url({ protocol: /^https?$/ }),
+      queueMax: z.number().int().min(1).max(1_000_000).default(10_000),
+      attempts: z.number().int().min(1).max(20).default(5),
+      timeout: duration.default("5s"),
+    }).strict().optional(),
+  }).strict().prefault({}),
+}).strict();
+
 /** `agent.*` keys. */
 export const agentSchema = z.object({
   trustDomain: trustDomain.default("camblet"),
@@ -123,6 +153,7 @@ export const agentSchema = z.object({
   metricsAddress: z.string().optional(),
   metadataCollectors: collectors.prefault({}),
   attestation: attestation.prefault({}),
+  audit: audit.prefault({}),
 }).strict();
 
 /** `plugins.*`: per-kind plugin configuration; each plugin's own parser validates its part. */

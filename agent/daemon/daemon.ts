@@ -22,7 +22,9 @@ import { VERSION } from "../version.ts";
 import { renderMetrics } from "../control/metrics.ts";
 import { type Listener, serveControlSocket, serveMetricsTcp } from "../control/server.ts";
 import { TraceHub } from "../control/trace_hub.ts";
-import { DaemonGuard, eventFilterFromUrl, labelsVia } from "../guard/daemon_guard.ts";
+import { DaemonGuard, labelsVia } from "../guard/daemon_guard.ts";
+import { DaemonAudit } from "../audit/daemon_audit.ts";
+import { eventFilterFromQuery, mergeStreams } from "../guard/events.ts";
 import { chooseDataPlane, type DataPlane } from "./data_plane.ts";
 import { assertDevice, openKernelPlane } from "./kernel_plane.ts";
 import { spawnKernelWorker } from "./kernel_worker.ts";
@@ -84,6 +86,7 @@ export class Daemon {
   #worker: Worker | undefined;
   #trace!: TraceHub;
   #guard: DaemonGuard | undefined;
+  #audit: DaemonAudit | undefined;
   #listeners: Listener[] = [];
   #timers: ReturnType<typeof setTimeout>[] = [];
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -134,6 +137,13 @@ export class Daemon {
       specs,
       trustDomain: agent.trustDomain,
       signal: this.#ac.signal,
+      // Delivered audit rules are compiled only while the audit is on (the config in force).
+      loadAudit: async (a, where) => {
+        const audit = this.#loaded.config.agent.audit;
+        if (!audit.enabled) return undefined;
+        const { loadRuleFiles } = await import("../audit/delivered_rules.ts");
+        return await loadRuleFiles(a.files, where, audit.opa);
+      },
     });
     this.#current = this.#sources.current; // its warnings were logged by the sources
     const make = this.#o.services ?? ((l, p, s, h, k) => createServices(l.config, p, s, h, k));
@@ -196,6 +206,12 @@ export class Daemon {
     });
     await this.#plane.pushInitial(this.#current.payloads, origin(this.#current));
     this.#revision = 1;
+    // After the kernel has its first set: loading and compiling rules never delays it.
+    this.#audit = new DaemonAudit({
+      labelsOf: labelsVia(services.augment),
+      ...(this.#loaded.file ? { configFile: this.#loaded.file } : {}),
+    });
+    await this.#audit.apply(agent.audit, this.#current);
     const sources = {
       ready: () =>
         this.#ready
@@ -204,7 +220,7 @@ export class Daemon {
       status: () => this.status(),
       metrics: () => this.metrics(),
       trace: this.#trace,
-      events: (u: URL) => this.#guard!.events(eventFilterFromUrl(u)),
+      events: (u: URL) => this.#events(u),
     };
     this.#listeners.push(await serveControlSocket(agent.controlSocket, sources));
     if (agent.metricsAddress) {
@@ -222,6 +238,27 @@ export class Daemon {
       control: this.#listeners.map((l) => l.address).join(" "),
     });
     notifySystemd(`READY=1\nSTATUS=Agent ready (${this.#plane.choice.kind} data plane)`);
+  }
+
+  /** `/v1/events`: guard and audit records (`?kind=` picks one); RangeError when neither runs. */
+  #events(u: URL): ReadableStream<Uint8Array> {
+    const f = eventFilterFromQuery(u);
+    const guard = this.#guard?.status();
+    const audit = this.#audit?.status() ?? { state: "off", reason: "not started" };
+    const streams: ReadableStream<Uint8Array>[] = [];
+    if (f.kind !== "audit" && guard?.state === "running") streams.push(this.#guard!.events(f));
+    if (f.kind !== "guard" && audit.state === "running") streams.push(this.#audit!.events(f));
+    if (streams.length === 0) {
+      const why = (s: { state: string; reason?: string } | undefined) =>
+        s && "reason" in s ? s.reason : "";
+      throw new RangeError(
+        [
+          f.kind !== "audit" ? `The runtime guard is not running: ${why(guard)}` : "",
+          f.kind !== "guard" ? `the syscall audit is not running: ${why(audit)}` : "",
+        ].filter((x) => x).join("; "),
+      );
+    }
+    return mergeStreams(streams);
   }
 
   #installSignals(): void {
@@ -278,6 +315,10 @@ export class Daemon {
       const next = this.#sources.current;
       await this.#guard?.apply(next.policies ?? []); // refuses unenforceable runtime rules
       record.changed = await this.#plane.pushChanged(next.payloads, origin(next));
+      // Refused audit rules keep the last good ones (reported in status); never the policy set.
+      await this.#audit?.apply(loaded.config.agent.audit, next).catch((e) =>
+        log.error(`Cannot start the syscall audit: ${(e as Error).message}`)
+      );
       if (loaded !== this.#loaded) this.#configChanged(loaded);
       const seen = new Set(errorsBefore.map((e) => e.key));
       const fresh = this.#sourceErrors().filter((e) => !seen.has(e.key));
@@ -403,6 +444,7 @@ export class Daemon {
     this.#worker = undefined;
     if (this.#plane) await this.#plane.close();
     this.#guard?.close();
+    await this.#audit?.close().catch(() => {});
     this.#ac.abort();
     await this.#services?.dispose().catch(() => {});
     await this.#sources?.dispose().catch(() => {});
@@ -439,6 +481,7 @@ export class Daemon {
     const lastReload = this.#lastReloadRecord();
     if (lastReload) s.policy.lastReload = lastReload;
     if (this.#guard) s.runtimeGuard = this.#guard.status();
+    if (this.#audit) s.audit = this.#audit.status();
     if (!this.#stopping) Object.assign(s, await this.#plane.status());
     return s;
   }
@@ -448,7 +491,7 @@ export class Daemon {
     const p = this.#current.payloads;
     const last = this.#lastReload ? Date.parse(this.#lastReload.at) / 1000 : undefined;
     const plane = this.#stopping ? { text: "" } : await this.#plane.metrics();
-    const guard = this.#guard?.metricsText() ?? "";
+    const guard = (this.#guard?.metricsText() ?? "") + (this.#audit?.metricsText() ?? "");
     return renderMetrics(plane.link, {
       ready: this.#ready,
       policyRevision: this.#revision,

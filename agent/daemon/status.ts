@@ -10,6 +10,7 @@ import type { Problem } from "../errors.ts";
 import type { SourcesStatus } from "../sources/mod.ts";
 import type { PluginHealthEntry } from "./plugin_health.ts";
 import type { DaemonGuardStatus } from "../guard/daemon_guard.ts";
+import type { DaemonAuditStatus } from "../audit/daemon_audit.ts";
 
 /** The last reload attempt. */
 export interface ReloadRecord {
@@ -87,6 +88,8 @@ export interface AgentStatus {
   traceSubscribers: number;
   /** The runtime guard (BPF LSM), when a policy has a `runtime:` section. */
   runtimeGuard?: DaemonGuardStatus;
+  /** The syscall audit (`agent.audit`). */
+  audit?: DaemonAuditStatus;
   /** The policy sources (`camblet-agent sources` reads this). */
   sources: SourcesStatus;
 }

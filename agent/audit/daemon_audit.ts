@@ -1,0 +1,480 @@
+/**
+ * The syscall audit as the daemon runs it (`agent.audit`): capture programs loaded when it is
+ * enabled, rules from a policy source's `audit/` directory (while one delivers them) or else from
+ * `agent.audit.rules`, sinks from `agent.audit.sinks`, re-applied on every reload (SIGHUP re-reads
+ * the config and the rules path). Rules that do not load, compile or fit the prefilter are
+ * reported and the last good rules stay in force. Context labels come from the daemon's
+ * attestation; SPIFFE IDs and "has an egress policy" from the policy set in force.
+ *
+ * Judging runs on the daemon's thread in slices (agent/audit/engine.ts yields every few ms), so
+ * the kernel link's answers are never queued behind a backlog.
+ *
+ * The capture, rules and sinks load lazily: an agent with the audit off never loads them.
+ *
+ * @module
+ */
+import type { KernelPayloads } from "../../driver/payloads.ts";
+import type { AuditPrograms, AuditStats } from "../../driver/bpf/audit.ts";
+import type { AgentConfig } from "../config/schema.ts";
+import { CapabilityError } from "../errors.ts";
+import { type EventFilter, EventHub } from "../guard/events.ts";
+import { logger } from "../log.ts";
+import { evaluatePolicies } from "../policy/match.ts";
+import type { PolicySource } from "../policy/source.ts";
+import type { PolicySnapshot } from "../sources/snapshot.ts";
+import type { ContextSources } from "./context.ts";
+import type { LoadedRuleSet } from "./delivered_rules.ts";
+import type { AuditCapture, AuditEngine, AuditRecord, AuditSink } from "./engine.ts";
+import type { FileSink } from "./file_sink.ts";
+import type { WebhookSink } from "./webhook_sink.ts";
+
+/** `agent.audit`. */
+export type AuditConfig = AgentConfig["audit"];
+
+/** Options of {@linkcode DaemonAudit}. */
+export interface DaemonAuditOptions {
+  /** `name=value` labels of a process (the daemon's attestation). */
+  labelsOf(pid: number): Promise<string[]>;
+  /** Where the config came from, for messages (`/etc/camblet/config.yaml`). */
+  configFile?: string;
+  /** Loads the capture programs (tests); default: the real ones, not tracing this process. */
+  loadPrograms?: () => AuditPrograms;
+  /** Ring buffer drain interval, ms (default 20). */
+  pollMs?: number;
+}
+
+/** Where the rules in force came from. */
+export interface AuditRulesStatus {
+  /** `source git(corp) revision …` or `agent.audit.rules "/etc/camblet/audit"`. */
+  from: string;
+  origin: "source" | "path";
+  id: string;
+  kind: string;
+  loadedAt: string;
+  filter: { syscalls: string[]; pathFiltered: string[]; prefixes: string[] };
+}
+
+/** `audit` in `/v1/status`. */
+export type DaemonAuditStatus =
+  | { state: "off"; reason: string }
+  | {
+    state: "running";
+    programs: string[];
+    rules: AuditRulesStatus;
+    /** The last rules that were refused (the ones above stayed in force). */
+    lastError?: { at: string; message: string };
+    /** Kernel counters, then the agent's: queue overflow, judged, evaluation failures. */
+    events: AuditStats & { queueDropped: number; judged: number; failed: number };
+    violations: Record<string, number>;
+    sinks: {
+      log: boolean;
+      file?: { path: string; failed: number };
+      webhook?: { url: string; delivered: number; dropped: number; lastError: string };
+      stream: { subscribers: number; dropped: number };
+    };
+  };
+
+const log = logger("audit");
+
+/** A policy matches `labels` when one of its selector maps does (every key has a value). */
+function selects(p: PolicySource, labels: ReadonlySet<string>): boolean {
+  return p.policy.selectors.some((map) =>
+    map.every(([name, values]) => values.some((v) => labels.has(`${name}=${v}`)))
+  );
+}
+
+/** True iff some policy whose selectors match `labels` has a non-empty `egress` section. */
+export function hasEgressPolicy(
+  policies: readonly PolicySource[],
+  labels: Iterable<string>,
+): boolean {
+  const set = new Set(labels);
+  return policies.some((p) => (p.policy.egress?.length ?? 0) > 0 && selects(p, set));
+}
+
+/** The SPIFFE ID the kernel would give a workload with `labels` (no placeholder left). */
+export function spiffeIdFor(
+  payloads: KernelPayloads,
+  labels: Iterable<string>,
+): string | undefined {
+  const d = evaluatePolicies(payloads, { labels });
+  return d.intercepted && d.spiffeId && d.unresolved.length === 0 ? d.spiffeId : undefined;
+}
+
+/** Per-label-set answers for the policy set in force (events of one workload repeat its labels). */
+class PolicyView {
+  #payloads: KernelPayloads | undefined;
+  #policies: readonly PolicySource[] = [];
+  #ids = new Map<string, string | undefined>();
+  #egress = new Map<string, boolean>();
+
+  set(s: PolicySnapshot): void {
+    if (s.payloads === this.#payloads && (s.policies ?? []) === this.#policies) return;
+    this.#payloads = s.payloads;
+    this.#policies = s.policies ?? [];
+    this.#ids.clear();
+    this.#egress.clear();
+  }
+
+  #cached<T>(m: Map<string, T>, labels: string[], f: () => T): T {
+    const key = labels.join("\n");
+    if (m.has(key)) return m.get(key)!;
+    const v = f();
+    if (m.size >= 4096) m.delete(m.keys().next().value!);
+    m.set(key, v);
+    return v;
+  }
+
+  spiffeIdOf(labels: string[]): string | undefined {
+    const p = this.#payloads;
+    return p ? this.#cached(this.#ids, labels, () => spiffeIdFor(p, labels)) : undefined;
+  }
+
+  egressPolicyOf(labels: string[]): boolean {
+    return this.#cached(this.#egress, labels, () => hasEgressPolicy(this.#policies, labels));
+  }
+}
+
+interface Running {
+  programs: AuditPrograms;
+  engine: AuditEngine;
+  capture: AuditCapture;
+  rules: AuditRulesStatus;
+}
+
+interface Sinks {
+  key: string;
+  log?: AuditSink;
+  file?: FileSink;
+  webhook?: WebhookSink;
+}
+
+/** The daemon's handle on the audit. */
+export class DaemonAudit {
+  readonly #o: DaemonAuditOptions;
+  readonly hub = new EventHub();
+  readonly #view = new PolicyView();
+  #run: Running | undefined;
+  #sinks: Sinks = { key: "" };
+  #violations = new Map<string, number>();
+  #lastError: { at: string; message: string } | undefined;
+  /** The rules path's set last loaded (by content id), reused while its files stay the same. */
+  #pathRules: { path: string; set: LoadedRuleSet } | undefined;
+  #off = "agent.audit.enabled is false";
+  #applying: Promise<unknown> = Promise.resolve();
+
+  constructor(o: DaemonAuditOptions) {
+    this.#o = o;
+  }
+
+  /**
+   * Starts, updates or stops the audit for `config` and the policy set `snapshot`. At the first
+   * start a failure throws (the agent does not start half-configured); later, refused rules are
+   * reported (log, status) and the rules in force stay.
+   */
+  apply(config: AuditConfig, snapshot: PolicySnapshot): Promise<void> {
+    const run = this.#applying.then(() => this.#apply(config, snapshot));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(config: AuditConfig, snapshot: PolicySnapshot): Promise<void> {
+    this.#view.set(snapshot);
+    if (!config.enabled) {
+      if (this.#run) {
+        await this.#stop();
+        log.warn("Syscall audit stopped: agent.audit.enabled is false");
+      }
+      return;
+    }
+    const starting = !this.#run;
+    let picked: { set: LoadedRuleSet; from: string; origin: "source" | "path" };
+    try {
+      picked = await this.#pickRules(config, snapshot);
+    } catch (e) {
+      if (starting) {
+        this.#off = (e as Error).message;
+        throw e;
+      }
+      this.#refused((e as Error).message);
+      return;
+    }
+    if (starting) {
+      try {
+        await this.#applySinks(config);
+        await this.#start(picked);
+      } catch (e) {
+        this.#off = (e as Error).message;
+        throw e;
+      }
+      return;
+    }
+    try {
+      await this.#applySinks(config);
+    } catch (e) {
+      // The sinks in force stay (and so do the rules: one refusal at a time).
+      this.#refused((e as Error).message);
+      return;
+    }
+    const run = this.#run!;
+    if (picked.set.id === run.rules.id && picked.from === run.rules.from) return;
+    try {
+      run.capture.setRules(picked.set.rules);
+    } catch (e) {
+      this.#refused(`Cannot use the audit rules of ${picked.from}: ${(e as Error).message}`);
+      return;
+    }
+    run.rules = this.#rulesStatus(picked);
+    this.#lastError = undefined;
+    log.info("Audit rules swapped", { from: picked.from, id: picked.set.id });
+  }
+
+  #refused(message: string): void {
+    this.#lastError = { at: new Date().toISOString(), message };
+    log.error("Audit rules refused; the last good rules stay in force", {
+      rules: this.#run?.rules.from ?? "(none)",
+    });
+    log.error(`Refused: ${message}`);
+  }
+
+  async #pickRules(config: AuditConfig, snapshot: PolicySnapshot) {
+    if (snapshot.audit) {
+      const a = snapshot.audit;
+      return {
+        set: a,
+        from: `source ${a.source} revision ${a.revision}`,
+        origin: "source" as const,
+      };
+    }
+    if (config.rules === undefined) {
+      throw new Error(
+        `The syscall audit is enabled (agent.audit.enabled${
+          this.#o.configFile ? ` in ${this.#o.configFile}` : ""
+        }) but has no rules: set agent.audit.rules to a directory of .rego, a policy.wasm or a ` +
+          "bundle, or deliver an audit/ directory from a policy source",
+      );
+    }
+    const { readRulePath, ruleSetId, loadRuleFiles } = await import("./delivered_rules.ts");
+    const files = await readRulePath(config.rules);
+    const id = ruleSetId(files);
+    const where = `agent.audit.rules "${config.rules}"`;
+    let set = this.#pathRules?.path === config.rules && this.#pathRules.set.id === id
+      ? this.#pathRules.set
+      : undefined;
+    if (!set) {
+      set = await loadRuleFiles(files, where, config.opa);
+      this.#pathRules = { path: config.rules, set };
+    }
+    return { set, from: where, origin: "path" as const };
+  }
+
+  #rulesStatus(p: { set: LoadedRuleSet; from: string; origin: "source" | "path" }) {
+    const f = p.set.rules.filter;
+    return {
+      from: p.from,
+      origin: p.origin,
+      id: p.set.id,
+      kind: p.set.kind,
+      loadedAt: new Date().toISOString(),
+      filter: { syscalls: f.syscalls, pathFiltered: f.pathFiltered, prefixes: f.prefixes },
+    };
+  }
+
+  async #applySinks(config: AuditConfig): Promise<void> {
+    const s = config.sinks;
+    const key = JSON.stringify(s);
+    if (key === this.#sinks.key) return;
+    const next: Sinks = { key };
+    try {
+      if (s.log.enabled) next.log = (await import("./log_sink.ts")).logSink();
+      if (s.file) {
+        const { FileSink } = await import("./file_sink.ts");
+        next.file = this.#sinks.file?.path === s.file.path && sameFile(this.#sinks.key, key)
+          ? this.#sinks.file
+          : new FileSink(s.file.path, { maxBytes: s.file.maxBytes, keep: s.file.keep });
+      }
+      if (s.webhook) {
+        const { WebhookSink } = await import("./webhook_sink.ts");
+        const { parseDuration } = await import("../duration.ts");
+        next.webhook = new WebhookSink(s.webhook.url, {
+          queueMax: s.webhook.queueMax,
+          attempts: s.webhook.attempts,
+          timeoutMs: parseDuration(s.webhook.timeout),
+        });
+      }
+    } catch (e) {
+      if (next.file !== this.#sinks.file) next.file?.close();
+      await next.webhook?.close();
+      throw new Error(`Cannot set up the audit sinks (agent.audit.sinks): ${(e as Error).message}`);
+    }
+    const old = this.#sinks;
+    this.#sinks = next;
+    if (old.file && old.file !== next.file) old.file.close();
+    await old.webhook?.close();
+  }
+
+  /** Every record: counted, then to each sink (a failing one never stops the others). */
+  #dispatch(r: AuditRecord): void {
+    this.#violations.set(r.rule, (this.#violations.get(r.rule) ?? 0) + 1);
+    const s = this.#sinks;
+    for (
+      const fn of [s.log, s.file?.sink, s.webhook?.sink, (x: AuditRecord) => this.hub.publish(x)]
+    ) {
+      if (!fn) continue;
+      try {
+        fn(r);
+      } catch {
+        // counted by the sink itself
+      }
+    }
+  }
+
+  async #start(p: { set: LoadedRuleSet; from: string; origin: "source" | "path" }): Promise<void> {
+    const [{ AuditCapture, AuditEngine }, { MetricsRegistry }] = await Promise.all([
+      import("./engine.ts"),
+      import("../identity/metrics.ts"),
+    ]);
+    let programs: AuditPrograms;
+    try {
+      programs = this.#o.loadPrograms
+        ? this.#o.loadPrograms()
+        : (await import("../../driver/bpf/audit.ts")).AuditPrograms.load(Deno.pid);
+    } catch (e) {
+      throw new CapabilityError(
+        `Cannot start the syscall audit (agent.audit.enabled): ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const engine = new AuditEngine(p.set.rules, [(r) => this.#dispatch(r)], new MetricsRegistry());
+    const view = this.#view;
+    const sources: ContextSources & { egressPolicyOf(labels: string[]): boolean } = {
+      labelsOf: (pid) => this.#o.labelsOf(pid),
+      spiffeIdOf: (labels) => view.spiffeIdOf(labels),
+      egressPolicyOf: (labels) => view.egressPolicyOf(labels),
+    };
+    let capture: AuditCapture;
+    try {
+      capture = AuditCapture.start({ ...sources, programs, engine, pollMs: this.#o.pollMs ?? 20 });
+    } catch (e) {
+      programs.close();
+      throw new Error(`Cannot use the audit rules of ${p.from}: ${(e as Error).message}`);
+    }
+    this.#run = { programs, engine, capture, rules: this.#rulesStatus(p) };
+    log.info("Syscall audit running", {
+      programs: programs.attached.length,
+      rules: p.from,
+      id: p.set.id,
+      syscalls: p.set.rules.filter.syscalls.length,
+    });
+  }
+
+  async #stop(): Promise<void> {
+    const r = this.#run;
+    if (!r) return;
+    this.#run = undefined;
+    this.#off = "agent.audit.enabled is false";
+    await r.capture.close().catch(() => {});
+    r.programs.close();
+  }
+
+  /** For `/v1/status`. */
+  status(): DaemonAuditStatus {
+    const r = this.#run;
+    if (!r) return { state: "off", reason: this.#off };
+    const s = this.#sinks;
+    const out: DaemonAuditStatus = {
+      state: "running",
+      programs: r.programs.attached,
+      rules: r.rules,
+      events: {
+        ...r.capture.stats(),
+        queueDropped: r.capture.dropped,
+        judged: r.engine.judged,
+        failed: r.engine.failed,
+      },
+      violations: Object.fromEntries([...this.#violations].sort(([a], [b]) => a < b ? -1 : 1)),
+      sinks: {
+        log: s.log !== undefined,
+        stream: { subscribers: this.hub.subscribers, dropped: this.hub.dropped },
+      },
+    };
+    if (s.file) out.sinks.file = { path: s.file.path, failed: s.file.failed };
+    if (s.webhook) {
+      const w = s.webhook;
+      out.sinks.webhook = {
+        url: redactUrl(w.url),
+        delivered: w.delivered,
+        dropped: w.dropped,
+        lastError: w.lastError,
+      };
+    }
+    if (this.#lastError) out.lastError = this.#lastError;
+    return out;
+  }
+
+  /** Prometheus text ("" when off): violations per rule, and the capture's counters. */
+  metricsText(): string {
+    const r = this.#run;
+    if (!r) return "";
+    const st = r.capture.stats();
+    const lines = [
+      "# HELP camblet_audit_events_total Syscall audit events, by stage (seen, filtered in the " +
+      "kernel, sent, lost in the ring buffer, dropped by the judge's queue, judged)",
+      "# TYPE camblet_audit_events_total counter",
+    ];
+    const stages: [string, number][] = [
+      ["seen", st.seen],
+      ["filtered", st.filtered],
+      ["sent", st.sent],
+      ["lost", st.lost],
+      ["pending_full", st.pendingFull],
+      ["queue_dropped", r.capture.dropped],
+      ["judged", r.engine.judged],
+    ];
+    for (const [stage, n] of stages) {
+      lines.push(`camblet_audit_events_total{stage="${stage}"} ${n}`);
+    }
+    return r.engine.metrics.toPrometheus() + lines.join("\n") + "\n";
+  }
+
+  /** The audit's records on the events stream. */
+  events(filter: EventFilter): ReadableStream<Uint8Array> {
+    return this.hub.subscribe(filter);
+  }
+
+  /** Whether the capture runs. */
+  get running(): boolean {
+    return this.#run !== undefined;
+  }
+
+  /** Stops the capture, detaches the programs, flushes the sinks. */
+  async close(): Promise<void> {
+    await this.#applying;
+    const was = this.#run !== undefined;
+    await this.#stop();
+    this.hub.closeAll();
+    this.#sinks.file?.close();
+    await this.#sinks.webhook?.close();
+    this.#sinks = { key: "" };
+    if (was) log.info("Syscall audit stopped");
+  }
+}
+
+/** Whether the file sink settings are the same in two sink configs (reuse the open file). */
+function sameFile(a: string, b: string): boolean {
+  const f = (k: string) => k ? JSON.stringify((JSON.parse(k) as AuditConfig["sinks"]).file) : "";
+  return f(a) === f(b);
+}
+
+/** A URL without credentials or query (tokens live there). */
+function redactUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    x.username = "";
+    x.password = "";
+    x.search = "";
+    return x.toString();
+  } catch {
+    return "(invalid)";
+  }
+}
