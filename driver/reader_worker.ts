@@ -3,14 +3,15 @@
  * is no poll), and errno belongs to the thread that made the call, so the read loop runs alone in
  * its own Worker and posts each chunk, with the time its `read()` returned, to its owner.
  *
- * The Worker's module is this file (or, in the bundle, the bundle itself): see
- * {@linkcode isWorkerNamed}.
+ * The Worker's module is this file (in the bundle, the reader's own bundle: driver/worker_code.ts),
+ * whose top level starts the loop: see {@linkcode isWorkerNamed}.
  *
  * @module
  */
 import { raiseThreadPriority } from "./ffi.ts";
 import { KERNEL_WORKER_NAME } from "./link_protocol.ts";
 import { type ReadEnd, readLoop, sharedNow } from "./transport.ts";
+import { workerModuleUrl } from "./worker_code.ts";
 
 /** Name of the reader Worker; the module's top level starts the loop when it runs under it. */
 export const READER_WORKER_NAME = "camblet-kernel-reader";
@@ -68,7 +69,10 @@ function startReader(bufferBytes?: number): Promise<Reader> {
   // takes ~500 ms to arrive in Deno 2.9, one from it does not, so nothing is sent to it at start.
   let ctl: Int32Array | undefined;
   let terminated = false;
-  const worker = new Worker(import.meta.url, { type: "module", name: READER_WORKER_NAME });
+  const worker = new Worker(workerModuleUrl(READER_WORKER_NAME, import.meta.url), {
+    type: "module",
+    name: READER_WORKER_NAME,
+  });
   let resolveEnded!: (e: ReadEnd) => void;
   const ended = new Promise<ReadEnd>((r) => resolveEnded = r);
   let onChunk: (chunk: Uint8Array<ArrayBuffer>, at: number) => void = () => {};

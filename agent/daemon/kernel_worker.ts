@@ -4,14 +4,16 @@
  * even while the main thread is blocked (in an intercepted accept, or busy).
  *
  * The worker is created from this module's own URL. Run from source that is this file; in the
- * bundle (`dist/camblet-agent.js`) it is the bundle, whose `main.ts` does nothing inside a worker
- * and whose top-level code below starts the worker's loop because of the worker's name.
+ * bundle (`dist/camblet-agent.js`) it is this entry's own bundle, embedded there
+ * (driver/worker_code.ts), whose top-level code below starts the worker's loop because of the
+ * worker's name.
  *
  * @module
  */
 import type { CsrSignData } from "../../driver/codec.ts";
 import { KERNEL_WORKER_NAME } from "../../driver/link_protocol.ts";
 import { isWorkerNamed } from "../../driver/reader_worker.ts";
+import { workerModuleUrl } from "../../driver/worker_code.ts";
 import { runKernelWorker, type WorkerSetupResult } from "../../driver/worker.ts";
 import { readCsrDer } from "../../plugins/sdk/leaf_der.ts";
 import { parsePem } from "../../plugins/sdk/pem.ts";
@@ -35,7 +37,10 @@ export interface KernelWorkerSetup {
 
 /** Starts the daemon's kernel worker (this module, or the bundle, as the worker's code). */
 export function spawnKernelWorker(): Worker {
-  return new Worker(import.meta.url, { type: "module", name: KERNEL_WORKER_NAME });
+  return new Worker(workerModuleUrl(KERNEL_WORKER_NAME, import.meta.url), {
+    type: "module",
+    name: KERNEL_WORKER_NAME,
+  });
 }
 
 function fromBase64(s: string): Uint8Array {

@@ -14,6 +14,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { isWorkerNamed } from "../../driver/reader_worker.ts";
+import { workerModuleUrl } from "../../driver/worker_code.ts";
 import type { KernelPayloads } from "../../driver/payloads.ts";
 import type { PolicyDelivery } from "../../plugins/policy_source/types.ts";
 import type { Problem } from "../errors.ts";
@@ -261,7 +262,10 @@ export class PolicyWorker {
     if (this.#o.inThread || !this.offThread || this.#broken || this.#closed) return undefined;
     if (this.#worker) return this.#worker;
     try {
-      const w = new Worker(import.meta.url, { type: "module", name: POLICY_WORKER_NAME });
+      const w = new Worker(workerModuleUrl(POLICY_WORKER_NAME, import.meta.url), {
+        type: "module",
+        name: POLICY_WORKER_NAME,
+      });
       w.onmessage = (e: MessageEvent<Reply>) => {
         const c = this.#calls.get(e.data.id);
         if (!c) return;

@@ -1,0 +1,51 @@
+/**
+ * Where a Worker's code comes from. Run from source, each worker runs its own module. In the
+ * bundle, each worker entry is also bundled on its own and embedded in the bundle's first lines
+ * (packaging/bundle.ts), so a worker parses and keeps only its own code: started on the whole
+ * 3.4 MB bundle, the kernel worker and the reader each held 15–16 MB of heap.
+ *
+ * @module
+ */
+
+/**
+ * The global the bundle's first lines set: worker name → a function returning that worker's own
+ * bundled code. Functions, so the main isolate makes a worker's string only when it starts it,
+ * and drops it then (the blob keeps the code).
+ */
+export const WORKER_CODE_GLOBAL = "__cambletWorkerCode";
+
+const urls = new Map<string, string>();
+
+/**
+ * The module to start the Worker `name` on: its embedded code (one blob URL per name, kept for
+ * restarts) when this runs in the bundle, else `ownUrl` (the caller's `import.meta.url`).
+ */
+export function workerModuleUrl(name: string, ownUrl: string): string {
+  let url = urls.get(name);
+  if (url !== undefined) return url;
+  const embedded = (globalThis as Record<string, unknown>)[WORKER_CODE_GLOBAL] as
+    | Record<string, unknown>
+    | undefined;
+  const codeOf = embedded?.[name];
+  if (typeof codeOf !== "function") return ownUrl;
+  url = URL.createObjectURL(new Blob([codeOf() as string], { type: "text/javascript" }));
+  urls.set(name, url);
+  delete embedded![name];
+  return url;
+}
+
+/**
+ * The line that embeds `workers` (name → bundled code) in a bundle, for
+ * {@linkcode workerModuleUrl}. A worker's code runs from a `blob:` URL, where `createRequire`
+ * refuses `import.meta.url`; bundles require only Node built-ins, which resolve from any base.
+ */
+export function embedWorkersLine(workers: Record<string, string>): string {
+  const entries = Object.entries(workers).map(([name, code]) => {
+    const body = code.replaceAll(
+      "__deno_internal_createRequire(import.meta.url)",
+      '__deno_internal_createRequire("file:///")',
+    );
+    return `${JSON.stringify(name)}: () => ${JSON.stringify(body)}`;
+  });
+  return `globalThis.${WORKER_CODE_GLOBAL} = { __proto__: null, ${entries.join(", ")} };\n`;
+}
