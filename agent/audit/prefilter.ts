@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { SYSCALLS } from "../../driver/bpf/audit_layout.ts";
+import { PREFIX_MAX, SYSCALLS } from "../../driver/bpf/audit_layout.ts";
 import {
   type AuditFilter,
   type FilterGroup,
@@ -18,7 +18,7 @@ import {
 import { cgroupV2Path, containerIdFromCgroup } from "../../plugins/attestor/_lib/cgroup.ts";
 import { AuditRulesError } from "./rules.ts";
 
-const FIELDS = new Set(["rule", "syscalls", "prefixes", "containers", "workloads"]);
+const FIELDS = new Set(["rule", "syscalls", "prefixes", "writes", "containers", "workloads"]);
 
 /** One declaration as a filter group; throws naming the source, the rule and the field. */
 function declGroup(d: unknown, i: number, source: string): FilterGroup {
@@ -51,7 +51,17 @@ function declGroup(d: unknown, i: number, source: string): FilterGroup {
     if (!Array.isArray(px) || !px.every((p) => typeof p === "string" && p.startsWith("/"))) {
       throw fail("prefixes", "must be absolute paths");
     }
+    for (const p of px as string[]) {
+      const n = new TextEncoder().encode(p).length;
+      if (n > PREFIX_MAX) {
+        throw fail("prefixes", `has one of ${n} bytes (${p.slice(0, 40)}…): at most ${PREFIX_MAX}`);
+      }
+    }
     g.prefixes = px as string[];
+  }
+  if (o.writes !== undefined) {
+    if (typeof o.writes !== "boolean") throw fail("writes", "must be true or false");
+    if (o.writes) g.writes = true;
   }
   if (o.containers !== undefined) {
     if (typeof o.containers !== "boolean") throw fail("containers", "must be true or false");

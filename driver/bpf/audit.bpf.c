@@ -4,9 +4,10 @@
 // sys_enter: if `syscalls[nr]` says the loaded rules can match this syscall, its arguments (path
 // strings, sockaddr, argv) and the process context (ids, comm, cgroup, 6 ancestors) are read into
 // `pending[pid_tgid]`. The prefilter: each filter group (one rule's declaration, bit g of a u64)
-// names syscalls, optionally path prefixes and a cgroup scope (containers: a cgroup not in
-// `host_cgroups`; workloads: `workload_cgroups[cgroup]` has bit g). An event leaves the kernel only
-// when one group takes its syscall, its cgroup and its absolute path (`prefixes`, an LPM trie whose
+// names syscalls, optionally path prefixes, opens for writing only, and a cgroup scope
+// (containers: a cgroup not in `host_cgroups`; workloads: `workload_cgroups[cgroup]` has bit g).
+// An event leaves the kernel only when one group takes its syscall, its cgroup, its open flags and
+// its absolute path (`prefixes`, an LPM trie whose
 // value is the groups a prefix admits); else it is dropped and counted by reason. The filter is
 // double-buffered: the agent writes the idle slot, then flips `config.slot`. sys_exit adds the result
 // code and sends the event through `events` (ring buffer); a full ring buffer is counted
@@ -29,6 +30,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define ARGV_LEN 64
 #define ANC_N 6
 #define NO_ARG 7
+#define HOW_ARG 8
 
 struct pt_regs {
 	unsigned long r10, r8, r9, dx, si, di, orig_ax;
@@ -64,7 +66,8 @@ struct syscall_cfg {
 	__u8 path2_idx; // second path (rename, link target), or NO_ARG
 	__u8 addr_idx;  // argument holding a sockaddr (length in the next one), or NO_ARG
 	__u8 argv_idx;  // argument holding argv (execve), or NO_ARG
-	__u8 pad[3];
+	__u8 flags_idx; // argument holding open flags, HOW_ARG (openat2's open_how), or NO_ARG
+	__u8 pad[2];
 	__u64 groups;   // filter groups naming this syscall
 	__u64 any_path; // of those, the ones taking any path
 };
@@ -73,6 +76,7 @@ struct syscall_cfg {
 struct scope {
 	__u64 unscoped;   // groups taking every cgroup
 	__u64 containers; // groups taking cgroups not in host_cgroups
+	__u64 writes;     // groups taking only opens for writing (O_WRONLY, O_RDWR)
 };
 
 struct event {
@@ -105,6 +109,7 @@ struct lpm_key {
 #define STAT_PENDING_FULL 4
 #define STAT_FILTERED_PATH 5
 #define STAT_FILTERED_CGROUP 6
+#define STAT_FILTERED_FLAGS 7
 #define STAT_N 8
 
 struct config {
@@ -220,9 +225,8 @@ static __always_inline __u32 current_slot(void)
 }
 
 // Of `groups`, those whose cgroup scope takes the current task's cgroup.
-static __always_inline __u64 cgroup_pass(__u64 groups, __u32 slot)
+static __always_inline __u64 cgroup_pass(struct scope *sc, __u64 groups, __u32 slot)
 {
-	struct scope *sc = bpf_map_lookup_elem(&scopes, &slot);
 	if (!sc)
 		return groups;
 	__u64 pass = sc->unscoped;
@@ -235,6 +239,16 @@ static __always_inline __u64 cgroup_pass(__u64 groups, __u32 slot)
 	if (w)
 		pass |= w[slot & 1];
 	return groups & pass;
+}
+
+// Of `groups`, those taking this open's flags (a read drops the write-only ones).
+static __always_inline __u64 flags_pass(struct syscall_cfg *cfg, struct scope *sc, __u64 groups,
+					struct event *e)
+{
+	if (!sc || cfg->flags_idx == NO_ARG || !(groups & sc->writes))
+		return groups;
+	__u32 flags = cfg->flags_idx == HOW_ARG ? e->how_flags : (__u32)e->args[cfg->flags_idx & 7];
+	return (flags & 3) ? groups : groups & ~sc->writes;
 }
 
 // True (and counted) when no group in `groups` takes this event's path.
@@ -280,7 +294,8 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0; // the agent's own reads of /proc would feed back
 	count(STAT_SEEN);
 	// The cgroup scope first: it needs no argument read.
-	__u64 groups = cgroup_pass(cfg->groups, slot);
+	struct scope *sc = bpf_map_lookup_elem(&scopes, &slot);
+	__u64 groups = cgroup_pass(sc, cfg->groups, slot);
 	if (!groups) {
 		count(STAT_FILTERED);
 		count(STAT_FILTERED_CGROUP);
@@ -296,16 +311,22 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	e->how_flags = 0;
 	for (int i = 0; i < 6; i++)
 		e->args[i] = arg(regs, i);
+	if (nr == 437) { // openat2(dirfd, path, struct open_how *how, size)
+		__u64 how = 0;
+		bpf_probe_read_user(&how, sizeof(how), (const void *)e->args[2]);
+		e->how_flags = (__u32)how;
+	}
+	groups = flags_pass(cfg, sc, groups, e);
+	if (!groups) {
+		count(STAT_FILTERED);
+		count(STAT_FILTERED_FLAGS);
+		return 0;
+	}
 	if (cfg->path_idx < 6) {
 		// Fails when the string's page is not faulted in yet: sys_exit reads it again.
 		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
 		if (path_filtered(cfg, groups, e, slot))
 			return 0;
-	}
-	if (nr == 437) { // openat2(dirfd, path, struct open_how *how, size)
-		__u64 how = 0;
-		bpf_probe_read_user(&how, sizeof(how), (const void *)e->args[2]);
-		e->how_flags = (__u32)how;
 	}
 	if (cfg->path2_idx < 6)
 		bpf_probe_read_user_str(e->path2, PATH_LEN,
@@ -378,7 +399,9 @@ int audit_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	e->ret = (__s64)ctx->args[1];
 	if (cfg->path_idx < 6 && e->path[0] == 0 && e->nr != 59 && e->nr != 322) {
 		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
-		if (path_filtered(cfg, cgroup_pass(cfg->groups, slot), e, slot)) {
+		struct scope *sc = bpf_map_lookup_elem(&scopes, &slot);
+		__u64 groups = flags_pass(cfg, sc, cgroup_pass(sc, cfg->groups, slot), e);
+		if (path_filtered(cfg, groups, e, slot)) {
 			bpf_map_delete_elem(&pending, &id);
 			return 0;
 		}

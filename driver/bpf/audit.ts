@@ -31,12 +31,14 @@ export type {
 export interface AuditStats {
   /** Traced syscalls entered. */
   seen: number;
-  /** Kept in the kernel by the prefilter: `filteredPath` + `filteredCgroup`. */
+  /** Kept in the kernel by the prefilter: `filteredPath` + `filteredCgroup` + `filteredFlags`. */
   filtered: number;
   /** No rule for the syscall takes its path. */
   filteredPath: number;
   /** No rule for the syscall takes its cgroup (containers, workloads). */
   filteredCgroup: number;
+  /** An open for reading that only write-only rules name. */
+  filteredFlags: number;
   sent: number;
   /** Events the ring buffer had no room for. */
   lost: number;
@@ -141,6 +143,7 @@ export class AuditPrograms {
       filtered: read(1),
       filteredPath: read(5),
       filteredCgroup: read(6),
+      filteredFlags: read(7),
       sent: read(2),
       lost: read(3),
       pendingFull: read(4),

@@ -29,6 +29,8 @@ export interface FilterGroup {
   syscalls: string[];
   /** Absolute path prefixes a path syscall's path must start with; absent: any path. */
   prefixes?: string[];
+  /** Opens (open, openat, openat2) only when for writing (O_WRONLY, O_RDWR); others as named. */
+  writes?: boolean;
   /** Only processes in containers: cgroups not in the host set. */
   containers?: boolean;
   /**
@@ -64,6 +66,7 @@ export interface PrefilterCounters {
   filtered: number;
   filteredPath: number;
   filteredCgroup: number;
+  filteredFlags: number;
   sent: number;
   lost: number;
   pendingFull: number;
@@ -74,12 +77,13 @@ export interface PrefilterCounters {
  *
  * - `syscalls`: traced syscalls; the kernel does not look further at any other.
  * - `groups`: one per distinct rule declaration, in bit order. `prefixes: null` takes any path;
- *   `cgroups` is `"all"`, `"containers"` or `"workloads"` (then `selectors`, and
+ *   `writes`: opens only when for writing; `cgroups` is `"all"`, `"containers"` or `"workloads"` (then `selectors`, and
  *   `workloadCgroups`: how many pushed cgroups match them now).
  * - `hostCgroups`: cgroups known not to be containers (last scan); `hostCgroupsOverflow`: those
  *   the map had no room for (they count as containers: more is sent, nothing is missed).
  * - `workloadCgroups`: attested workload cgroups pushed by the daemon.
- * - `counters`: since load; `keptOut` = `path` + `cgroup` (the reason it stayed in the kernel).
+ * - `counters`: since load; `keptOut.total` = `path` + `cgroup` + `flags` (why it stayed in the
+ *   kernel: no rule for the syscall takes its path, its cgroup, or a read-only open).
  */
 export interface AuditFilterDescription {
   syscalls: string[];
@@ -87,6 +91,7 @@ export interface AuditFilterDescription {
     rules: string[];
     syscalls: string[];
     prefixes: string[] | null;
+    writes: boolean;
     cgroups: "all" | "containers" | "workloads";
     selectors?: string[][];
     workloadCgroups?: number;
@@ -96,7 +101,7 @@ export interface AuditFilterDescription {
   workloadCgroups: number;
   counters: {
     seen: number;
-    keptOut: { total: number; path: number; cgroup: number };
+    keptOut: { total: number; path: number; cgroup: number; flags: number };
     sent: number;
     lost: number;
     pendingFull: number;
@@ -156,6 +161,7 @@ function union(a: FilterGroup, b: FilterGroup): FilterGroup {
     syscalls: sorted([...a.syscalls, ...b.syscalls]),
   };
   if (a.prefixes && b.prefixes) out.prefixes = sorted([...a.prefixes, ...b.prefixes]);
+  if (a.writes && b.writes) out.writes = true;
   const scoped = (g: FilterGroup) => g.containers || g.workloads;
   if (scoped(a) && scoped(b)) {
     // Containers and workloads together cannot be one group's scope: take every cgroup.
@@ -190,11 +196,13 @@ export function filterGroups(f: AuditFilter): FilterGroup[] {
   for (const g of raw) {
     const n: FilterGroup = { rules: sorted(g.rules ?? []), syscalls: sorted(g.syscalls) };
     if (g.prefixes) n.prefixes = sorted(g.prefixes);
+    if (g.writes) n.writes = true;
     if (g.containers) n.containers = true;
     if (g.workloads) n.workloads = g.workloads.map(sorted);
     const key = JSON.stringify([
       n.syscalls,
       n.prefixes ?? null,
+      !!n.writes,
       !!n.containers,
       n.workloads ?? null,
     ]);
@@ -255,7 +263,7 @@ export interface PrefilterMaps {
 export const PREFILTER_MAPS = {
   config: ["config", 4, 8],
   syscalls: ["syscalls", 4, 24],
-  scopes: ["scopes", 4, 16],
+  scopes: ["scopes", 4, 24],
   prefixes: ["prefixes", 4 + PATH_LEN, 8],
   hostCgroups: ["host_cgroups", 8, 1],
   workloadCgroups: ["workload_cgroups", 8, 16],
@@ -305,11 +313,13 @@ export class AuditFilterMaps {
     for (const [k, v] of keys) this.#m.prefixes.update(k, v);
     let unscoped = 0n;
     let containers = 0n;
+    let writes = 0n;
     groups.forEach((g, i) => {
       if (g.containers) containers |= bit(i);
       else if (!g.workloads) unscoped |= bit(i);
+      if (g.writes) writes |= bit(i);
     });
-    this.#m.scopes.update(u32(next), scopeValue(unscoped, containers));
+    this.#m.scopes.update(u32(next), scopeValue(unscoped, containers, writes));
     for (const [name, spec] of SYSCALLS) {
       let mask = 0n;
       let anyPath = 0n;
@@ -403,6 +413,7 @@ export class AuditFilterMaps {
           rules: g.rules,
           syscalls: g.syscalls,
           prefixes: g.prefixes ?? null,
+          writes: !!g.writes,
           cgroups: g.containers ? "containers" : g.workloads ? "workloads" : "all",
         };
         if (g.workloads) {
@@ -420,7 +431,12 @@ export class AuditFilterMaps {
       workloadCgroups: this.#workloads.size,
       counters: {
         seen: c.seen,
-        keptOut: { total: c.filtered, path: c.filteredPath, cgroup: c.filteredCgroup },
+        keptOut: {
+          total: c.filtered,
+          path: c.filteredPath,
+          cgroup: c.filteredCgroup,
+          flags: c.filteredFlags,
+        },
         sent: c.sent,
         lost: c.lost,
         pendingFull: c.pendingFull,

@@ -20,15 +20,20 @@ export interface SyscallSpec {
   addr?: number;
   /** Argument index of argv. */
   argv?: number;
+  /** Argument index of open flags ({@linkcode HOW_ARG}: openat2's `open_how.flags`). */
+  flags?: number;
 }
+
+/** `flags` of openat2: read from its `struct open_how` (audit.bpf.c HOW_ARG). */
+export const HOW_ARG = 8;
 
 /** The capturable syscalls by name (x86_64 numbers). */
 export const SYSCALLS: ReadonlyMap<string, SyscallSpec> = new Map<string, SyscallSpec>([
   ["execve", { nr: 59, path: 0, argv: 1 }],
   ["execveat", { nr: 322, path: 1, argv: 2 }],
-  ["open", { nr: 2, path: 0 }],
-  ["openat", { nr: 257, path: 1 }],
-  ["openat2", { nr: 437, path: 1 }],
+  ["open", { nr: 2, path: 0, flags: 1 }],
+  ["openat", { nr: 257, path: 1, flags: 2 }],
+  ["openat2", { nr: 437, path: 1, flags: HOW_ARG }],
   ["connect", { nr: 42, addr: 1 }],
   ["bind", { nr: 49, addr: 1 }],
   ["listen", { nr: 50 }],
@@ -105,7 +110,14 @@ export function syscallCfg(
 ): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(SYSCALL_CFG_SIZE);
   if (groups === 0n) return b;
-  b.set([1, spec.path ?? NO_ARG, spec.path2 ?? NO_ARG, spec.addr ?? NO_ARG, spec.argv ?? NO_ARG]);
+  b.set([
+    1,
+    spec.path ?? NO_ARG,
+    spec.path2 ?? NO_ARG,
+    spec.addr ?? NO_ARG,
+    spec.argv ?? NO_ARG,
+    spec.flags ?? NO_ARG,
+  ]);
   const dv = new DataView(b.buffer);
   dv.setBigUint64(8, groups, true);
   dv.setBigUint64(16, spec.path === undefined ? groups : anyPath & groups, true);
@@ -137,12 +149,20 @@ export function prefixKey(prefix: string, slot = 0): Uint8Array<ArrayBuffer> {
   return key;
 }
 
-/** `struct scope`: the groups taking every cgroup, and those taking container cgroups. */
-export function scopeValue(unscoped: bigint, containers: bigint): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(16);
+/**
+ * `struct scope`: the groups taking every cgroup, those taking container cgroups, and those
+ * taking only opens for writing.
+ */
+export function scopeValue(
+  unscoped: bigint,
+  containers: bigint,
+  writes: bigint,
+): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(24);
   const dv = new DataView(b.buffer);
   dv.setBigUint64(0, unscoped, true);
   dv.setBigUint64(8, containers, true);
+  dv.setBigUint64(16, writes, true);
   return b;
 }
 

@@ -177,6 +177,7 @@ Deno.test({
         rules: ["web"],
         syscalls: ["openat"],
         prefixes: null,
+        writes: false,
         cgroups: "workloads",
         selectors: [["app=web", "env=test"]],
         workloadCgroups: 0,
@@ -250,6 +251,50 @@ Deno.test({
       );
       assert.deepEqual(mine.sort(), ["openat /a/1", "openat /b/keep", "unlinkat /b/1"]);
       assert.ok(a.stats().filteredPath - before.filteredPath >= 2, "b/1's open and a/1's unlink");
+    } finally {
+      rb.close();
+      a.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "audit prefilter: a write-only rule's opens for reading stay in the kernel, counted as flags",
+  ignore: skip(why),
+  async fn() {
+    const a = AuditPrograms.load(Deno.pid);
+    const got: RawAuditEvent[] = [];
+    const rb = a.openEvents((e) => got.push(e));
+    const tmp = await Deno.makeTempDir();
+    try {
+      a.setFilter({
+        syscalls: [],
+        pathFiltered: [],
+        prefixes: [],
+        groups: [{
+          rules: ["writes below tmp"],
+          syscalls: ["openat", "truncate"],
+          prefixes: [`${tmp}/`],
+          writes: true,
+        }],
+      });
+      await Deno.writeTextFile(`${tmp}/x`, "x");
+      const before = a.stats();
+      await new Deno.Command("sh", {
+        args: ["-c", `cat ${tmp}/x >/dev/null; echo y >> ${tmp}/x; truncate -s 0 ${tmp}/x`],
+      }).output();
+      rb.consume();
+      const mine = got.filter((e) => e.path === `${tmp}/x`).map((e) =>
+        `${e.comm} ${e.syscall}${e.syscall === "openat" ? ` ${e.args[2]! & 3n}` : ""}`
+      );
+      // cat's read stays in; sh's append (O_WRONLY) and truncate(1)'s open or truncate leave.
+      assert.ok(!mine.some((m) => m.startsWith("cat ")), mine.join());
+      assert.ok(mine.includes("sh openat 1"), mine.join());
+      assert.ok(mine.some((m) => m.startsWith("truncate ")), mine.join());
+      assert.ok(a.stats().filteredFlags > before.filteredFlags, "cat's read counted as flags");
+      assert.equal(a.describe().groups[0]!.writes, true);
     } finally {
       rb.close();
       a.close();

@@ -7,20 +7,11 @@ import { AuditPrograms } from "../../driver/bpf/audit.ts";
 import { loadRulesBytes } from "../../agent/audit/rules_file.ts";
 import { AuditCapture, AuditEngine, type AuditRecord } from "../../agent/audit/engine.ts";
 import { sh, under } from "./_shell.ts";
+import { EGRESS_RULE, nativeCases } from "./_triggers.ts";
+import type { AuditInput } from "../../agent/audit/context.ts";
+import { runCli } from "../cli/_run.ts";
 
 const why = captureMissing();
-
-interface Case {
-  rule: string;
-  /** Shell command (run by `sh -c` as a child of this test). */
-  hit: string;
-  miss: string;
-  /** The violating process's name and its parent's. */
-  name: string;
-  parent: string;
-  /** Syscalls reported, one record each (default: one record). */
-  syscalls?: string[];
-}
 
 /** Whether this kernel loads modules (else finit_module is ENOSYS). */
 async function modulesSupported(): Promise<boolean> {
@@ -54,116 +45,12 @@ Deno.test({
     await Deno.copyFile("/bin/true", `${tmp}/nc`);
     await Deno.chmod(`${tmp}/nc`, 0o755);
     await Deno.mkdir(`${tmp}/m`);
-    const memfd = `import os; fd = os.memfd_create("camblet"); ` +
-      `os.write(fd, open("/bin/true", "rb").read()); os.execv(f"/proc/self/fd/{fd}", ["x"])`;
-    // PTRACE_ATTACH one process; the miss asks PTRACE_INTERRUPT (0x4208), not an attach.
-    const ptrace = "import ctypes, sys; ctypes.CDLL(None).ptrace(16, int(sys.argv[1]), 0, 0)";
     // kmod falls back to init_module when finit_module says ENOSYS (a kernel without modules):
     // two real load attempts, each reported once.
     const modSyscalls = await modulesSupported()
       ? ["finit_module"]
       : ["finit_module", "init_module"];
-    const cases: Case[] = [
-      {
-        rule: "Read sensitive file untrusted",
-        hit: "cat /etc/shadow",
-        miss: "cat /etc/hostname",
-        name: "cat",
-        parent: "sh",
-      },
-      {
-        rule: "Write below etc",
-        hit: `touch ${etcFile}`,
-        miss: "cat /etc/hostname",
-        name: "touch",
-        parent: "sh",
-      },
-      {
-        rule: "Write below binary dir",
-        hit: `touch ${binFile}`,
-        miss: `touch ${tmp}/y`,
-        name: "touch",
-        parent: "sh",
-      },
-      {
-        rule: "Netcat Remote Code Execution",
-        hit: `${tmp}/nc -e /bin/sh 127.0.0.1 9`,
-        miss: `${tmp}/nc -z 127.0.0.1 9`,
-        name: "nc",
-        parent: "sh",
-      },
-      {
-        rule: "PTRACE attached to process",
-        hit: `sleep 3 & p=$!; python3 -c '${ptrace}' $p; kill $p`,
-        miss: `sleep 3 & p=$!; python3 -c '${ptrace.replace("(16,", "(0x4208,")}' $p; kill $p`,
-        name: "python3",
-        parent: "sh",
-      },
-      {
-        rule: "Linux Kernel Module Injection Detected",
-        hit: `insmod ${tmp}/bogus.ko`,
-        miss: "lsmod",
-        name: "insmod",
-        parent: "sh",
-        syscalls: modSyscalls,
-      },
-      {
-        rule: "Set Setuid or Setgid bit",
-        hit: `chmod u+s ${tmp}/f`,
-        miss: `chmod 0640 ${tmp}/f`,
-        name: "chmod",
-        parent: "sh",
-      },
-      {
-        rule: "Fileless execution via memfd_create",
-        hit: `python3 -c '${memfd}'`,
-        miss: "python3 -c pass",
-        name: "",
-        parent: "",
-      },
-      {
-        rule: "Clear Log Activities",
-        hit: `: > ${logFile}`,
-        miss: `cat ${logFile}`,
-        name: "sh",
-        parent: "deno",
-      },
-      {
-        rule: "Modify Shell Configuration File",
-        hit: `echo x >> ${home}/.bashrc`,
-        miss: `cat ${home}/.bashrc`,
-        name: "sh",
-        parent: "deno",
-      },
-      {
-        rule: "Search Private Keys or Passwords",
-        hit: `find ${tmp} -name id_rsa`,
-        miss: `find ${tmp} -name f`,
-        name: "find",
-        parent: "sh",
-      },
-      {
-        rule: "Detect outbound connections to common miner pool ports",
-        hit: "bash -c 'echo > /dev/tcp/127.0.0.1/3333'",
-        miss: "bash -c 'echo > /dev/tcp/127.0.0.1/1'",
-        name: "bash",
-        parent: "sh",
-      },
-      {
-        rule: "Delete or rename shell history",
-        hit: `rm ${tmp}/.bash_history`,
-        miss: `rm ${tmp}/other`,
-        name: "rm",
-        parent: "sh",
-      },
-      {
-        rule: "Mount by non-system program",
-        hit: `unshare -m sh -c 'mount -t tmpfs none ${tmp}/m; true'`,
-        miss: `unshare -m true`,
-        name: "mount",
-        parent: "sh",
-      },
-    ];
+    const cases = nativeCases({ tmp, etcFile, binFile, logFile, home, modSyscalls });
     const rules = await loadRulesBytes(await buildRules(), "policies/rego/audit");
     const records: AuditRecord[] = [];
     const engine = new AuditEngine(rules, [(r) => records.push(r)]);
@@ -234,3 +121,100 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "egress rule: a real outbound connect fires once when egressPolicyOf says false, not when true or unknown; the recorded events judge the same with audit test",
+  ignore: skip(why),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // A loopback listener (no internet), on a port no other rule watches (miner ports).
+    let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    while (MINER_PORTS.has(listener.addr.port)) {
+      listener.close();
+      listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    }
+    const port = listener.addr.port;
+    const accepting = (async () => {
+      for await (const c of listener) c.close();
+    })().catch(() => {});
+    const tag = crypto.randomUUID().slice(0, 8);
+    let policy: boolean | undefined;
+    const rules = await loadRulesBytes(await buildRules(), "policies/rego/audit");
+    const records: AuditRecord[] = [];
+    const inputs: AuditInput[] = [];
+    const engine = new AuditEngine(rules, [(r) => records.push(r)]);
+    const programs = AuditPrograms.load(Deno.pid);
+    const shells = new Set<number>();
+    const capture = AuditCapture.start({
+      programs,
+      engine,
+      pollMs: 10,
+      labelsOf: () => Promise.resolve([`test:egress=${tag}`]),
+      egressPolicyOf: (labels) => labels.includes(`test:egress=${tag}`) ? policy : undefined,
+      onInput: (i) => {
+        if (i.syscall === "connect" && i.addr?.port === port) inputs.push(i);
+      },
+    });
+    const dir = await Deno.makeTempDir();
+    try {
+      const connect = async (p: boolean | undefined) => {
+        policy = p;
+        records.length = 0;
+        const shell = await sh(`bash -c 'echo > /dev/tcp/127.0.0.1/${port}'`);
+        shells.add(shell);
+        await new Promise((r) => setTimeout(r, 50));
+        await capture.drain();
+        return records.filter((r) => r.rule === EGRESS_RULE && under(r.process, shell));
+      };
+      const hit = await connect(false);
+      assert.equal(hit.length, 1, JSON.stringify(hit.map((r) => r.output)));
+      const r = hit[0]!;
+      assert.equal(r.process.name, "bash");
+      assert.equal(r.process.ancestors[0]?.name, "sh");
+      assert.ok(r.process.ancestors.some((a) => a.pid === Deno.pid), "chain reaches the test");
+      assert.equal(r.severity, "notice");
+      assert.equal(r.event.syscall, "connect");
+      assert.deepEqual(r.event.addr, { family: 2, ip: "127.0.0.1", port });
+      assert.match(
+        r.output,
+        new RegExp(`dest=127\\.0\\.0\\.1:${port} result 0 labels=test:egress=`),
+      );
+      assert.deepEqual(await connect(true), [], "a workload with an egress policy");
+      assert.deepEqual(await connect(undefined), [], "unknown: never fires");
+
+      // The same real inputs, recorded, through `camblet-agent audit test`.
+      const mine = inputs.filter((i) =>
+        shells.has(i.proc.pid) || i.ancestors.some((a) => shells.has(a.pid))
+      );
+      assert.deepEqual(mine.map((i) => i.workload?.egress_policy), [false, true, null]);
+      await Deno.writeFile(`${dir}/rules.tar.gz`, await buildRules());
+      await Deno.writeTextFile(
+        `${dir}/events.jsonl`,
+        mine.map((i) => JSON.stringify(i)).join("\n") + "\n",
+      );
+      const out = await runCli([
+        "audit",
+        "test",
+        `${dir}/rules.tar.gz`,
+        `${dir}/events.jsonl`,
+        "-o",
+        "json",
+      ]);
+      assert.equal(out.code, 0, out.stderr);
+      const judged = out.stdout.trim().split("\n").filter((l) => l).map((l) => JSON.parse(l));
+      assert.deepEqual(judged.map((j) => [j.rule, j.event.addr.port]), [[EGRESS_RULE, port]]);
+      assert.match(out.stderr, /3 events, 1 violations/);
+    } finally {
+      await capture.close();
+      programs.close();
+      listener.close();
+      await accepting;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** rules.rego's miner_ports: a listener there would trigger that rule too. */
+const MINER_PORTS = new Set([3333, 4444, 5555, 6666, 7777, 8888, 9999, 14444, 14433, 45560, 45700]);

@@ -1,7 +1,8 @@
 # Default syscall audit rules, translated from Falco's default rule set (falco_rules.yaml).
 # Each rule adds a violation (rule, severity, output) and declares in `filter` which syscalls
-# (and, for path syscalls, which path prefixes) it can match: the agent compiles the union into
-# the in-kernel prefilter, so nothing else leaves the kernel.
+# (and, for path syscalls, which path prefixes; for opens, whether only writes; optionally only
+# containers or only workloads with given labels) it can match: the agent compiles each declaration into the in-kernel
+# prefilter, so nothing no rule can match leaves the kernel.
 package camblet.audit
 
 import data.camblet.audit.lib
@@ -12,7 +13,7 @@ exec_calls := ["execve", "execveat"]
 open_calls := ["open", "openat", "openat2"]
 
 # --- Terminal shell in container ------------------------------------------------------------
-filter contains {"rule": "Terminal shell in container", "syscalls": exec_calls}
+filter contains {"rule": "Terminal shell in container", "syscalls": exec_calls, "containers": true}
 
 violations contains lib.violation("Terminal shell in container", "notice", sprintf(
 	"A shell was spawned in a container (%s cmdline=%s)",
@@ -24,7 +25,7 @@ violations contains lib.violation("Terminal shell in container", "notice", sprin
 }
 
 # --- Package management process launched in container ------------------------------------------
-filter contains {"rule": "Launch Package Management Process in Container", "syscalls": exec_calls}
+filter contains {"rule": "Launch Package Management Process in Container", "syscalls": exec_calls, "containers": true}
 
 violations contains lib.violation("Launch Package Management Process in Container", "error", sprintf(
 	"Package management process launched in container (%s cmdline=%s)",
@@ -52,7 +53,7 @@ violations contains lib.violation("Read sensitive file untrusted", "warning", sp
 }
 
 # --- Write below etc ----------------------------------------------------------------------------
-filter contains {"rule": "Write below etc", "syscalls": open_calls, "prefixes": ["/etc/"]}
+filter contains {"rule": "Write below etc", "syscalls": open_calls, "prefixes": ["/etc/"], "writes": true}
 
 violations contains lib.violation("Write below etc", "error", sprintf(
 	"File below /etc opened for writing (file=%s %s)",
@@ -66,7 +67,7 @@ violations contains lib.violation("Write below etc", "error", sprintf(
 # --- Write below binary dir ---------------------------------------------------------------------
 bin_dirs := ["/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/local/bin/"]
 
-filter contains {"rule": "Write below binary dir", "syscalls": open_calls, "prefixes": bin_dirs}
+filter contains {"rule": "Write below binary dir", "syscalls": open_calls, "prefixes": bin_dirs, "writes": true}
 
 violations contains lib.violation("Write below binary dir", "error", sprintf(
 	"File below a known binary directory opened for writing (file=%s %s)",
@@ -140,7 +141,7 @@ violations contains lib.violation("Fileless execution via memfd_create", "critic
 }
 
 # --- Clear log activities -----------------------------------------------------------------------
-filter contains {"rule": "Clear Log Activities", "syscalls": array.concat(open_calls, ["truncate"]), "prefixes": ["/var/log/"]}
+filter contains {"rule": "Clear Log Activities", "syscalls": array.concat(open_calls, ["truncate"]), "prefixes": ["/var/log/"], "writes": true}
 
 violations contains lib.violation("Clear Log Activities", "warning", sprintf(
 	"Log file truncated (file=%s %s)",
@@ -164,7 +165,7 @@ shell_config_names := {".bashrc", ".bash_profile", ".bash_login", ".profile", ".
 # The prefilter matches prefixes only: root's files by name, any file below /home/.
 root_shell_configs := [sprintf("/root/%s", [n]) | some n in shell_config_names; startswith(n, ".")]
 
-filter contains {"rule": "Modify Shell Configuration File", "syscalls": open_calls, "prefixes": array.concat(root_shell_configs, ["/home/", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/"])}
+filter contains {"rule": "Modify Shell Configuration File", "syscalls": open_calls, "prefixes": array.concat(root_shell_configs, ["/home/", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/"]), "writes": true}
 
 violations contains lib.violation("Modify Shell Configuration File", "warning", sprintf(
 	"A shell configuration file was opened for writing (file=%s %s)",
@@ -230,3 +231,27 @@ violations contains lib.violation("Mount by non-system program", "warning", spri
 	not startswith(input.proc.name, "runc:") # runc init sets up the container's mounts
 	not lib.parent_name in {"dockerd", "containerd"} # their re-exec'd helpers (comm "exe")
 }
+
+# --- Outbound connection from a workload without an egress policy -------------------------------
+# Falco's "Unexpected outbound connection destination", camblet's way: the agent knows which
+# workloads a loaded policy gives egress (input.workload.egress_policy; null when it does not
+# know, which never fires). Loopback counts: camblet's policies govern local connections too.
+# Every cgroup: a workload is attested at its first connection, after the kernel saw it.
+filter contains {"rule": "Outbound connection without egress policy", "syscalls": ["connect"]}
+
+violations contains lib.violation("Outbound connection without egress policy", "notice", sprintf(
+	"Outbound connection from a workload that no policy gives egress (dest=%s:%d result %d labels=%s %s)",
+	[input.addr.ip, input.addr.port, input.ret, concat(",", input.labels), lib.proc_desc],
+)) if {
+	input.syscall == "connect"
+	input.workload.egress_policy == false
+	input.addr.family in {2, 10}
+	input.addr.port != 0 # AF_INET with port 0: not a connection
+	input.addr.port != 53 # name lookups (UDP connect to the resolver)
+	connection_started
+}
+
+# A connection that was made, or is being made (non-blocking: EINPROGRESS).
+connection_started if lib.succeeded
+
+connection_started if input.ret == -115
