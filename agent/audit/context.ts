@@ -98,6 +98,18 @@ export interface ContextSources {
 
 const AT_FDCWD = -100n;
 
+/** Syscalls whose path (argument 1) is relative to a dirfd (argument 0). */
+const AT_CALLS = new Set([
+  "openat",
+  "openat2",
+  "unlinkat",
+  "renameat",
+  "renameat2",
+  "fchmodat",
+  "fchownat",
+  "execveat",
+]);
+
 function readlink(p: string): string {
   try {
     return Deno.readLinkSync(p);
@@ -245,6 +257,16 @@ export class ContextBuilder {
     return l;
   }
 
+  #lastMs = NaN;
+  #lastTime = "";
+
+  /** ISO time of a boot-clock timestamp (one Date per millisecond: floods share it). */
+  #time(ts: bigint): string {
+    const ms = this.#bootEpochMs + Number(ts / 1_000_000n);
+    if (ms !== this.#lastMs) [this.#lastMs, this.#lastTime] = [ms, new Date(ms).toISOString()];
+    return this.#lastTime;
+  }
+
   /** The rule input of `e`. */
   async build(e: RawAuditEvent): Promise<AuditInput> {
     const isExec = e.syscall === "execve" || e.syscall === "execveat";
@@ -256,17 +278,7 @@ export class ContextBuilder {
       const base = dirfd === AT_FDCWD ? cwd : readlink(`${this.#proc}/${e.pid}/fd/${dirfd}`);
       return base === "" ? p : join(base, p);
     };
-    const atCall = [
-      "openat",
-      "openat2",
-      "unlinkat",
-      "renameat",
-      "renameat2",
-      "fchmodat",
-      "fchownat",
-      "execveat",
-    ]
-      .includes(e.syscall);
+    const atCall = AT_CALLS.has(e.syscall);
     const path = resolve(e.path, atCall ? 0 : undefined);
     const path2 = resolve(
       e.path2,
@@ -306,7 +318,7 @@ export class ContextBuilder {
         break;
     }
     const input: AuditInput = {
-      time: new Date(this.#bootEpochMs + Number(e.ts / 1_000_000n)).toISOString(),
+      time: this.#time(e.ts),
       syscall: e.syscall,
       ret: e.ret,
       path,

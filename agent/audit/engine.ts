@@ -141,8 +141,12 @@ export interface AuditCaptureOptions extends ContextSources {
   onInput?: (input: AuditInput) => void;
 }
 
-/** Longest the judge runs before yielding to the event loop, ms. */
-export const SLICE_MS = 5;
+/**
+ * Longest the judge runs before yielding to the event loop, ms. A yield (setTimeout 0, the
+ * only one that lets I/O in) costs ~2 ms on a busy host: 10 ms slices drained a 40k events/s
+ * backlog 1.7x faster than 5 ms ones with the same p99 timer lag (whole_path_bench).
+ */
+export const SLICE_MS = 10;
 
 /** Kernel capture feeding an {@linkcode AuditEngine}. */
 export class AuditCapture {

@@ -2,20 +2,24 @@
 // openat(2) calls at fixed rates, before and after side by side in one run (root):
 //
 //   deno run -A tests/audit/whole_path_bench.ts --before=/tmp/before14 [--after=.]
-//     [--rates=5000,10000,20000,40000] [--seconds=3] [--busy=1]
+//     [--rates=5000,10000,20000,40000] [--seconds=3] [--busy=1] [--vary] [--slice=ms]
 //
 // Each (rate, tree) runs in its own agent process (the tree's own code and rules), alternating
 // before/after. A generator process opens /etc/hosts for reading (kept by the default rules'
 // prefilter: /etc/ is a prefix, no rule fires on a read) at the rate; only its own opens are
 // counted: kept = judged, lost = opened − judged (ring buffer or agent queue). Agent CPU comes
 // from /proc/self/stat (utime + stime) over the window, per 10k judged events/s (all events the
-// agent judged, the host's too). `--busy=N` runs N competing busy loops meanwhile.
+// agent judged, the host's too). `--busy=N` runs N competing busy loops meanwhile. `--vary`
+// alternates /etc/hosts and /etc/hostname, so no event equals the one before it (unlike a flood
+// of one syscall). `lagMs`: how late a 5 ms timer ran (p99, max) in the agent, what the kernel
+// link's answers would wait for; `peakRssMB`: the agent's VmHWM. `--slice`: the judge's time
+// slice (AuditCapture sliceMs).
 import { exclusive } from "../_exclusive.ts";
 
 const args = new Map(
   Deno.args.map((a) => a.replace(/^--/, "").split("=", 2) as [string, string | undefined]),
 );
-const PATH = "/etc/hosts";
+const PATHS = args.has("vary") ? ["/etc/hosts", "/etc/hostname"] : ["/etc/hosts"];
 const seconds = Number(args.get("seconds") ?? 3);
 
 /** utime + stime of this process, seconds (CLK_TCK is 100 on Linux). */
@@ -27,14 +31,14 @@ function cpuSeconds(): number {
 
 const GENERATOR = `
 import os, sys, time
-rate, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rate, n, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 print("ready", flush=True)
 sys.stdin.readline()
 t0 = time.monotonic(); done = 0
 while done < n:
     target = min(n, int((time.monotonic() - t0) * rate) + 1)
     while done < target:
-        os.close(os.open(path, os.O_RDONLY)); done += 1
+        os.close(os.open(paths[done % len(paths)], os.O_RDONLY)); done += 1
     time.sleep(0.0002)
 print(done, time.monotonic() - t0, flush=True)
 `;
@@ -42,7 +46,7 @@ print(done, time.monotonic() - t0, flush=True)
 /** Opens `PATH` `n` times at `rate`/s in a new process; resolves with its pid and elapsed time. */
 async function generate(rate: number, n: number, onPid: (pid: number) => void) {
   const p = new Deno.Command("/usr/bin/python3", {
-    args: ["-c", GENERATOR, String(rate), String(n), PATH],
+    args: ["-c", GENERATOR, String(rate), String(n), ...PATHS],
     stdin: "piped",
     stdout: "piped",
   }).spawn();
@@ -79,9 +83,19 @@ async function child(root: string, rate: number): Promise<void> {
     programs,
     engine,
     onInput: (i: { proc: { pid: number }; path: string }) => {
-      if (i.proc.pid === watch && i.path === PATH) mine.set(watch, (mine.get(watch) ?? 0) + 1);
+      if (i.proc.pid === watch && PATHS.includes(i.path)) {
+        mine.set(watch, (mine.get(watch) ?? 0) + 1);
+      }
     },
+    ...(args.has("slice") ? { sliceMs: Number(args.get("slice")) } : {}),
   });
+  const lags: number[] = [];
+  let tick = performance.now();
+  const lagTimer = setInterval(() => {
+    const now = performance.now();
+    lags.push(now - tick - 5);
+    tick = now;
+  }, 5);
   const settle = async (pid: number, n: number) => {
     // Until all of the generator's events are judged, or 2 s without progress.
     let last = -1, still = performance.now();
@@ -98,12 +112,15 @@ async function child(root: string, rate: number): Promise<void> {
   const n = Math.round(rate * seconds);
   const s0 = programs.stats(), j0 = engine.judged, d0 = capture.dropped, c0 = cpuSeconds();
   const t0 = performance.now();
+  lags.length = 0;
   const g = await generate(rate, n, (pid) => watch = pid);
   await settle(g.pid, g.done);
   const wall = (performance.now() - t0) / 1000, cpu = cpuSeconds() - c0;
   const s1 = programs.stats();
   const judged = engine.judged - j0;
   const kept = mine.get(g.pid) ?? 0;
+  clearInterval(lagTimer);
+  lags.sort((a, b) => a - b);
   await capture.close();
   programs.close();
   console.log(JSON.stringify({
@@ -117,7 +134,9 @@ async function child(root: string, rate: number): Promise<void> {
     judgedPerS: Math.round(judged / wall),
     cpuPct: Math.round(cpu / wall * 1000) / 10,
     cpuPctPer10k: Math.round(cpu / wall / (judged / wall / 10000) * 1000) / 10,
+    lagMs: [lags[Math.floor(lags.length * 0.99)] ?? 0, lags.at(-1) ?? 0].map((x) => Math.round(x)),
     violations: lines,
+    peakRssMB: Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) >> 10,
   }));
 }
 
@@ -133,7 +152,11 @@ async function parent(): Promise<void> {
     () => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn(),
   );
   const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-  console.log(`load average at start: ${load()}; busy loops: ${busy}; ${seconds} s per run`);
+  console.log(
+    `load average at start: ${load()}; busy loops: ${busy}; ${seconds} s per run; opening ${
+      PATHS.join(" and ")
+    }`,
+  );
   const rows: string[] = [];
   try {
     await exclusive(async () => {
@@ -151,6 +174,9 @@ async function parent(): Promise<void> {
               `--root=${root}`,
               `--rate=${rate}`,
               `--seconds=${seconds}`,
+              ...["vary", "slice"].filter((k) => args.has(k)).map((k) =>
+                `--${k}${args.get(k) === undefined ? "" : `=${args.get(k)}`}`
+              ),
             ],
             stderr: "inherit",
           }).output();
