@@ -11,6 +11,8 @@ import { AuditCapture, AuditEngine, type AuditRecord } from "../../agent/audit/e
 import { DockerAttestor, dockerAttestor } from "../../plugins/attestor/docker/docker.ts";
 import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import { systemClock } from "../../plugins/types.ts";
+import { hostCgroupIds } from "../../agent/audit/prefilter.ts";
+import { DOCKER_RULES } from "./_triggers.ts";
 
 const IMAGE = "camblet-test/audit-busybox:1";
 const why = captureMissing() ||
@@ -65,6 +67,9 @@ Deno.test({
     const rules = await loadRulesBytes(await buildRules(), "policies/rego/audit");
     const engine = new AuditEngine(rules, [(r) => records.push(r)]);
     const programs = AuditPrograms.load(Deno.pid);
+    // The container rules are scoped to containers: the host's cgroups (scanned before the
+    // containers start) stay in the kernel for them.
+    programs.setHostCgroups(hostCgroupIds());
     const capture = AuditCapture.start({ programs, engine, labelsOf, spiffeIdOf, pollMs: 10 });
     const started = async (args: string[]) => {
       records.length = 0;
@@ -83,7 +88,7 @@ Deno.test({
 
       const id = await started(["/bin/sh", "-c", "/usr/bin/apt-get; sleep 3"]);
       const mine = records.filter((r) => r.container.id === id);
-      const shell = mine.filter((r) => r.rule === "Terminal shell in container");
+      const shell = mine.filter((r) => r.rule === DOCKER_RULES.shell);
       assert.equal(shell.length, 1, JSON.stringify(mine.map((r) => r.output)));
       const s = shell[0]!;
       assert.equal(s.process.name, "sh");
@@ -94,16 +99,22 @@ Deno.test({
       assert.equal(s.container.labels["docker:label:app"], "audit-web");
       assert.ok(s.labels.includes("docker:label:app=audit-web"));
       assert.equal(s.spiffe_id, "spiffe://example.org/ns/test/app/audit-web");
-      const pm = mine.filter((r) => r.rule === "Launch Package Management Process in Container");
+      const pm = mine.filter((r) => r.rule === DOCKER_RULES.packageManager);
       assert.equal(pm.length, 1);
       assert.equal(pm[0]!.process.name, "apt-get");
       assert.equal(pm[0]!.process.ancestors[0]!.name, "sh");
       assert.equal(pm[0]!.spiffe_id, "spiffe://example.org/ns/test/app/audit-web");
       // Shells on the host (docker's own, this test's) are not "in a container".
       assert.equal(
-        records.filter((r) => r.rule === "Terminal shell in container" && r.container.id === "")
+        records.filter((r) => r.rule === DOCKER_RULES.shell && r.container.id === "")
           .length,
         0,
+      );
+      const d = programs.describe();
+      assert.ok(d.hostCgroups > 0, "the host's cgroups are known");
+      assert.deepEqual(
+        d.groups.filter((g) => g.cgroups === "containers").flatMap((g) => g.rules).sort(),
+        Object.values(DOCKER_RULES).sort(),
       );
     } finally {
       await capture.close();
