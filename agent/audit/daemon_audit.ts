@@ -392,7 +392,7 @@ export class DaemonAudit {
         judged: r.engine.judged,
         failed: r.engine.failed,
       },
-      violations: Object.fromEntries([...this.#violations].sort(([a], [b]) => a < b ? -1 : 1)),
+      violations: byRule(this.#violations),
       sinks: {
         log: s.log !== undefined,
         stream: { subscribers: this.hub.subscribers, dropped: this.hub.dropped },
@@ -458,6 +458,13 @@ export class DaemonAudit {
     this.#sinks = { key: "" };
     if (was) log.info("Syscall audit stopped");
   }
+}
+
+/** Rule name → count, in name order (null prototype: rule names are input). */
+function byRule(m: ReadonlyMap<string, number>): Record<string, number> {
+  const out: Record<string, number> = Object.create(null);
+  for (const [k, v] of [...m].sort(([a], [b]) => a < b ? -1 : 1)) out[k] = v;
+  return out;
 }
 
 /** Whether the file sink settings are the same in two sink configs (reuse the open file). */

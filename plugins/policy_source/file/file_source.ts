@@ -1,7 +1,8 @@
 /**
  * The `file` policy source: policy and service files and directories on this host (what
  * `--policies-path` and `--services-path` always were), watched with a debounce, plus optionally a
- * local opa-compiled `policy.wasm` with its `data.json`. The revision is a digest of the content.
+ * local opa-compiled `policy.wasm` with its `data.json`, and syscall audit rules (`audit`: a
+ * directory of Rego, or one policy.wasm or bundle). The revision is a digest of the content.
  *
  * @module
  */
@@ -20,6 +21,7 @@ import {
   type SourceLimits,
 } from "../_safety.ts";
 import type {
+  DeliveredAudit,
   DeliveredOpa,
   PolicyDelivery,
   PolicySourceInstance,
@@ -49,10 +51,12 @@ const configSchema = z.object({
   wasm: pathString.optional(),
   /** Its OPA data document (JSON object). */
   data: pathString.optional(),
+  /** Syscall audit rules: a directory (`.rego`, `.wasm`, `.tar.gz`, recursively) or one file. */
+  audit: pathString.optional(),
   limits: limitsSchema,
 }).strict().superRefine((c, ctx) => {
-  if (!c.policies.length && !c.services.length && !c.wasm) {
-    ctx.addIssue({ code: "custom", message: "give policies, services or wasm" });
+  if (!c.policies.length && !c.services.length && !c.wasm && !c.audit) {
+    ctx.addIssue({ code: "custom", message: "give policies, services, wasm or audit" });
   }
   if (c.data && !c.wasm) {
     ctx.addIssue({ code: "custom", path: ["data"], message: "data needs wasm" });
@@ -108,6 +112,52 @@ async function readOpa(c: FileSourceConfig): Promise<DeliveredOpa | undefined> {
   return opa;
 }
 
+const AUDIT_FILE = /\.(rego|wasm|tar\.gz)$/;
+
+/** The audit rule files at `c.audit` (links are not followed; limits apply). */
+async function readAudit(c: FileSourceConfig): Promise<DeliveredAudit | undefined> {
+  if (!c.audit) return undefined;
+  const root = c.audit;
+  const files: DeliveredAudit["files"] = [];
+  let total = 0;
+  const add = async (path: string) => {
+    if (files.length >= c.limits.maxFiles) {
+      throw new RefusedContentError(`more than ${c.limits.maxFiles} files`, { file: root });
+    }
+    const data = await readBounded(path, c.limits);
+    total += data.byteLength;
+    if (total > c.limits.maxTotalBytes) {
+      throw new RefusedContentError(
+        `the audit rules are above the limit of ${formatSize(c.limits.maxTotalBytes)}`,
+        { file: root },
+      );
+    }
+    files.push({ path, data });
+  };
+  const walk = async (dir: string) => {
+    const names: Deno.DirEntry[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e);
+    names.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    for (const e of names) {
+      if (e.name.startsWith(".")) continue;
+      if (e.isDirectory) await walk(`${dir}/${e.name}`);
+      else if (e.isFile && AUDIT_FILE.test(e.name)) await add(`${dir}/${e.name}`);
+    }
+  };
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(root);
+  } catch (e) {
+    throw new RefusedContentError(`cannot read: ${(e as Error).message}`, { file: root });
+  }
+  if (info.isDirectory) await walk(root);
+  else await add(root);
+  if (!files.length) {
+    throw new RefusedContentError("holds no .rego, .wasm or .tar.gz files", { file: root });
+  }
+  return { files };
+}
+
 /** A running `file` source. */
 export class FileSource implements PolicySourceInstance {
   readonly type = "file";
@@ -123,8 +173,12 @@ export class FileSource implements PolicySourceInstance {
 
   constructor(config: FileSourceConfig) {
     this.#c = config;
-    this.location = [...config.policies, ...config.services, ...(config.wasm ? [config.wasm] : [])]
-      .join(", ");
+    this.location = [
+      ...config.policies,
+      ...config.services,
+      ...(config.wasm ? [config.wasm] : []),
+      ...(config.audit ? [config.audit] : []),
+    ].join(", ");
   }
 
   check(): Promise<SourceCheck> {
@@ -148,14 +202,23 @@ export class FileSource implements PolicySourceInstance {
       const p = problemOf(e);
       problems.push(p.file ? p : { file: c.wasm!, ...p });
     }
+    let audit: DeliveredAudit | undefined;
+    try {
+      audit = await readAudit(c);
+    } catch (e) {
+      const p = problemOf(e);
+      problems.push(p.file ? p : { file: c.audit!, ...p });
+    }
     if (problems.length) return { kind: "failure", problems };
     const parts = read.files.map((f) => `${f.kind}\0${f.path}\0${f.text}`);
     if (opa) parts.push(`wasm\0${await sha256Hex(opa.wasm)}\0${JSON.stringify(opa.data ?? null)}`);
+    for (const f of audit?.files ?? []) parts.push(`audit\0${f.path}\0${await sha256Hex(f.data)}`);
     const revision = `sha256:${(await sha256Hex(parts.join("\0\0"))).slice(0, 16)}`;
     if (revision === this.#revision) return { kind: "unchanged", revision };
     this.#revision = revision;
     const delivery: PolicyDelivery = { revision, files: read.files, warnings: read.warnings };
     if (opa) delivery.opa = opa;
+    if (audit) delivery.audit = audit;
     return { kind: "delivery", delivery };
   }
 
@@ -178,6 +241,7 @@ export class FileSource implements PolicySourceInstance {
     const c = this.#c;
     const paths = [...c.policies, ...c.services, ...(c.wasm ? [c.wasm] : [])];
     if (c.data) paths.push(c.data);
+    if (c.audit) paths.push(c.audit);
     this.#watch = watchPaths(paths, c.recursive, () => {
       clearTimeout(this.#debounce);
       this.#debounce = setTimeout(() => {

@@ -155,7 +155,7 @@ Deno.test("file source", async (t) => {
       const d = parseFileSourceConfig({ data: "x.json" });
       assert.ok(!d.ok);
       assert.deepEqual(d.problems, [
-        { field: "", message: "give policies, services or wasm" },
+        { field: "", message: "give policies, services, wasm or audit" },
         { field: "data", message: "data needs wasm" },
       ]);
     });
