@@ -35,8 +35,13 @@ violations contains {"rule": "Read hosts", "severity": "notice", "output": sprin
 }
 `;
 
-/** The workload the audited commands are: sh and cat get the SPIFFE ID `audited`. */
-const POLICY = "- selectors: [{process:name: [sh, cat]}]\n  certificate: {workloadID: audited}\n";
+/**
+ * The workloads: sh and cat get the SPIFFE ID `audited` (no egress); curl has an egress policy,
+ * bash none.
+ */
+const POLICY = "- selectors: [{process:name: [sh, cat]}]\n  certificate: {workloadID: audited}\n" +
+  "- selectors: [{process:name: curl}]\n  certificate: {workloadID: fetcher}\n" +
+  "  egress:\n    - selectors: [{app:label: loop}]\n      certificate: {workloadID: fetcher-loop}\n";
 
 /** Reads NDJSON lines of a child's stdout into `out`. */
 async function collect(stream: ReadableStream<Uint8Array>, out: string[]): Promise<void> {
@@ -64,6 +69,12 @@ Deno.test({
     server.serve = { kind: "bundle", body: await bundle("r1", {}) };
     const dir = await Deno.makeTempDir({ prefix: "camblet-daemon-audit-" });
     const sink = join(dir, "audit.jsonl");
+    // A webhook receiver on loopback: the records POSTed as JSON lines.
+    const posted: AuditRecord[] = [];
+    const webhook = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      for (const l of (await req.text()).split("\n")) if (l) posted.push(JSON.parse(l));
+      return new Response("ok");
+    });
     const config = join(dir, "config.yaml");
     await Deno.writeTextFile(
       config,
@@ -73,7 +84,11 @@ Deno.test({
             enabled: true,
             rules: RULES_DIR,
             opa: peerPath("opa"),
-            sinks: { log: { enabled: false }, file: { path: sink } },
+            sinks: {
+              log: { enabled: false },
+              file: { path: sink },
+              webhook: { url: `http://127.0.0.1:${webhook.addr.port}/audit?token=s3cret` },
+            },
           },
         },
         plugins: {
@@ -156,7 +171,34 @@ Deno.test({
         assert.equal(r!.spiffe_id, "spiffe://acme.test/audited");
         const mode = (await Deno.stat(sink)).mode! & 0o777;
         assert.equal(mode, 0o600);
+        await until(() => hits(posted, rule, shell).length > 0, "the violation at the webhook");
       });
+
+      await t.step(
+        "egress: a connect from a workload no policy gives egress, not from one with",
+        async () => {
+          const rule = "Outbound connection without egress policy";
+          const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+          const port = listener.addr.port;
+          try {
+            // bash stays bash while its event is judged (a last command is exec'd in its pid).
+            const without = await sh(
+              `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}; sleep 0.3; :'`,
+            );
+            const withEgress = await sh(`sleep 0.2; curl -s -m 0.5 http://127.0.0.1:${port}/`);
+            await until(() => hits(records(), rule, without).length > 0, "the egress violation");
+            await new Promise((r) => setTimeout(r, 300));
+            const [r, ...more] = hits(records(), rule, without);
+            assert.equal(more.length, 0);
+            assert.equal(r!.process.name, "bash");
+            assert.equal(r!.event.addr?.port, port);
+            assert.ok(r!.labels.includes("process:name=bash"), r!.labels.join(" "));
+            assert.equal(hits(records(), rule, withEgress).length, 0, "curl has an egress policy");
+          } finally {
+            listener.close();
+          }
+        },
+      );
 
       await t.step("status, the status CLI and /metrics show the audit", async () => {
         const a = await audit();
@@ -169,6 +211,8 @@ Deno.test({
         assert.ok(a.events.filtered > 0, "the prefilter kept some syscalls in the kernel");
         assert.ok((a.violations["Read sensitive file untrusted"] ?? 0) >= 1);
         assert.equal(a.sinks.file?.path, sink);
+        assert.ok(a.sinks.webhook!.delivered >= 1, JSON.stringify(a.sinks.webhook));
+        assert.ok(!a.sinks.webhook!.url.includes("s3cret"), "no query (tokens) in status");
         const cli = await runCli(["status", "--control-socket", agent.socket]);
         assert.equal(cli.code, 0, cli.stderr);
         assert.match(cli.stdout, /syscall audit\s+\d+ programs attached; rules from agent\.audit/);
@@ -186,7 +230,7 @@ Deno.test({
         "a flood: every event sent or counted lost, the kernel link answers",
         async () => {
           await exclusive(async () => {
-            const n = 10_000;
+            const n = 20_000;
             const before = (await audit()).events;
             const latencies: number[] = [];
             const bad: string[] = [];
@@ -196,11 +240,18 @@ Deno.test({
                 const r = await emu.augment();
                 if (r.outcome !== "answered") bad.push(`${r.outcome} ${r.error ?? ""}`);
                 latencies.push(r.latencyMs);
-                await new Promise((res) => setTimeout(res, 20));
+                await new Promise((res) => setTimeout(res, 5));
               }
             })();
-            // Opens below /etc/ pass the prefilter ("Write below etc"); reads raise nothing.
-            await sh(`i=0; while [ $i -lt ${n} ]; do : < /etc/hosts; i=$((i+1)); done`);
+            // Every connect passes the prefilter (the egress and miner rules); a refused one (no
+            // listener) raises nothing.
+            const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+            const port = closed.addr.port;
+            closed.close();
+            await sh(
+              `bash -c 'i=0; while [ $i -lt ${n} ]; do : 2>/dev/null 3<>/dev/tcp/127.0.0.1/${port}; ` +
+                `i=$((i+1)); done'`,
+            );
             await until(
               async () => {
                 const e = (await audit()).events;
@@ -214,12 +265,13 @@ Deno.test({
             const after = (await audit()).events;
             const sent = after.sent - before.sent;
             const lost = after.lost - before.lost;
-            assert.ok(sent + lost >= n, `sent ${sent} + lost ${lost} covers the ${n} opens`);
+            assert.ok(sent + lost >= n, `sent ${sent} + lost ${lost} covers the ${n} connects`);
             assert.deepEqual(bad, [], "every augment answered");
+            assert.deepEqual(emu.violations, [], "no protocol violation on the kernel link");
             const max = Math.max(...latencies);
             assert.ok(latencies.length > 0 && max < 1000, `augment latencies up to ${max} ms`);
             console.error(
-              `flood: ${n} opens, ${sent} sent, ${lost} lost, queue dropped ${
+              `flood: ${n} connects, ${sent} sent, ${lost} lost, queue dropped ${
                 after.queueDropped - before.queueDropped
               }; ${latencies.length} augments answered, max ${max.toFixed(1)} ms`,
             );
@@ -313,6 +365,74 @@ Deno.test({
       assert.equal(await agent.stop(), 0, agent.log());
       await emu.close();
       await server.close();
+      await webhook.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "audit in the daemon, SIGHUP: the rules path re-read (new rules swapped, bad ones refused and the last good kept), disabled by config",
+  ignore: skip(why),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "camblet-daemon-audit-hup-" });
+    const rules = join(dir, "rules");
+    await Deno.mkdir(rules);
+    const rule = (name: string) => HOSTS_RULE.replaceAll("Read hosts", name);
+    await Deno.writeTextFile(join(rules, "hosts.rego"), rule("Hosts A"));
+    const config = join(dir, "config.yaml");
+    const write = (enabled: boolean) =>
+      Deno.writeTextFile(
+        config,
+        JSON.stringify({ agent: { audit: { enabled, rules, opa: peerPath("opa") } } }),
+      );
+    await write(true);
+    const emu = await KernelEmulator.open();
+    const agent = await startAgent(emu, { args: ["--config", config] });
+    const control = new ControlClient(agent.socket);
+    const audit = async () => (await control.json<AgentStatus>("/v1/status")).audit!;
+    const running = async () => {
+      const a = await audit();
+      assert.equal(a.state, "running", JSON.stringify(a));
+      return a as Extract<typeof a, { state: "running" }>;
+    };
+    const seen = async (name: string) => {
+      await sh("sleep 0.2; cat /etc/hosts > /dev/null; sleep 0.2");
+      await until(
+        async () => ((await running()).violations[name] ?? 0) > 0,
+        `a "${name}" violation`,
+      );
+    };
+    try {
+      await seen("Hosts A");
+      const first = (await running()).rules.id;
+      await Deno.writeTextFile(join(rules, "hosts.rego"), rule("Hosts B"));
+      agent.kill("SIGHUP");
+      await until(async () => (await running()).rules.id !== first, "the new rules");
+      await seen("Hosts B");
+      const second = (await running()).rules.id;
+      await Deno.writeTextFile(join(rules, "hosts.rego"), rule("Hosts C").replace("if {", "if {{"));
+      agent.kill("SIGHUP");
+      await until(async () => (await running()).lastError !== undefined, "the refusal");
+      const a = await running();
+      assert.equal(a.rules.id, second, "the last good rules stay");
+      assert.match(
+        a.lastError!.message,
+        /agent\.audit\.rules .*hosts\.rego:\d+: rego_parse_error/s,
+      );
+      await agent.waitForLog(/Audit rules refused; the last good rules stay in force/);
+      await seen("Hosts B");
+      await write(false);
+      agent.kill("SIGHUP");
+      await until(async () => (await audit()).state === "off", "the audit to stop");
+      assert.ok(emu.violations.length === 0, emu.violations.join("\n"));
+    } finally {
+      control.close();
+      assert.equal(await agent.stop(), 0, agent.log());
+      await emu.close();
       await Deno.remove(dir, { recursive: true });
     }
   },
