@@ -1,7 +1,9 @@
 /**
  * The blocking reader thread. `read()` on the device blocks until the kernel has a request (there
- * is no poll), and errno belongs to the thread that made the call, so the read loop runs alone in
- * its own Worker and posts each chunk, with the time its `read()` returned, to its owner.
+ * is no poll, and O_NONBLOCK is ignored), and errno belongs to the thread that made the call, so
+ * the read loop runs alone in its own Worker and posts each chunk, with the time its `read()`
+ * returned, on a port of its own: the kernel worker's reader is started by the main thread and
+ * its port handed to the kernel worker ({@linkcode handOffReader}).
  *
  * The Worker's module is this file (in the bundle, the reader's own bundle: driver/worker_code.ts),
  * whose top level starts the loop: see {@linkcode isWorkerNamed}.
@@ -22,9 +24,9 @@ export function isWorkerNamed(name: string): boolean {
   return typeof g.WorkerGlobalScope !== "undefined" && g.name === name;
 }
 
-/** Messages from the reader. */
+/** Messages from the reader: `ready` to its owner, the rest on the port it sent with `ready`. */
 export type ReaderMessage =
-  | { t: "ready"; ctl: Int32Array }
+  | { t: "ready"; ctl: Int32Array; port: MessagePort }
   | { t: "chunk"; chunk: Uint8Array<ArrayBuffer>; at: number }
   | { t: "end"; end: ReadEnd; at: number };
 
@@ -44,13 +46,33 @@ export interface Reader {
    * to it) and may only reuse the fd number after `ended` resolves.
    */
   stop(): void;
-  /** Kills the worker (its thread may stay blocked in `read()` until the process exits). */
+  /** Ends the reader (its thread may stay blocked in `read()` until the process exits). */
   terminate(): void;
 }
 
 /**
+ * A started reader as the main thread hands it to the kernel worker: its control words and the
+ * port it posts chunks on. A worker started from a worker takes ~0.5 s more to start in Deno 2.9
+ * (and the first message to it ~0.5 s more), so the main thread starts the kernel worker's reader.
+ */
+export interface ReaderHandoff {
+  t: "reader";
+  ctl?: Int32Array;
+  port?: MessagePort;
+  /** Set when the main thread could not start a reader (the kernel worker then starts its own). */
+  error?: string;
+}
+
+/** Told to the kernel worker when its reader failed (the reader's errors reach the main thread). */
+export interface ReaderFailed {
+  t: "reader_failed";
+  message: string;
+}
+
+/**
  * Spawns a reader Worker and resolves once it runs, so that a device can be opened right before
- * its first read (the kernel starts sending requests as soon as the device is open).
+ * its first read (the kernel starts sending requests as soon as the device is open). In the kernel
+ * worker, this is the reader the main thread started ({@linkcode handOffReader}).
  */
 export function spawnReader(bufferBytes?: number): Promise<Reader> {
   if (early && bufferBytes === undefined) {
@@ -58,68 +80,124 @@ export function spawnReader(bufferBytes?: number): Promise<Reader> {
     early = undefined;
     return reader;
   }
-  return startReader(bufferBytes);
+  return startReaderWorker().then(({ worker, handoff }) =>
+    readerOn(handoff.ctl, handoff.port, bufferBytes, worker)
+  );
 }
 
-/** The kernel worker's reader, spawned as that worker loads (see the end of this file). */
+/** The kernel worker's reader, as the main thread hands it over (see the end of this file). */
 let early: Promise<Reader> | undefined;
+/** Ends the kernel worker's reader when the main thread reports it failed. */
+let failEarly: ((message: string) => void) | undefined;
 
-function startReader(bufferBytes?: number): Promise<Reader> {
-  // The reader sends its control words: a message to a nested worker (the kernel worker's reader)
-  // takes ~500 ms to arrive in Deno 2.9, one from it does not, so nothing is sent to it at start.
-  let ctl: Int32Array | undefined;
-  let terminated = false;
+/** Starts a reader Worker on this thread; resolves with what it sends once it runs. */
+function startReaderWorker(): Promise<
+  { worker: Worker; handoff: { ctl: Int32Array; port: MessagePort } }
+> {
   const worker = new Worker(workerModuleUrl(READER_WORKER_NAME, import.meta.url), {
     type: "module",
     name: READER_WORKER_NAME,
   });
-  let resolveEnded!: (e: ReadEnd) => void;
-  const ended = new Promise<ReadEnd>((r) => resolveEnded = r);
-  let onChunk: (chunk: Uint8Array<ArrayBuffer>, at: number) => void = () => {};
-  const go = (state: number) => {
-    if (!ctl) return;
-    Atomics.store(ctl, STATE, state);
-    Atomics.notify(ctl, STATE);
-  };
-  return new Promise<Reader>((resolve, reject) => {
-    const reader: Reader = {
-      begin(fd, fn) {
-        onChunk = fn;
-        // Handed over through shared memory: the first postMessage to a nested worker can take
-        // ~500 ms to arrive, and the kernel is already waiting once the device is open.
-        Atomics.store(ctl!, FD, fd);
-        Atomics.store(ctl!, BUFFER, bufferBytes ?? 0);
-        go(GO);
-      },
-      ended,
-      stop: () => void (ctl && Atomics.store(ctl, STOP, 1)),
-      terminate: () => {
-        terminated = true;
-        if (ctl) Atomics.store(ctl, STOP, 1);
-        go(ABORT);
-        worker.terminate();
-        resolveEnded({ reason: "eof" });
-      },
-    };
+  return new Promise((resolve, reject) => {
     worker.onmessage = (e: MessageEvent<ReaderMessage>) => {
-      const m = e.data;
-      if (m.t === "ready") {
-        ctl = m.ctl;
-        if (terminated) return go(ABORT);
-        return resolve(reader);
+      if (e.data.t === "ready") {
+        resolve({ worker, handoff: { ctl: e.data.ctl, port: e.data.port } });
       }
-      if (m.t === "chunk") return onChunk(m.chunk, m.at);
-      worker.terminate();
-      resolveEnded(m.end);
     };
     worker.onerror = (e) => {
       e.preventDefault();
       worker.terminate();
-      const message = `Kernel reader failed: ${e.message}`;
-      reject(new Error(message));
-      resolveEnded({ reason: "error", errno: 0, message });
+      reject(new Error(`Kernel reader failed: ${e.message}`));
     };
   });
+}
+
+/**
+ * A {@linkcode Reader} on a running reader's control words and port. `worker`: the reader's
+ * Worker when it is this thread's own (terminated with it, its errors reported here).
+ */
+function readerOn(
+  ctl: Int32Array,
+  port: MessagePort,
+  bufferBytes: number | undefined,
+  worker?: Worker,
+): Reader {
+  let resolveEnded!: (e: ReadEnd) => void;
+  let done = false;
+  const ended = new Promise<ReadEnd>((r) =>
+    resolveEnded = (e) => {
+      if (done) return;
+      done = true;
+      port.close();
+      worker?.terminate();
+      r(e);
+    }
+  );
+  let onChunk: (chunk: Uint8Array<ArrayBuffer>, at: number) => void = () => {};
+  const go = (state: number) => {
+    Atomics.store(ctl, STATE, state);
+    Atomics.notify(ctl, STATE);
+  };
+  port.onmessage = (e: MessageEvent<ReaderMessage>) => {
+    const m = e.data;
+    if (m.t === "chunk") return onChunk(m.chunk, m.at);
+    if (m.t === "end") resolveEnded(m.end);
+  };
+  const fail = (message: string) => resolveEnded({ reason: "error", errno: 0, message });
+  if (worker) {
+    worker.onerror = (e) => {
+      e.preventDefault();
+      fail(`Kernel reader failed: ${e.message}`);
+    };
+  } else {
+    failEarly = fail;
+  }
+  return {
+    begin(fd, fn) {
+      onChunk = fn;
+      // Handed over through shared memory: the reader waits in Atomics.wait, not on messages.
+      Atomics.store(ctl, FD, fd);
+      Atomics.store(ctl, BUFFER, bufferBytes ?? 0);
+      go(GO);
+    },
+    ended,
+    stop: () => void Atomics.store(ctl, STOP, 1),
+    terminate: () => {
+      Atomics.store(ctl, STOP, 1);
+      go(ABORT);
+      resolveEnded({ reason: "eof" });
+    },
+  };
+}
+
+/**
+ * Starts the reader of the kernel worker `kernel` on this (the main) thread and hands it over;
+ * returns the reader's Worker (the caller terminates it with the kernel worker). The kernel
+ * worker's {@linkcode spawnReader} resolves with it; if it cannot start, the kernel worker starts
+ * its own. Its errors are passed on.
+ */
+export function handOffReader(kernel: Worker): Promise<Worker | undefined> {
+  return startReaderWorker().then(
+    ({ worker, handoff }) => {
+      worker.onerror = (e) => {
+        e.preventDefault();
+        worker.terminate();
+        const m: ReaderFailed = {
+          t: "reader_failed",
+          message: `Kernel reader failed: ${e.message}`,
+        };
+        kernel.postMessage(m);
+      };
+      const m: ReaderHandoff = { t: "reader", ...handoff };
+      kernel.postMessage(m, [handoff.port]);
+      return worker;
+    },
+    (e: Error) => {
+      const m: ReaderHandoff = { t: "reader", error: e.message };
+      kernel.postMessage(m);
+      return undefined;
+    },
+  );
 }
 
 /** Shared control words: state (0 wait, 1 go, 2 abort), fd, stop flag, buffer size (0 default). */
@@ -137,24 +215,48 @@ function runReader(): void {
     close(): void;
   };
   const ctl = new Int32Array(new SharedArrayBuffer(CTL_BYTES));
-  scope.postMessage({ t: "ready", ctl });
+  // Chunks go on a port of our own: its other end may be handed to another thread.
+  const { port1, port2 } = new MessageChannel();
+  scope.postMessage({ t: "ready", ctl, port: port2 }, [port2]);
   // Block until the owner has opened the device (or gives up).
   while (Atomics.load(ctl, STATE) === 0) Atomics.wait(ctl, STATE, 0);
-  if (Atomics.load(ctl, STATE) !== GO) return scope.close();
+  if (Atomics.load(ctl, STATE) !== GO) {
+    port1.close();
+    return scope.close();
+  }
   const fd = Atomics.load(ctl, FD);
   const bufferBytes = Atomics.load(ctl, BUFFER) || undefined;
   // Reads the kernel's requests: like the kernel worker, not starved by busy processes.
   raiseThreadPriority(-10);
   const end = readLoop(
     fd,
-    (chunk, at) => scope.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),
+    (chunk, at) => port1.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),
     bufferBytes,
     () => Atomics.load(ctl, STOP) !== 0,
   );
-  scope.postMessage({ t: "end", end, at: sharedNow() });
+  port1.postMessage({ t: "end", end, at: sharedNow() });
+  port1.close();
   scope.close();
 }
 
+/** In the kernel worker: the reader the main thread hands over, or one of its own. */
+function awaitHandoff(): Promise<Reader> {
+  return new Promise<Reader>((resolve, reject) => {
+    const scope = globalThis as unknown as {
+      addEventListener(t: "message", f: (e: MessageEvent) => void): void;
+    };
+    scope.addEventListener("message", (e: MessageEvent) => {
+      const m = e.data as ReaderHandoff | ReaderFailed | undefined;
+      if (m?.t === "reader_failed") return failEarly?.(m.message);
+      if (m?.t !== "reader") return;
+      if (m.ctl && m.port) return resolve(readerOn(m.ctl, m.port, undefined));
+      startReaderWorker().then(
+        ({ worker, handoff }) => resolve(readerOn(handoff.ctl, handoff.port, undefined, worker)),
+        reject,
+      );
+    });
+  });
+}
+
 if (isWorkerNamed(READER_WORKER_NAME)) runReader();
-// A nested Worker takes ~0.5 s to start in Deno 2.9: the kernel worker's starts before it is needed.
-if (isWorkerNamed(KERNEL_WORKER_NAME)) (early = startReader()).catch(() => {});
+if (isWorkerNamed(KERNEL_WORKER_NAME)) (early = awaitHandoff()).catch(() => {});

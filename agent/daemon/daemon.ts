@@ -16,6 +16,7 @@ import { parseDuration } from "../duration.ts";
 import type { IssuanceHook } from "../opa/issuance_hook.ts";
 import { type PolicySnapshot, PolicySources, sourcesMetrics, sourceSpecs } from "../sources/mod.ts";
 import { agentMetrics } from "../identity/metrics.ts";
+import { RefusalIssuer } from "../identity/refusal.ts";
 import { logger } from "../log.ts";
 import { notifySystemd } from "../sd_notify.ts";
 import { VERSION } from "../version.ts";
@@ -129,8 +130,13 @@ export class Daemon {
     log.info("Data plane", { kind: choice.kind, reason: choice.reason });
     // Fail fast, before starting plugins, when the module was asked for and is not loaded.
     if (choice.kind === "kernel") await assertDevice(agent.kernelModuleDevice);
-    // Spawned while the plugins start: its reader thread (a nested Worker) takes ~0.5 s to come up.
-    if (choice.kind === "kernel") this.#worker = (this.#o.spawnWorker ?? spawnKernelWorker)();
+    // Spawned while the plugins start (the main thread starts its reader when the link opens).
+    if (choice.kind === "kernel") {
+      this.#worker = (this.#o.spawnWorker ?? spawnKernelWorker)();
+      // The refusal issuer's two RSA keys (0.2-0.7 s on a busy host) are made meanwhile, off this
+      // thread: the identity manager and the kernel link wait for them, not plugins and sources.
+      RefusalIssuer.shared().catch(() => {});
+    }
     const { specs, problems } = sourceSpecs(this.#loaded);
     if (problems.length) throw new ValidationError("Cannot load policy sources", problems);
     this.#sources = await PolicySources.start({
