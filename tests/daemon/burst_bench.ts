@@ -58,6 +58,25 @@ function rssMiB(pid: number): number {
   }
 }
 
+/** CPU time (user + system, ms) of a process, all its threads. */
+function cpuMs(pid: number): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs a burst and reports the CPU the agent and this process (the emulator) spent on it. */
+async function measured<T>(run: () => Promise<T>): Promise<[T, string]> {
+  const a0 = cpuMs(agent.child.pid), b0 = cpuMs(Deno.pid), t0 = performance.now();
+  const out = await run();
+  const wall = performance.now() - t0;
+  const a = cpuMs(agent.child.pid) - a0, b = cpuMs(Deno.pid) - b0;
+  return [out, `  (wall ${wall.toFixed(0)} ms; CPU agent ${a} ms, emulator ${b} ms)`];
+}
+
 function pct(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
@@ -169,11 +188,11 @@ busy.push(...busyLoops(contention));
 await new Promise((r) => setTimeout(r, 500));
 
 for (const n of sizes) {
-  const c = await Promise.all(Array.from({ length: n }, (_, i) => csr(i)));
-  console.log(summarize(`csr_sign x${n}`, c));
+  const [c, cCpu] = await measured(() => Promise.all(Array.from({ length: n }, (_, i) => csr(i))));
+  console.log(summarize(`csr_sign x${n}`, c) + cCpu);
   await new Promise((r) => setTimeout(r, 1000));
-  const a = await Promise.all(Array.from({ length: n }, () => augment()));
-  console.log(summarize(`augment x${n}`, a));
+  const [a, aCpu] = await measured(() => Promise.all(Array.from({ length: n }, () => augment())));
+  console.log(summarize(`augment x${n}`, a) + aCpu);
   await new Promise((r) => setTimeout(r, 1000));
 }
 const afterBurstRss = rssMiB(agent.child.pid);
