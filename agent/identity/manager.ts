@@ -15,7 +15,8 @@ import type { Logger } from "@logtape/logtape";
 import type { KernelPayloads, TaskContext } from "../../driver/payloads.ts";
 import { CapabilityError, errorMessage } from "../errors.ts";
 import { logger } from "../log.ts";
-import { findAssignable as defaultFindAssignable } from "../policy/assignable.ts";
+import type { findAssignable } from "../policy/assignable.ts";
+import { findAssignableCached as defaultFindAssignable } from "./assignable_cache.ts";
 import { type CsrDer, readCsr, verifyCsrFast } from "../../plugins/sdk/csr.ts";
 import { OID_RSA_PSS, readCertificateFacts } from "../../plugins/sdk/leaf_der.ts";
 import { taskLabels } from "../../driver/answers.ts";
@@ -65,7 +66,7 @@ export interface IdentityManagerOptions {
   metrics?: MetricsRegistry;
   log?: Logger;
   /** Which policy entries can give a process a SPIFFE ID (agent/policy/assignable.ts). */
-  findAssignable?: typeof defaultFindAssignable;
+  findAssignable?: typeof findAssignable;
   /** The OPA issuance policy in force, if any (asked per request: it changes with the sources). */
   issuanceHook?: () => IssuanceHook | undefined;
 }

@@ -264,7 +264,8 @@ export function assignableIdentities(
   return [...out.values()];
 }
 
-function pattern(a: Assignable): RegExp {
+/** What an entry with {@linkcode Assignable.wildcards} accepts (exact match when it has none). */
+export function pattern(a: Assignable): RegExp {
   let re = a.spiffeId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   for (const name of a.wildcards ?? []) {
     re = re.replaceAll(`\\[${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\]`, WILDCARD[name]!);
