@@ -158,7 +158,17 @@ const verifyKeys = new Map<string, Promise<CryptoKey>>();
  * Verifies an RSA PKCS#1 v1.5 CSR's self-signature natively; undefined when the algorithm is not
  * one this fast path handles (the caller then uses the general path).
  */
-export async function verifyCsrDer(csr: CsrDer): Promise<boolean | undefined> {
+export function verifyCsrDer(csr: CsrDer): Promise<boolean | undefined> {
+  // Read once, verified once: the identity manager verifies and the CA it passes the same bytes
+  // object to (read through the cache above) does not pay a second signature check.
+  let known = verified.get(csr);
+  if (!known) verified.set(csr, known = verifyOnce(csr));
+  return known;
+}
+
+const verified = new WeakMap<CsrDer, Promise<boolean | undefined>>();
+
+async function verifyOnce(csr: CsrDer): Promise<boolean | undefined> {
   const hash = RSA_SIG_HASH[csr.signatureAlgorithm];
   if (!hash || !isRsaSpki(csr.spki)) return undefined;
   const id = `${hash} ${b64(csr.spki)}`;
