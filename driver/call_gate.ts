@@ -6,6 +6,9 @@
  * {@linkcode OverloadedError} (the dispatcher answers it with a refusal, early, instead of at the
  * watchdog or late). A call that, by the recent pace of the calls, would wait longer than that is
  * turned away as it arrives: under a burst the refusals go out first, while there is most time.
+ * The pace is the time between completions while the gate stayed full (what a waiting call
+ * sees); a call's own time at full concurrency divided by the limit is only the first guess, and
+ * overstates it when the calls overlap (signatures run on other threads).
  *
  * @module
  */
@@ -41,6 +44,10 @@ export class CallGate {
   #sweep: ReturnType<typeof setInterval> | undefined;
   /** Recent time per call at full concurrency (ms, moving average); undefined until measured. */
   #callMs: number | undefined;
+  /** Recent time between completions with the gate full (ms, moving average). */
+  #paceMs: number | undefined;
+  /** When the gate was last refilled to full by a completion (start of a pace sample). */
+  #fullSince: number | undefined;
   /** Calls turned away so far. */
   turnedAway = 0;
 
@@ -61,13 +68,14 @@ export class CallGate {
     // Its expected wait: one call's time for every `limit` calls ahead of it. Turned away now
     // only when clearly hopeless (1.5 times the limit): the pace is an estimate, the wait exact.
     const ahead = this.waiting + 1;
-    const expected = this.#callMs === undefined ? 0 : (ahead / this.#limit) * this.#callMs;
+    const pace = this.#paceMs ?? (this.#callMs === undefined ? 0 : this.#callMs / this.#limit);
+    const expected = ahead * pace;
     if (expected > 1.5 * this.#maxWait) {
       this.turnedAway++;
       return Promise.reject(
         new OverloadedError(
           `would not start within ${this.#maxWait} ms: ${ahead} calls ahead, ` +
-            `${Math.round(this.#callMs ?? 0)} ms each`,
+            `one every ${pace.toFixed(1)} ms`,
         ),
       );
     }
@@ -94,12 +102,18 @@ export class CallGate {
     }
     return p.finally(() => {
       // Only calls that ran with the gate full tell how fast a waiting call moves.
+      const now = this.#now();
       if (full) {
-        const ms = this.#now() - started;
+        const ms = now - started;
         this.#callMs = this.#callMs === undefined ? ms : this.#callMs * 0.8 + ms * 0.2;
+      }
+      if (this.#running === this.#limit && this.#fullSince !== undefined) {
+        const ms = now - this.#fullSince;
+        this.#paceMs = this.#paceMs === undefined ? ms : this.#paceMs * 0.8 + ms * 0.2;
       }
       this.#running--;
       this.#next();
+      this.#fullSince = this.#running === this.#limit ? now : undefined;
     });
   }
 

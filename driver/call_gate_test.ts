@@ -56,3 +56,32 @@ Deno.test("CallGate: by the recent pace, a call that would wait too long is turn
   pending.shift()!();
   await third;
 });
+
+Deno.test("CallGate: the pace is the time between completions while the gate stays full", async () => {
+  let now = 0;
+  const gate = new CallGate({ limit: 4, maxWaitMs: 100, now: () => now });
+  const pending: (() => void)[] = [];
+  const call = () => gate.run(() => new Promise<void>((r) => pending.push(r)));
+  // Four overlapping calls of 40 ms each, then one completion every 2 ms with calls waiting.
+  const first = Array.from({ length: 12 }, call);
+  now = 40;
+  for (let i = 0; i < 12; i++) {
+    pending.shift()!();
+    await first[i];
+    now += 2;
+  }
+  // 40 ms / 4 would say 10 ms a call (70 ahead: 700 ms, turned away); the pace says 2 ms.
+  const burst = Array.from({ length: 70 }, call);
+  assert.equal(gate.turnedAway, 0, "70 ahead at one every 2 ms: 140 ms, under 1.5 × 100");
+  await assert.rejects(
+    Array.from({ length: 10 }, call).at(-1)!,
+    OverloadedError,
+    "80 ahead: 160 ms expected, over 150",
+  );
+  // The waiting calls run in turn as slots free (the clock stands still: none waits too long).
+  for (const p of burst) {
+    while (pending.length > 0) pending.shift()!();
+    await p;
+  }
+  assert.equal(gate.waiting, 0);
+});
