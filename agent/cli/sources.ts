@@ -10,6 +10,7 @@ import { ValidationError } from "../errors.ts";
 import { PolicySources } from "../sources/policy_sources.ts";
 import { type SourceSpec, sourceSpecs } from "../sources/spec.ts";
 import type { SourcesStatus, SourceStatus } from "../sources/status.ts";
+import type { AgentConfig } from "../config/schema.ts";
 import { addPolicyOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
 
 const HELP = `
@@ -70,6 +71,13 @@ export function formatSources(s: SourcesStatus, summary?: string): string {
         `revision ${short(s.issuance.revision)}`,
     );
   }
+  if (s.audit) {
+    lines.push(
+      `audit rules: ${s.audit.kind} ${s.audit.id} from ${s.audit.source} revision ${
+        short(s.audit.revision)
+      }`,
+    );
+  }
   const rows = [["SOURCE", "STATE", "REVISION", "LAST SUCCESS", "LOCATION"]];
   for (const x of s.sources) {
     rows.push([
@@ -122,12 +130,24 @@ async function live(socket: string): Promise<SourcesStatus | string> {
   }
 }
 
-async function check(specs: SourceSpec[], trustDomain: string, timeoutMs: number) {
+async function check(
+  specs: SourceSpec[],
+  trustDomain: string,
+  timeoutMs: number,
+  audit: AgentConfig["audit"],
+) {
   const sources = await PolicySources.start({
     specs,
     trustDomain,
     strict: false,
     startTimeoutMs: timeoutMs,
+    // Delivered audit rules are compiled as the agent would, when its audit is on.
+    ...(audit.enabled
+      ? {
+        loadAudit: async (a, where) =>
+          (await import("../audit/delivered_rules.ts")).loadRuleFiles(a.files, where, audit.opa),
+      }
+      : {}),
   });
   try {
     const s = sources.current;
@@ -168,7 +188,12 @@ export function registerSources(program: Command): void {
         );
       }
       if (opts.check) {
-        const r = await check(specs, loaded.config.agent.trustDomain, timeoutMs);
+        const r = await check(
+          specs,
+          loaded.config.agent.trustDomain,
+          timeoutMs,
+          loaded.config.agent.audit,
+        );
         console.log(
           format === "json"
             ? JSON.stringify({ ...r.status, summary: r.summary }, null, 2)

@@ -289,6 +289,18 @@ Deno.test({
         assert.match(a.rules.from, /source http\(hub\) revision r2/);
         assert.deepEqual(a.rules.filter.syscalls, ["openat"]);
         assert.ok((await hub()).items.auditRules);
+        const listed = await runCli([
+          "--config",
+          config,
+          "sources",
+          "--control-socket",
+          agent.socket,
+        ]);
+        assert.equal(listed.code, 0, listed.stderr);
+        assert.match(
+          listed.stdout,
+          /audit rules: rego sha256:[0-9a-f]{16} from http\(hub\) revision r2/,
+        );
         const shell = await sh("sleep 0.3; cat /etc/hosts /etc/shadow > /dev/null; sleep 0.3");
         await until(() => hits(records(), "Read hosts", shell).length > 0, "the new rule");
         await new Promise((r) => setTimeout(r, 300));
