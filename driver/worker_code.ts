@@ -18,9 +18,13 @@ const urls = new Map<string, string>();
 
 /**
  * The module to start the Worker `name` on: its embedded code (one blob URL per name, kept for
- * restarts) when this runs in the bundle, else `ownUrl` (the caller's `import.meta.url`).
+ * restarts) when this runs in the bundle, else `ownUrl` (the caller's `import.meta.url`). A
+ * `deno compile`d binary runs its workers on the whole bundle, as before: its module loader could
+ * not load `blob:` workers (denoland/deno#29962, fixed in 2026) and a `data:` URL would name each
+ * stack frame with the whole code.
  */
 export function workerModuleUrl(name: string, ownUrl: string): string {
+  if ((Deno.build as { standalone?: boolean }).standalone) return ownUrl;
   let url = urls.get(name);
   if (url !== undefined) return url;
   const embedded = (globalThis as Record<string, unknown>)[WORKER_CODE_GLOBAL] as

@@ -100,9 +100,13 @@ function prepend(code: string, lines: string): string {
   return code.slice(0, at) + lines + code.slice(at);
 }
 
-/** The bundle's code, `stamp` (a line or "") first: main.ts with every worker's own bundle. */
-async function bundleCode(out: string, stamp: string): Promise<string> {
+/**
+ * The bundle's code, `stamp` (a line or "") first: main.ts with every worker's own bundle, or,
+ * with `embedWorkers` false, without (its workers then run the bundle itself).
+ */
+async function bundleCode(out: string, stamp: string, embedWorkers = true): Promise<string> {
   const tmp = `${out}.tmp.js`;
+  if (!embedWorkers) return prepend(await denoBundle("main.ts", tmp), stamp);
   const codes: Record<string, string> = Object.create(null);
   for (const w of await workers()) {
     const code = await denoBundle(w.entry, tmp);
@@ -112,15 +116,22 @@ async function bundleCode(out: string, stamp: string): Promise<string> {
   return prepend(await denoBundle("main.ts", tmp), stamp + embedWorkersLine(codes));
 }
 
-/** Bundles main.ts into `out` and stamps it with `form`. Returns the stamp. */
-export async function bundle(out: string, form: string): Promise<BuildInfo> {
+/**
+ * Bundles main.ts into `out` and stamps it with `form`. Returns the stamp. `embedWorkers: false`
+ * for `deno compile`, whose binaries cannot start `blob:` workers (driver/worker_code.ts).
+ */
+export async function bundle(
+  out: string,
+  form: string,
+  { embedWorkers = true }: { embedWorkers?: boolean } = {},
+): Promise<BuildInfo> {
   await Deno.mkdir(dirname(out), { recursive: true });
   const info: BuildInfo = {
     commit: await buildCommit(),
     date: buildDate().toISOString(),
     form,
   };
-  await Deno.writeTextFile(out, await bundleCode(out, stampLine(info)));
+  await Deno.writeTextFile(out, await bundleCode(out, stampLine(info), embedWorkers));
   return info;
 }
 

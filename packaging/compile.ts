@@ -47,7 +47,8 @@ if (import.meta.main) {
   const arches = (values.target?.split(",") ?? ARCHES) as Arch[];
   try {
     const js = join(ROOT, "dist", "compile", "camblet-agent.js");
-    await bundle(js, `deno compile (standalone runtime ${DENO_VERSION})`);
+    // Its workers run the bundle itself: a compiled binary cannot start them from blob: URLs.
+    await bundle(js, `deno compile (standalone runtime ${DENO_VERSION})`, { embedWorkers: false });
     for (const arch of arches) console.log(await compile(arch, js));
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);
