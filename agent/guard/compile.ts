@@ -160,7 +160,12 @@ export function compileRuleset(rules: RuntimeRules, fs: PathFs = REAL_FS): Kerne
   add(rules.denyRead, P.READ_DENY, "read deny");
   add(rules.denyWrite, P.WRITE_DENY, "write deny");
   const paths = [...byPath.values()].sort((a, b) => a.path < b.path ? -1 : 1);
-  if (paths.length) flags |= R.PATHS;
+  // Which hooks look paths up at all: an open for reading needs no path without a read deny.
+  for (const e of paths) {
+    if (e.flags & P.READ_DENY) flags |= R.READ_PATHS;
+    if (e.flags & P.WRITE_DENY) flags |= R.WRITE_PATHS;
+    if (e.flags & (P.EXEC_DENY | P.EXEC_ALLOW)) flags |= R.EXEC_PATHS;
+  }
   return { flags: flags >>> 0, paths, notes };
 }
 

@@ -50,8 +50,8 @@ Deno.test("compileRuleset: flags, merged path entries with their sources, notes"
     }),
     FS,
   );
-  const want = R.ACTIVE | R.AUDIT | R.EXEC_ALLOWLIST | R.PATHS | R.SYSLOG | R.MODULE | R.BPF |
-    R.MOUNT | R.PTRACE | R.RAW_SOCKET;
+  const want = R.ACTIVE | R.AUDIT | R.EXEC_ALLOWLIST | R.READ_PATHS | R.WRITE_PATHS |
+    R.EXEC_PATHS | R.SYSLOG | R.MODULE | R.BPF | R.MOUNT | R.PTRACE | R.RAW_SOCKET;
   assert.equal(k.flags, want >>> 0);
   assert.deepEqual(k.paths.map((p) => [p.path, p.flags]), [
     ["/bin/sh", P.EXEC_DENY],
@@ -66,7 +66,12 @@ Deno.test("compileRuleset: flags, merged path entries with their sources, notes"
   ]);
   const none = compileRuleset(resolveRuntime({ exec: { deny: ["/nowhere/*"] } }), FS);
   assert.match(none.notes[0]!, /exec deny \/nowhere\/\* \(policy\) matches no file/);
-  assert.equal(none.flags & R.PATHS, 0);
+  assert.equal(none.flags & (R.READ_PATHS | R.WRITE_PATHS | R.EXEC_PATHS), 0);
+  // Each hook looks paths up only when some entry concerns it: exec rules cost opens nothing.
+  const execOnly = compileRuleset(resolveRuntime({ exec: { deny: ["/bin/sh"] } }), FS);
+  assert.equal(execOnly.flags & (R.READ_PATHS | R.WRITE_PATHS | R.EXEC_PATHS), R.EXEC_PATHS);
+  const writeOnly = compileRuleset(resolveRuntime({ files: { denyWrite: ["/etc/"] } }), FS);
+  assert.equal(writeOnly.flags & (R.READ_PATHS | R.WRITE_PATHS | R.EXEC_PATHS), R.WRITE_PATHS);
 });
 
 Deno.test("ruleName reads the bit in its hook's namespace", () => {

@@ -19,8 +19,8 @@
  *
  * @module
  */
-import { pathKey, R } from "../../driver/bpf/guard_layout.ts";
-import type { GuardEvent } from "../../driver/bpf/guard_layout.ts";
+import { P, R } from "../../driver/bpf/guard_layout.ts";
+import type { GuardEvent, PathEntry } from "../../driver/bpf/guard_layout.ts";
 import { GuardCapabilityError, type GuardStats } from "../../driver/bpf/guard.ts";
 import { MetricsRegistry } from "../identity/metrics.ts";
 import { logger } from "../log.ts";
@@ -42,9 +42,8 @@ export interface GuardKernel {
   setConfig(c: { flags: number; cgroupLevels: number }): void;
   setRuleset(id: number, flags: number, generation?: number): void;
   clearRuleset(id: number): void;
-  setPath(ruleset: number, path: string, flags: number, bind?: number): void;
-  pathKeys(): Uint8Array<ArrayBuffer>[];
-  deletePathKey(key: Uint8Array<ArrayBuffer>): void;
+  setPaths(ruleset: number, entries: readonly PathEntry[]): void;
+  prunePaths(keep: ReadonlyMap<number, readonly string[]>): void;
   setCgroup(id: bigint, ruleset: number): void;
   setTask(pid: number, ruleset: number): boolean;
   taskRuleset(pid: number): number | undefined;
@@ -175,8 +174,8 @@ export class RuntimeGuard {
     const file = `${dir}/canary`;
     try {
       await Deno.writeTextFile(file, "canary\n");
-      this.#k.setRuleset(CANARY_RULESET, R.PATHS);
-      this.#k.setPath(CANARY_RULESET, Deno.realPathSync(file), 4 /* P_READ_DENY */);
+      this.#k.setPaths(CANARY_RULESET, [{ path: Deno.realPathSync(file), flags: P.READ_DENY }]);
+      this.#k.setRuleset(CANARY_RULESET, R.READ_PATHS);
       const child = new Deno.Command("/bin/sh", {
         args: ["-c", 'read _ && exec cat "$0"', file],
         stdin: "piped",
@@ -201,11 +200,7 @@ export class RuntimeGuard {
       log.info("Runtime guard canary denied as expected", { detail: err });
     } finally {
       this.#k.clearRuleset(CANARY_RULESET);
-      for (const key of this.#k.pathKeys()) {
-        if (new DataView(key.buffer).getUint32(0, true) === CANARY_RULESET) {
-          this.#k.deletePathKey(key);
-        }
-      }
+      this.#k.prunePaths(new Map([[CANARY_RULESET, []]]));
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }
@@ -221,8 +216,9 @@ export class RuntimeGuard {
    */
   async update(sources: readonly PolicySource[], waitForSweep = true): Promise<void> {
     const next = runtimePolicies(sources);
-    const keep = new Set<string>();
-    const binds: [string, number][] = [];
+    /** Rule set id → its paths now: everything else of theirs goes once the new are in. */
+    const keep = new Map<number, string[]>();
+    const binds: PathEntry[] = [];
     for (const p of next) {
       let id = this.#ids.get(p.ref);
       if (id === undefined) {
@@ -233,34 +229,24 @@ export class RuntimeGuard {
         this.#ids.set(p.ref, id);
       }
       this.#byId.set(id, p);
-      for (const path of p.kernel.paths) {
-        keep.add(`${id}\0${path.path}`);
-        this.#k.setPath(id, path.path, path.flags);
-      }
-      for (const b of p.binds) binds.push([b, id]);
+      this.#k.setPaths(id, p.kernel.paths);
+      keep.set(id, p.kernel.paths.map((e) => e.path));
+      for (const b of p.binds) binds.push({ path: b, flags: 0, bind: id });
       this.#k.setRuleset(id, p.kernel.flags);
       for (const n of p.kernel.notes) log.warn(`Runtime policy ${p.ref}: ${n}`);
     }
-    for (const [path, id] of binds) {
-      keep.add(`0\0${path}`);
-      this.#k.setPath(0, path, 0, id);
-    }
-    // Stale path entries go after the new ones are in: no gap in between.
-    const wanted = new Set<string>();
-    for (const k of keep) {
-      const [id, path] = k.split("\0") as [string, string];
-      wanted.add(new Uint8Array(pathKey(Number(id), path)).join(","));
-    }
-    for (const key of this.#k.pathKeys()) {
-      if (!wanted.has(key.join(","))) this.#k.deletePathKey(key);
-    }
+    this.#k.setPaths(0, binds);
+    keep.set(0, binds.map((b) => b.path));
     const live = new Set(next.map((p) => p.ref));
     for (const [ref, id] of this.#ids) {
       if (!live.has(ref)) {
         this.#k.clearRuleset(id);
         this.#byId.delete(id);
+        keep.set(id, []);
       }
     }
+    // Stale path entries go after the new ones are in: no gap in between.
+    this.#k.prunePaths(keep);
     this.#policies = next;
     this.#config(binds.length > 0);
     log.info("Runtime policies loaded", {

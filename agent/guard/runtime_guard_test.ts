@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { skip } from "../../tests/_skip.ts";
 import { GuardCapabilityError, type GuardStats } from "../../driver/bpf/guard.ts";
-import { type GuardEvent, pathKey, R } from "../../driver/bpf/guard_layout.ts";
+import { type GuardEvent, type PathEntry, R } from "../../driver/bpf/guard_layout.ts";
 import { parsePolicyFile } from "../policy/parse_policy.ts";
 import { type GuardKernel, RuntimeGuard } from "./runtime_guard.ts";
 
@@ -24,14 +24,15 @@ class FakeKernel implements GuardKernel {
   clearRuleset(id: number) {
     this.rulesets.set(id, 0);
   }
-  setPath(ruleset: number, path: string, flags: number, bind = 0) {
-    this.paths.set(pathKey(ruleset, path).join(","), { ruleset, path, flags, bind });
+  setPaths(ruleset: number, entries: readonly PathEntry[]) {
+    for (const { path, flags, bind = 0 } of entries) {
+      this.paths.set(`${ruleset}\0${path}`, { ruleset, path, flags, bind });
+    }
   }
-  pathKeys() {
-    return [...this.paths.keys()].map((k) => new Uint8Array(k.split(",").map(Number)));
-  }
-  deletePathKey(k: Uint8Array) {
-    this.paths.delete(k.join(","));
+  prunePaths(keep: ReadonlyMap<number, readonly string[]>) {
+    for (const [k, p] of this.paths) {
+      if (keep.get(p.ruleset)?.includes(p.path) === false) this.paths.delete(k);
+    }
   }
   setCgroup(id: bigint, ruleset: number) {
     if (ruleset) this.cgroups.set(id, ruleset);
@@ -95,7 +96,7 @@ Deno.test("update fills rule sets and paths; a reload rewrites them in place", a
   const g = await started(k);
   try {
     await g.update(policies("/nonexistent/a"));
-    assert.equal(k.rulesets.get(1), (R.ACTIVE | R.PATHS | R.SYSLOG) >>> 0);
+    assert.equal(k.rulesets.get(1), (R.ACTIVE | R.EXEC_PATHS | R.SYSLOG) >>> 0);
     assert.equal(k.rulesets.get(2), (R.ACTIVE | R.MOUNT | R.AUDIT) >>> 0);
     assert.deepEqual([...k.paths.values()].map((p) => [p.ruleset, p.path]), [[
       1,

@@ -4,17 +4,23 @@
 // Which rule set applies to the current task:
 //   1. its task storage (`task_rules`): set by the agent through a pidfd for processes selected
 //      by process labels, copied to children in lsm/task_alloc, kept across exec; or bound at
-//      exec in-kernel when the new executable's path is in the exec-binding space (ruleset 0 of
-//      `paths`), so an exe-selected workload is confined from its first instruction;
+//      exec in-kernel when the new executable's path is in the exec-binding space (rule set 0 of
+//      the path tables), so an exe-selected workload is confined from its first instruction;
 //   2. else the deepest ancestor cgroup listed in `cgroup_rules` (containers, systemd units).
 // Rule set 0 means unconfined: the fast path is one task-storage lookup plus the cgroup levels
 // the agent marked as used in `config.cgroup_levels`.
 //
-// Paths: bpf_d_path of the opened/executed file (canonical: symlinks resolved by the kernel),
-// hashed with FNV-1a 64 while walking it; the hash of every prefix ending in '/' and of the
-// whole path is looked up in `paths` (one hash lookup per directory level). The programs are
-// not sleepable: bpf_d_path only needs a hook from the sleepable set, and non-sleepable
-// trampolines cost less on every open and exec.
+// Paths: bpf_d_path of the opened/executed file (canonical: symlinks resolved by the kernel)
+// is written straight into an LPM-trie key (`path_lpm`: rule set id, then the path bytes): one
+// lookup finds the longest matching entry, an exact path (stored with its NUL) or a directory
+// prefix (stored with its trailing '/'). Only the longest match is returned, so the agent stores
+// in each entry the OR of its own flags and those of every shorter entry of the same rule set
+// that it starts with (and the nearest exec binding). A path too long for a key (more than
+// LPM_PATH - 1 bytes) is walked instead: FNV-1a 64 over its first MAX_PATH bytes, the hash of
+// every prefix ending in '/' and of the whole path looked up in `paths` (the same entries,
+// unpropagated). The d_path buffer is PATH_MAX long, so a deep path below a denied prefix is
+// still judged. The programs are not sleepable: bpf_d_path only needs a hook from the sleepable
+// set, and non-sleepable trampolines cost less on every open and exec.
 // Every denial, and every would-deny of an audit-mode rule set, goes to `events` (a ring
 // buffer); a full ring buffer is counted in `stats[STAT_LOST]`.
 //
@@ -27,7 +33,9 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
-#define MAX_PATH 256
+#define MAX_PATH 256 /* rule paths are shorter; events carry this much of a path */
+#define PATH_BUF 4096 /* PATH_MAX: bpf_d_path fails on a path longer than its buffer */
+#define LPM_PATH 252  /* path bytes in a `path_lpm` key: 256 bytes of data less the rule set id */
 #define MAX_RULESETS 1024
 #define MAX_CGROUP_LEVEL 16
 
@@ -74,7 +82,9 @@ struct cred {
 #define R_BPF (1u << 6)
 #define R_RAW_SOCKET (1u << 7)
 #define R_SETUID_ROOT (1u << 8)
-#define R_PATHS (1u << 9) /* `paths` holds entries for this rule set */
+#define R_READ_PATHS (1u << 9)   /* some entry denies reading: opens for reading look paths up */
+#define R_WRITE_PATHS (1u << 10) /* some entry denies writing: opens for writing look paths up */
+#define R_EXEC_PATHS (1u << 11)  /* some entry names an executable: execs look paths up */
 #define R_AUDIT (1u << 31)  /* report, do not deny */
 
 // Path entry flags (struct path_val.flags).
@@ -137,6 +147,13 @@ struct path_key {
 	__u64 hash;
 };
 
+/* `path_lpm` key: prefixlen counts bits of ruleset + path (an exact path with its NUL). */
+struct lpm_key {
+	__u32 prefixlen;
+	__u32 ruleset;
+	char path[LPM_PATH];
+};
+
 struct path_val {
 	__u32 flags; /* P_* */
 	__u32 bind;  /* exec-binding space: rule set to bind at exec */
@@ -164,8 +181,11 @@ struct event {
 	char path[MAX_PATH]; /* file or executable; mount type; module name */
 };
 
+/* Per CPU; its head is a `path_lpm` key whose path is where bpf_d_path writes. */
 struct scratch {
-	char path[MAX_PATH];
+	__u32 prefixlen;
+	__u32 ruleset;
+	char path[PATH_BUF];
 };
 
 struct {
@@ -195,6 +215,14 @@ struct {
 	__type(key, struct path_key);
 	__type(value, struct path_val);
 } paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_key);
+	__type(value, struct path_val);
+} path_lpm SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -249,6 +277,8 @@ static __always_inline __u32 current_ruleset(void)
 		return 0;
 	__u32 levels = c->cgroup_levels, found = 0;
 	for (int level = 0; level < MAX_CGROUP_LEVEL; level++) {
+		if (!(levels >> level))
+			break; /* no keyed cgroup deeper */
 		if (!(levels & (1u << level)))
 			continue;
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
@@ -349,22 +379,43 @@ static long walk_step(__u32 i, void *ctx)
 	return 0;
 }
 
-/* d_path of `p` into scratch, then the P_* flags of rule set `ruleset` that match it. */
-static __always_inline struct scratch *lookup_path(struct path *p, __u32 ruleset, struct walk *w)
+/* The P_* flags (and exec binding) of rule set `ruleset` for the `n`-byte path (with its NUL)
+ * that bpf_d_path left in `s`. */
+static __always_inline void match_path(struct scratch *s, long n, __u32 ruleset, struct walk *w)
+{
+	w->flags = 0;
+	w->bind = 0;
+	if (n <= LPM_PATH) {
+		s->prefixlen = 32 + 8 * (__u32)n;
+		s->ruleset = ruleset;
+		struct path_val *v = bpf_map_lookup_elem(&path_lpm, s);
+		if (v) {
+			w->flags = v->flags;
+			w->bind = v->bind;
+		}
+		return;
+	}
+	/* Longer than a key: walk it (rule paths are shorter than MAX_PATH). */
+	w->s = s;
+	w->hash = 0xcbf29ce484222325ULL;
+	w->ruleset = ruleset;
+	bpf_loop(MAX_PATH, walk_step, w, 0);
+}
+
+/* d_path of `p` into scratch, then its flags in rule set `ruleset`; the path's length (with the
+ * NUL) in *len. */
+static __always_inline struct scratch *lookup_path(struct path *p, __u32 ruleset, struct walk *w,
+						   long *len)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
 	long n = bpf_d_path(p, s->path, sizeof(s->path));
-	if (n < 0)
+	if (n <= 0)
 		return 0;
-	w->s = s;
-	w->hash = 0xcbf29ce484222325ULL;
-	w->ruleset = ruleset;
-	w->flags = 0;
-	w->bind = 0;
-	bpf_loop(MAX_PATH, walk_step, w, 0);
+	*len = n;
+	match_path(s, n, ruleset, w);
 	return s;
 }
 
@@ -386,11 +437,13 @@ int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 		return ret;
 	__u32 id = current_ruleset();
 	struct walk w = {};
+	struct scratch *s = 0;
+	long n = 0;
 	if (!id) {
 		struct config *c = cfg();
 		if (!c || !(c->flags & CFG_BIND_EXEC))
 			return 0;
-		struct scratch *s = lookup_path(&bprm->file->f_path, 0, &w);
+		s = lookup_path(&bprm->file->f_path, 0, &w, &n);
 		if (!s || !w.bind || !ruleset_of(w.bind))
 			return 0;
 		/* Confined from here on; this exec itself is judged by the bound rules below. */
@@ -400,9 +453,12 @@ int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 		id = w.bind;
 	}
 	struct ruleset *r = ruleset_of(id);
-	if (!r || !(r->flags & (R_PATHS | R_EXEC_ALLOWLIST)))
+	if (!r || !(r->flags & (R_EXEC_PATHS | R_EXEC_ALLOWLIST)))
 		return 0;
-	struct scratch *s = lookup_path(&bprm->file->f_path, id, &w);
+	if (s)
+		match_path(s, n, id, &w); /* the path is in scratch already */
+	else
+		s = lookup_path(&bprm->file->f_path, id, &w, &n);
 	if (!s)
 		return 0;
 	if (w.flags & P_EXEC_DENY)
@@ -419,13 +475,18 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 		return ret;
 	__u32 id = current_ruleset();
 	struct ruleset *r = ruleset_of(id);
-	if (!r || !(r->flags & R_PATHS))
+	if (!r || !(r->flags & (R_READ_PATHS | R_WRITE_PATHS)))
 		return 0;
 	unsigned int mode = BPF_CORE_READ(file, f_mode);
 	if (mode & FMODE_NOACCOUNT)
 		return 0;
+	/* Only an open that some entry of this rule set could deny needs the path. */
+	__u32 need = ((mode & FMODE_READ) ? R_READ_PATHS : 0) | ((mode & FMODE_WRITE) ? R_WRITE_PATHS : 0);
+	if (!(r->flags & need))
+		return 0;
 	struct walk w = {};
-	struct scratch *s = lookup_path(&file->f_path, id, &w);
+	long n;
+	struct scratch *s = lookup_path(&file->f_path, id, &w, &n);
 	if (!s)
 		return 0;
 	if ((mode & FMODE_READ) && (w.flags & P_READ_DENY))

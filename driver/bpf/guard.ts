@@ -14,6 +14,9 @@ import {
   configVal,
   decodeEvent,
   type GuardEvent,
+  lpmKey,
+  lpmTable,
+  type PathEntry,
   pathKey,
   pathVal,
   rulesetVal,
@@ -90,6 +93,7 @@ export class GuardPrograms {
     rulesets: BpfMap;
     cgroupRules: BpfMap;
     paths: BpfMap;
+    pathLpm: BpfMap;
     taskRules: BpfMap;
     stats: BpfMap;
     eventsFd: number;
@@ -104,6 +108,7 @@ export class GuardPrograms {
       rulesets: obj.map("rulesets", 4, SIZES.ruleset),
       cgroupRules: obj.map("cgroup_rules", 8, 4),
       paths: obj.map("paths", SIZES.pathKey, SIZES.pathVal),
+      pathLpm: obj.map("path_lpm", SIZES.lpmKey, SIZES.pathVal),
       taskRules: obj.map("task_rules", 4, SIZES.taskRule),
       stats: obj.map("stats", 4, 8),
       eventsFd: obj.map("events", 0, 0).fd,
@@ -166,19 +171,42 @@ export class GuardPrograms {
     this.#maps.rulesets.update(u32(id), rulesetVal(0, 0));
   }
 
-  /** Adds a path entry (prefix when it ends in `/`) with P_* flags, or an exec binding. */
-  setPath(ruleset: number, path: string, flags: number, bind = 0): void {
-    this.#maps.paths.update(pathKey(ruleset, path), pathVal(flags, bind));
+  /**
+   * Writes rule set `ruleset`'s path entries (prefix when a path ends in `/`; rule set 0: exec
+   * bindings) into both tables: `path_lpm` with each entry's shorter matches folded in (one
+   * lookup per open), `paths` as they are (the walk of paths too long for an LPM key). Entries
+   * written before and not listed now stay until {@linkcode prunePaths}.
+   */
+  setPaths(ruleset: number, entries: readonly PathEntry[]): void {
+    for (const e of entries) {
+      this.#maps.paths.update(pathKey(ruleset, e.path), pathVal(e.flags, e.bind ?? 0));
+    }
+    for (const e of lpmTable(entries)) {
+      this.#maps.pathLpm.update(lpmKey(ruleset, e.path)!, pathVal(e.flags, e.bind));
+    }
   }
 
-  /** Every key of `paths` (for replacing a rule set's entries). */
-  pathKeys(): Uint8Array<ArrayBuffer>[] {
-    return this.#maps.paths.keys();
-  }
-
-  /** Deletes one `paths` key as returned by {@linkcode pathKeys}. */
-  deletePathKey(key: Uint8Array<ArrayBuffer>): void {
-    this.#maps.paths.delete(key);
+  /**
+   * Deletes the entries of every rule set in `keep` whose path it does not list (an empty list
+   * empties the rule set); rule sets not in `keep` are left alone.
+   */
+  prunePaths(keep: ReadonlyMap<number, readonly string[]>): void {
+    const wanted = new Set<string>();
+    for (const [id, paths] of keep) {
+      for (const p of paths) {
+        wanted.add(pathKey(id, p).join(","));
+        const k = lpmKey(id, p);
+        if (k) wanted.add(k.join(","));
+      }
+    }
+    const prune = (map: BpfMap, rulesetAt: number) => {
+      for (const key of map.keys()) {
+        const id = new DataView(key.buffer).getUint32(rulesetAt, true);
+        if (keep.has(id) && !wanted.has(key.join(","))) map.delete(key);
+      }
+    };
+    prune(this.#maps.paths, 0);
+    prune(this.#maps.pathLpm, 4);
   }
 
   /** Keys cgroup `id` (and everything below it) to rule set `ruleset`; 0 deletes. */

@@ -1,6 +1,7 @@
 /**
- * The byte layout shared with `guard.bpf.c`: map keys and values, flags, the event record and the
- * FNV-1a path hash the kernel side computes while walking a path. Pure; kept in step with the C
+ * The byte layout shared with `guard.bpf.c`: map keys and values, flags, the event record, the
+ * `path_lpm` table (each entry carrying what its shorter matches would add: the trie returns only
+ * the longest) and the FNV-1a path hash of the long-path walk. Pure; kept in step with the C
  * structs by `guard_layout_test.ts` and by the guest tests that load the real object.
  *
  * @module
@@ -17,7 +18,12 @@ export const R = {
   BPF: 1 << 6,
   RAW_SOCKET: 1 << 7,
   SETUID_ROOT: 1 << 8,
-  PATHS: 1 << 9,
+  /** Some path entry denies reading (opens for reading look their path up). */
+  READ_PATHS: 1 << 9,
+  /** Some path entry denies writing. */
+  WRITE_PATHS: 1 << 10,
+  /** Some path entry names an executable (allowed or denied). */
+  EXEC_PATHS: 1 << 11,
   AUDIT: 2 ** 31,
 } as const;
 
@@ -60,6 +66,8 @@ export const STAT = { DENIED: 0, AUDITED: 1, LOST: 2, BOUND: 3 } as const;
 
 /** Longest path the kernel side reads (bytes, with the NUL). */
 export const MAX_PATH = 256;
+/** Path bytes in a `path_lpm` key (with the NUL of an exact path); longer paths are walked. */
+export const LPM_PATH = 252;
 /** Rule set ids are 1..MAX_RULESETS-1 (0 = unconfined). */
 export const MAX_RULESETS = 1024;
 /** Deepest cgroup level the kernel looks at. */
@@ -70,6 +78,7 @@ export const SIZES = {
   config: 16,
   ruleset: 8,
   pathKey: 16,
+  lpmKey: 8 + LPM_PATH,
   pathVal: 8,
   taskRule: 8,
   event: 72 + MAX_PATH,
@@ -110,6 +119,71 @@ export function pathKey(ruleset: number, path: string): Uint8Array<ArrayBuffer> 
   v.setUint32(0, ruleset, true);
   v.setUint32(4, prefix ? bytes.length : (bytes.length | EXACT) >>> 0, true);
   v.setBigUint64(8, fnv1a64(bytes), true);
+  return out;
+}
+
+/**
+ * The `path_lpm` key of `path` in rule set `ruleset` (an exact path with its NUL, a prefix
+ * ending in `/` without), or undefined when it does not fit: such an entry can only match paths
+ * too long for a key, which the kernel walks through `paths` instead.
+ */
+export function lpmKey(ruleset: number, path: string): Uint8Array<ArrayBuffer> | undefined {
+  const bytes = new TextEncoder().encode(path);
+  const len = path.endsWith("/") ? bytes.length : bytes.length + 1;
+  if (bytes.length === 0 || len > LPM_PATH) return undefined;
+  const out = new Uint8Array(SIZES.lpmKey);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 32 + 8 * len, true);
+  v.setUint32(4, ruleset, true);
+  out.set(bytes, 8);
+  return out;
+}
+
+/** One path entry of a rule set: P_* flags, or an exec binding (rule set 0). */
+export interface PathEntry {
+  /** Ends in `/` for a prefix (everything below it), else one exact path. */
+  path: string;
+  flags: number;
+  /** Rule set an exec of this path binds (rule set 0's entries). */
+  bind?: number;
+}
+
+/**
+ * The `path_lpm` entries of one rule set's `entries`: the trie answers a lookup with the longest
+ * matching entry only, so each carries the OR of its own flags and those of every shorter entry
+ * it starts with (prefixes ending in `/`), and the nearest binding — what the walk over every
+ * directory level OR-s together. Entries too long for a key are left out (see {@linkcode lpmKey}).
+ * Duplicate paths merge (flags OR-ed, the last binding wins).
+ *
+ * @example
+ * ```ts
+ * import { lpmTable, P } from "./guard_layout.ts";
+ * lpmTable([{ path: "/etc/", flags: P.WRITE_DENY }, { path: "/etc/shadow", flags: P.READ_DENY }]);
+ * // [{ path: "/etc/", flags: 8, bind: 0 }, { path: "/etc/shadow", flags: 12, bind: 0 }]
+ * ```
+ */
+export function lpmTable(entries: readonly PathEntry[]): Required<PathEntry>[] {
+  const own = new Map<string, { flags: number; bind: number }>();
+  for (const e of entries) {
+    const o = own.get(e.path) ?? { flags: 0, bind: 0 };
+    o.flags |= e.flags;
+    if (e.bind) o.bind = e.bind;
+    own.set(e.path, o);
+  }
+  const out: Required<PathEntry>[] = [];
+  for (const [path, o] of own) {
+    if (!lpmKey(0, path)) continue;
+    let flags = o.flags, bind = o.bind;
+    // Shorter prefixes it starts with, nearest first: each ends at one of its '/'.
+    for (let i = path.length - 2; i >= 0; i--) {
+      if (path[i] !== "/") continue;
+      const up = own.get(path.slice(0, i + 1));
+      if (!up) continue;
+      flags |= up.flags;
+      if (!bind) bind = up.bind;
+    }
+    out.push({ path, flags: flags >>> 0, bind });
+  }
   return out;
 }
 

@@ -13,6 +13,13 @@ import { parsePolicyFile } from "../../agent/policy/parse_policy.ts";
 import { type Check, Runner, sh } from "./guest_lib.ts";
 
 const DIR = Deno.args[0]!;
+// Path rules past the kernel's one-lookup table (an LPM key holds 252 bytes of path): a file
+// 254 bytes long denied by its exact path, files 253 and >300 bytes long below a denied prefix.
+const VAULT = `${DIR}/vault`;
+const pad = (head: string, total: number) => head + "x".repeat(total - head.length);
+const LONG_EXACT = pad(`${DIR}/e/`, 254);
+const LONG_253 = pad(`${VAULT}/m/`, 253);
+const LONG_DEEP = `${VAULT}/${"a".repeat(100)}/${"b".repeat(100)}/${"c".repeat(100)}`;
 const checks: Check[] = [];
 const check = (name: string, ok: boolean, detail: unknown = "") =>
   checks.push({ name, ok, detail: typeof detail === "string" ? detail : JSON.stringify(detail) });
@@ -22,7 +29,9 @@ await sh(
     "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; " +
     "mkdir -p /sys/fs/cgroup/guardtest.service /tmp/mnt; " +
     `echo secret > ${DIR}/secret; cp /usr/bin/bash /tmp/confineme; cp /usr/bin/bash /tmp/auditme; ` +
-    "cp /usr/bin/bash /tmp/boundbin",
+    "cp /usr/bin/bash /tmp/boundbin; " +
+    `mkdir -p ${DIR}/e ${VAULT}/m ${LONG_DEEP.slice(0, LONG_DEEP.lastIndexOf("/"))}; ` +
+    `for f in ${LONG_EXACT} ${LONG_253} ${LONG_DEEP} ${VAULT}/notes ${VAULT}x; do echo v > $f; done`,
 );
 
 const policyYaml = (variant: "strict" | "relaxed") => `
@@ -31,7 +40,7 @@ const policyYaml = (variant: "strict" | "relaxed") => `
   runtime:
     profiles: [baseline]
     exec: {deny: [/bin/sh]}
-    files: {denyRead: [${DIR}/secret]}
+    files: {denyRead: [${DIR}/secret, ${VAULT}/, ${LONG_EXACT}], denyWrite: [${VAULT}/notes]}
     rawSockets: deny
     setuidRoot: deny
 - selectors: [{process:name: confineme}]
@@ -127,6 +136,25 @@ for (const [name, cmd] of COMMANDS) {
   const o = await outside.run(cmd);
   check(`outside: ${name} succeeds`, o.code === 0, o);
 }
+// Path tables: the longest match carries its shorter matches' rules; long paths are walked.
+const PATH_CASES: [string, string, boolean][] = [
+  ["a file with its own write rule below a read-denied prefix: read", `cat ${VAULT}/notes`, false],
+  ["the same file: write", `echo x >> ${VAULT}/notes`, false],
+  ["a sibling sharing the prefix's bytes but not its directory: read", `cat ${VAULT}x`, true],
+  ["a 254-byte path denied exactly (past the LPM key): read", `cat ${LONG_EXACT}`, false],
+  ["a 253-byte path below a denied prefix: read", `cat ${LONG_253}`, false],
+  [`a ${LONG_DEEP.length}-byte path below a denied prefix: read`, `cat ${LONG_DEEP}`, false],
+];
+for (const [name, cmd, allowed] of PATH_CASES) {
+  const r = await inCgroup.run(`${cmd} >/dev/null`);
+  check(
+    `in the workload: ${name} is ${allowed ? "allowed" : "denied"}`,
+    allowed ? r.code === 0 : r.code !== 0 && /not permitted/i.test(r.err),
+    r,
+  );
+}
+const o = await outside.run(PATH_CASES.map(([, cmd]) => `${cmd} >/dev/null`).join(" && "));
+check("outside: every one of those paths opens", o.code === 0, o);
 guard.drain();
 await new Promise((r) => setTimeout(r, 200));
 const execEv = events.find((e) =>
