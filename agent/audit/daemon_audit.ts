@@ -176,17 +176,18 @@ export class DaemonAudit {
   }
 
   /**
-   * Starts, updates or stops the audit for `config` and the policy set `snapshot`. At the first
+   * Starts, updates or stops the audit for `config` and the policy set `snapshot` (`rereadPath`:
+   * read `agent.audit.rules` again, at SIGHUP; else its last read set is used). At the first
    * start a failure throws (the agent does not start half-configured); later, refused rules are
    * reported (log, status) and the rules in force stay.
    */
-  apply(config: AuditConfig, snapshot: PolicySnapshot): Promise<void> {
-    const run = this.#applying.then(() => this.#apply(config, snapshot));
+  apply(config: AuditConfig, snapshot: PolicySnapshot, rereadPath = true): Promise<void> {
+    const run = this.#applying.then(() => this.#apply(config, snapshot, rereadPath));
     this.#applying = run.catch(() => {});
     return run;
   }
 
-  async #apply(config: AuditConfig, snapshot: PolicySnapshot): Promise<void> {
+  async #apply(config: AuditConfig, snapshot: PolicySnapshot, reread: boolean): Promise<void> {
     this.#view.set(snapshot);
     if (!config.enabled) {
       if (this.#run) {
@@ -198,7 +199,7 @@ export class DaemonAudit {
     const starting = !this.#run;
     let picked: { set: LoadedRuleSet; from: string; origin: "source" | "path" };
     try {
-      picked = await this.#pickRules(config, snapshot);
+      picked = await this.#pickRules(config, snapshot, reread);
     } catch (e) {
       if (starting) {
         this.#off = (e as Error).message;
@@ -245,7 +246,7 @@ export class DaemonAudit {
     log.error(`Refused: ${message}`);
   }
 
-  async #pickRules(config: AuditConfig, snapshot: PolicySnapshot) {
+  async #pickRules(config: AuditConfig, snapshot: PolicySnapshot, reread: boolean) {
     if (snapshot.audit) {
       const a = snapshot.audit;
       return {
@@ -262,10 +263,14 @@ export class DaemonAudit {
           "bundle, or deliver an audit/ directory from a policy source",
       );
     }
+    const where = `agent.audit.rules "${config.rules}"`;
+    // The path is read at start and on SIGHUP only: a half-saved edit is not picked up between.
+    if (!reread && this.#pathRules?.path === config.rules) {
+      return { set: this.#pathRules.set, from: where, origin: "path" as const };
+    }
     const { readRulePath, ruleSetId, loadRuleFiles } = await import("./delivered_rules.ts");
     const files = await readRulePath(config.rules);
     const id = ruleSetId(files);
-    const where = `agent.audit.rules "${config.rules}"`;
     let set = this.#pathRules?.path === config.rules && this.#pathRules.set.id === id
       ? this.#pathRules.set
       : undefined;

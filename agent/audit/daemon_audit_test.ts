@@ -193,6 +193,13 @@ Deno.test({
       assert.ok(s.state === "running" && s.rules.id !== id && s.lastError === undefined);
       assert.equal(programs!.filters.length, 2);
       assert.equal((await Deno.stat(sink)).mode! & 0o777, 0o600);
+      // Other reloads (a source change, re-resolution) do not read the path: only SIGHUP does.
+      const before = audit.status();
+      await Deno.writeTextFile(`${dir}/rules/a.rego`, RULE("C"));
+      await audit.apply(on, snapshot(), false);
+      assert.deepEqual(audit.status(), before);
+      await audit.apply(on, snapshot(), true);
+      assert.equal(programs!.filters.length, 3);
       await audit.apply({ ...on, enabled: false }, snapshot());
       assert.equal(audit.status().state, "off");
       assert.ok(programs!.closed, "programs detached when disabled");

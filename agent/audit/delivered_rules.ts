@@ -38,6 +38,9 @@ export function ruleSetId(files: readonly RuleFile[]): string {
 
 const isTest = (p: string) => p.endsWith("_test.rego");
 
+/** Longest `opa build` may take, ms. */
+export const COMPILE_TIMEOUT_MS = 120_000;
+
 /** Compiles `rego` files (paths relative) into a wasm bundle with `opa`. */
 async function compileRego(rego: readonly RuleFile[], where: string, opa: string) {
   const tmp = await Deno.makeTempDir({ prefix: "camblet-audit-rules-" });
@@ -66,8 +69,17 @@ async function compileRego(rego: readonly RuleFile[], where: string, opa: string
         stdout: "piped",
         stderr: "piped",
         stdin: "null",
+        // A hung compiler must not hold reloads (they are serialized) forever.
+        signal: AbortSignal.timeout(COMPILE_TIMEOUT_MS),
       }).output();
     } catch (e) {
+      if ((e as Error).name === "TimeoutError" || (e as Error).name === "AbortError") {
+        throw new AuditRulesError(
+          `Cannot compile the audit rules of ${where}: "${opa} build" did not finish within ${
+            COMPILE_TIMEOUT_MS / 1000
+          } s`,
+        );
+      }
       throw new AuditRulesError(
         `Cannot compile the audit rules of ${where}: cannot run "${opa}" (${
           (e as Error).message

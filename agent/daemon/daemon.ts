@@ -322,7 +322,7 @@ export class Daemon {
       await this.#guard?.apply(next.policies ?? []); // refuses unenforceable runtime rules
       record.changed = await this.#plane.pushChanged(next.payloads, origin(next));
       // Refused audit rules keep the last good ones (reported in status); never the policy set.
-      await this.#audit?.apply(loaded.config.agent.audit, next).catch((e) =>
+      await this.#audit?.apply(loaded.config.agent.audit, next, reason === "sighup").catch((e) =>
         log.error(`Cannot start the syscall audit: ${(e as Error).message}`)
       );
       if (loaded !== this.#loaded) this.#configChanged(loaded);
