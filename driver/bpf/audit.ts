@@ -150,10 +150,13 @@ export class AuditPrograms {
     };
   }
 
-  /** A ring-buffer reader delivering decoded events; call `consume()` on a timer. */
-  openEvents(onEvent: (e: RawAuditEvent) => void): RingBuffer {
+  /**
+   * A ring-buffer reader delivering decoded events; call `consume()` on a timer. `onEvent`
+   * returning `false` (not just falsy) ends that `consume()`: the rest waits in the kernel.
+   */
+  openEvents(onEvent: (e: RawAuditEvent) => unknown): RingBuffer {
     return new RingBuffer(this.#maps.events, (s: RingSample) => {
-      if (s.length >= EVENT.size) onEvent(decodeAuditEvent(s));
+      return s.length >= EVENT.size ? onEvent(decodeAuditEvent(s)) : undefined;
     });
   }
 

@@ -90,6 +90,9 @@ export function attachProgram(prog: Deno.PointerObject, name: string): Deno.Poin
   return link;
 }
 
+/** What the sample callback returns to end ring_buffer__consume early (-ECANCELED). */
+const STOP = -125;
+
 /** A sample as the ring buffer hands it over: a copy, valid after the callback returns. */
 export type RingSample = Uint8Array<ArrayBuffer>;
 
@@ -102,7 +105,13 @@ export class RingBuffer {
   #rb: Deno.PointerObject | null;
   #cb: Deno.UnsafeCallback<{ parameters: ["pointer", "pointer", "usize"]; result: "i32" }>;
 
-  constructor(fd: number, onSample: (sample: RingSample) => void) {
+  #delivered = 0;
+
+  /**
+   * `onSample` returning `false` ends the current {@linkcode consume} after this sample (it is
+   * delivered): the rest stays in the ring for the next call.
+   */
+  constructor(fd: number, onSample: (sample: RingSample) => unknown) {
     this.#cb = new Deno.UnsafeCallback(
       { parameters: ["pointer", "pointer", "usize"], result: "i32" } as const,
       (_ctx, data, size) => {
@@ -110,8 +119,9 @@ export class RingBuffer {
         const n = Number(size);
         const copy = new Uint8Array(n);
         copy.set(new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(data, n)));
+        this.#delivered++;
         try {
-          onSample(copy);
+          if (onSample(copy) === false) return STOP;
         } catch {
           // A throwing consumer must not unwind through C; the sample is dropped.
         }
@@ -124,12 +134,13 @@ export class RingBuffer {
     );
   }
 
-  /** Delivers every ready sample; returns how many. */
+  /** Delivers every ready sample (or until the consumer says stop); returns how many. */
   consume(): number {
     if (!this.#rb) return 0;
+    this.#delivered = 0;
     const n = guardBpf().ring_buffer__consume(this.#rb);
-    if (n < 0) throw new BpfError("consume the ring buffer", -n);
-    return n;
+    if (n < 0 && n !== STOP) throw new BpfError("consume the ring buffer", -n);
+    return this.#delivered;
   }
 
   /** Frees the ring buffer and its callback. Idempotent. */
