@@ -42,7 +42,7 @@ const isTest = (p: string) => p.endsWith("_test.rego");
 export const COMPILE_TIMEOUT_MS = 120_000;
 
 /** Compiles `rego` files (paths relative) into a wasm bundle with `opa`. */
-async function compileRego(rego: readonly RuleFile[], where: string, opa: string) {
+async function compileRego(rego: readonly RuleFile[], where: string, opa: string, hint: string) {
   const tmp = await Deno.makeTempDir({ prefix: "camblet-audit-rules-" });
   try {
     for (const f of rego) {
@@ -83,7 +83,7 @@ async function compileRego(rego: readonly RuleFile[], where: string, opa: string
       throw new AuditRulesError(
         `Cannot compile the audit rules of ${where}: cannot run "${opa}" (${
           (e as Error).message
-        }); set agent.audit.opa, or deliver a pre-built policy.wasm or bundle`,
+        }); ${hint}, or deliver a pre-built policy.wasm or bundle`,
       );
     }
     if (!out.success) {
@@ -109,6 +109,8 @@ export async function loadRuleFiles(
   files: readonly RuleFile[],
   where: string,
   opa = "opa",
+  /** How to name another opa, in the error when this one cannot run. */
+  opaHint = "set agent.audit.opa",
 ): Promise<LoadedRuleSet> {
   const id = ruleSetId(files);
   const wasm = files.filter((f) => f.path.endsWith(".wasm"));
@@ -134,7 +136,7 @@ export async function loadRuleFiles(
       `Cannot use the audit rules of ${where}: no .rego files, policy.wasm or bundle (tar.gz)`,
     );
   }
-  const bundle = await compileRego(rego, where, opa);
+  const bundle = await compileRego(rego, where, opa, opaHint);
   const rules = await loadRulesBytes(bundle, `${where} (compiled)`);
   return { rules, id, kind: "rego", files: rego.length };
 }

@@ -12,7 +12,8 @@ import {
   FILTER_ENTRYPOINT,
   VIOLATIONS_ENTRYPOINT,
 } from "../audit/rules.ts";
-import { loadRulesBytes, loadRulesFile } from "../audit/rules_file.ts";
+import { loadRulesFile } from "../audit/rules_file.ts";
+import { loadRuleFiles, readRulePath } from "../audit/delivered_rules.ts";
 import { AuditCapture, AuditEngine, type AuditRecord, jsonLinesSink } from "../audit/engine.ts";
 import type { AuditInput } from "../audit/context.ts";
 import { outputFormat } from "./options.ts";
@@ -41,7 +42,7 @@ Examples:
   camblet-agent audit test policies/rego/audit /tmp/events.jsonl
 `;
 
-/** Loads rules from a wasm, a bundle or a directory of Rego. */
+/** Loads rules from a wasm, a bundle or a directory of Rego (compiled as the daemon does). */
 export async function loadRulesArg(path: string, opa = "opa"): Promise<AuditRules> {
   let info: Deno.FileInfo;
   try {
@@ -50,46 +51,8 @@ export async function loadRulesArg(path: string, opa = "opa"): Promise<AuditRule
     throw new AuditRulesError(`Cannot read audit rules "${path}": ${(e as Error).message}`);
   }
   if (!info.isDirectory) return await loadRulesFile(path);
-  const tmp = await Deno.makeTempDir({ prefix: "camblet-audit-rules-" });
-  try {
-    let out: Deno.CommandOutput;
-    try {
-      out = await new Deno.Command(opa, {
-        args: [
-          "build",
-          "-t",
-          "wasm",
-          "-e",
-          VIOLATIONS_ENTRYPOINT,
-          "-e",
-          FILTER_ENTRYPOINT,
-          "--ignore",
-          "*_test.rego",
-          "-o",
-          `${tmp}/bundle.tar.gz`,
-          path,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-    } catch (e) {
-      throw new AuditRulesError(
-        `Cannot compile the audit rules in "${path}": cannot run "${opa}" (${
-          (e as Error).message
-        }); give --opa <binary> or a prebuilt bundle`,
-      );
-    }
-    if (!out.success) {
-      throw new AuditRulesError(
-        `Cannot compile the audit rules in "${path}" with opa build:\n${
-          new TextDecoder().decode(out.stderr).trim()
-        }`,
-      );
-    }
-    return await loadRulesBytes(await Deno.readFile(`${tmp}/bundle.tar.gz`), `"${path}"`);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  const files = await readRulePath(path);
+  return (await loadRuleFiles(files, `"${path}"`, opa, "give --opa <binary>")).rules;
 }
 
 /** Checks the shape the rules rely on; the reason names the field. */
