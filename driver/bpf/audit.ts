@@ -11,21 +11,16 @@ import { bpf } from "./libbpf.ts";
 import { RingBuffer, type RingSample } from "./guard_ffi.ts";
 import { decodeAuditEvent, EVENT, type RawAuditEvent } from "./audit_layout.ts";
 import { AUDIT_OBJECT_BASE64 } from "./audit_object.ts";
+import type { AuditFilter, WorkloadCgroup } from "./audit_filter.ts";
 import {
-  type AuditFilter,
   type AuditFilterDescription,
   AuditFilterMaps,
   PREFILTER_MAPS,
   type PrefilterMaps,
-  type WorkloadCgroup,
-} from "./audit_filter.ts";
+} from "./audit_filter_maps.ts";
 
-export type {
-  AuditFilter,
-  AuditFilterDescription,
-  FilterGroup,
-  WorkloadCgroup,
-} from "./audit_filter.ts";
+export type { AuditFilter, FilterGroup, WorkloadCgroup } from "./audit_filter.ts";
+export type { AuditFilterDescription } from "./audit_filter_maps.ts";
 
 /** Counters of the `stats` map, summed over CPUs. */
 export interface AuditStats {
