@@ -1,11 +1,15 @@
 /**
  * The runtime guard's cost on the hot paths, measured in the Debian 6.1 guest (the only place
  * its LSM programs load): open()+close() and fork+execve per second, without the programs, with
- * them loaded for an unconfined caller, and for a confined one. One guest boot.
+ * them loaded for an unconfined caller, and for a confined one. One guest boot, under the test
+ * lock (tests/_exclusive.ts): the TCG guest takes both cores.
  *
- * Usage: deno run -A tests/guard/lsm_overhead.ts [SECONDS=2] [ROUNDS=2]
- * (needs root, gcc, and what tests/guard/_guest.ts needs; prints a table with ratios)
+ * Usage: deno run -A tests/guard/lsm_overhead.ts [SECONDS=2] [ROUNDS=2] [BASELINE_REV]
+ * (needs root, gcc, and what tests/guard/_guest.ts needs; prints a table with ratios). With
+ * BASELINE_REV (a git revision), guard.bpf.c as of that revision is built too and measured in
+ * the same rounds, alternating with the current object.
  */
+import { exclusive } from "../_exclusive.ts";
 import { guestUnavailable, HARNESS } from "./_guest.ts";
 
 const why = guestUnavailable();
@@ -13,48 +17,107 @@ if (why) {
   console.error(`Cannot run the guard benchmark: ${why}`);
   Deno.exit(1);
 }
-const [seconds = "2", rounds = "2"] = Deno.args;
+const [seconds = "2", rounds = "2", rev] = Deno.args;
 const ROOT = new URL("../../", import.meta.url).pathname;
+
+async function run(cmd: string, args: string[], cwd = ROOT): Promise<string> {
+  const o = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  if (!o.success) throw new Error(`${cmd} ${args.join(" ")}: ${dec.decode(o.stderr)}`);
+  return dec.decode(o.stdout);
+}
+
 const dir = await Deno.makeTempDir({ prefix: "camblet-guard-bench-" });
 try {
-  const cc = await new Deno.Command("gcc", {
-    args: ["-O2", "-o", `${dir}/hotpath`, `${ROOT}tests/guard/c/hotpath.c`],
-  }).output();
-  if (!cc.success) throw new Error(new TextDecoder().decode(cc.stderr));
+  await run("gcc", ["-O2", "-o", `${dir}/hotpath`, `${ROOT}tests/guard/c/hotpath.c`]);
   // A static no-op to exec: no shared libraries to map, so exec itself is measured.
   await Deno.writeTextFile(`${dir}/true.c`, "int main(void) { return 0; }\n");
-  const st = await new Deno.Command("gcc", {
-    args: ["-O2", "-static", "-o", `${dir}/true`, `${dir}/true.c`],
-  }).output();
-  if (!st.success) throw new Error(new TextDecoder().decode(st.stderr));
-  const o = await new Deno.Command(HARNESS, {
-    args: [
-      dir,
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${ROOT}tests/guard/guest_bench.ts`,
-      dir,
-      seconds,
-      rounds,
-    ],
-    env: { QH_TIMEOUT: "900" },
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!o.success) throw new Error(`the guest benchmark failed (exit ${o.code})`);
-  const r = JSON.parse(await Deno.readTextFile(`${dir}/bench.json`)) as Record<string, number>;
-  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
-  console.log(
-    `guest: Debian 6.1 under qemu TCG, ${seconds}s x ${rounds} rounds (best of); host load ${load}`,
+  await run("gcc", ["-O2", "-static", "-o", `${dir}/true`, `${dir}/true.c`]);
+  const extra: string[] = [];
+  if (rev) {
+    // The same flags as driver/bpf/build.ts, on that revision's source.
+    await Deno.writeTextFile(
+      `${dir}/guard.bpf.c`,
+      await run("git", ["show", `${rev}:driver/bpf/guard.bpf.c`]),
+    );
+    const triple = (await run("clang", ["-print-multiarch"])).trim() || "x86_64-linux-gnu";
+    await run("clang", [
+      "-O2",
+      "-g",
+      "-target",
+      "bpfel",
+      `-I/usr/include/${triple}`,
+      "-c",
+      "guard.bpf.c",
+      "-o",
+      "baseline.o",
+    ], dir);
+    await run("llvm-strip", ["-g", "baseline.o"], dir);
+    extra.push(`${dir}/baseline.o`);
+  }
+  const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const loadBefore = load();
+  const o = await exclusive(() =>
+    new Deno.Command(HARNESS, {
+      args: [
+        dir,
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}tests/guard/guest_bench.ts`,
+        dir,
+        seconds,
+        rounds,
+        ...extra,
+      ],
+      env: { QH_TIMEOUT: "900" },
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output()
   );
+  if (!o.success) throw new Error(`the guest benchmark failed (exit ${o.code})`);
+  const r = JSON.parse(await Deno.readTextFile(`${dir}/bench.json`)) as Record<string, number[]>;
+  const best = (k: string) => Math.max(...r[k]!);
+  const median = (k: string) => {
+    const s = [...r[k]!].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  console.log(
+    `guest: Debian 6.1 under qemu TCG, ${seconds}s x ${rounds} rounds; ` +
+      `host load before ${loadBefore}, after ${load()}`,
+  );
+  const setups = rev
+    ? [
+      "no programs",
+      "baseline, unconfined",
+      "current, unconfined",
+      "baseline, confined",
+      "current, confined",
+    ]
+    : ["no programs", "programs, unconfined", "programs, confined"];
+  const cell = (v: number, base: number) =>
+    `${v.toFixed(0).padStart(9)} ${(v / base).toFixed(3).padStart(6)}x`;
   for (const kind of ["open", "exec"]) {
-    const base = r[`${kind} no programs`]!;
-    console.log(`${kind === "open" ? "open()+close()" : "fork+execve"} per second:`);
-    for (const setup of ["no programs", "programs, unconfined", "programs, confined"]) {
-      const v = r[`${kind} ${setup}`]!;
-      console.log(`  ${setup.padEnd(22)} ${v.toFixed(0).padStart(9)}  ${(v / base).toFixed(3)}x`);
+    const k = (setup: string) => `${kind} ${setup}`;
+    console.log(
+      `${(kind === "open" ? "open()+close()" : "fork+execve") + " per second:"}`.padEnd(24) +
+        "best".padStart(17) + "median".padStart(17),
+    );
+    for (const setup of setups) {
+      console.log(
+        `  ${setup.padEnd(22)}${cell(best(k(setup)), best(k("no programs")))}` +
+          cell(median(k(setup)), median(k("no programs"))),
+      );
     }
+  }
+  console.log("guard_open's own time per open (BPF stats, ns; best / median):");
+  for (const setup of setups.slice(1)) {
+    const k = `open ${setup} ns/call`;
+    if (!r[k]) continue;
+    const low = Math.min(...r[k]);
+    console.log(
+      `  ${setup.padEnd(22)}${low.toFixed(0).padStart(9)} ${median(k).toFixed(0).padStart(9)}`,
+    );
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
