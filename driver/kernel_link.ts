@@ -7,7 +7,13 @@
 import type { CsrSignData, LogMessage } from "./codec.ts";
 import type { Level } from "./dispatcher.ts";
 import { DeviceError, ERRNO } from "./ffi.ts";
-import type { FromWorker, StartOptions, ToWorker } from "./link_protocol.ts";
+import type {
+  CallRequest,
+  CallResult,
+  FromWorker,
+  StartOptions,
+  ToWorker,
+} from "./link_protocol.ts";
 import type { TaskContext } from "./payloads.ts";
 import { handOffReader } from "./reader_worker.ts";
 import type { StatsSnapshot } from "./stats.ts";
@@ -107,6 +113,9 @@ export class KernelLink {
     switch (m.t) {
       case "call":
         return this.#call(m);
+      case "calls":
+        for (const c of m.calls) this.#call(c);
+        return;
       case "abort":
         this.#aborts.get(m.rid)?.abort(new Error("augment budget exhausted"));
         return;
@@ -144,12 +153,24 @@ export class KernelLink {
     }
   }
 
-  #call(m: Extract<FromWorker, { t: "call" }>): void {
+  /** Results settled in this turn, sent together at its end (one hop for a burst's answers). */
+  #results: CallResult[] = [];
+
+  #result(r: CallResult): void {
+    if (this.#results.push(r) > 1) return;
+    queueMicrotask(() => {
+      const all = this.#results;
+      this.#results = [];
+      this.#send(all.length === 1 ? all[0]! : { t: "results", results: all });
+    });
+  }
+
+  #call(m: CallRequest): void {
     const reply = (p: Promise<unknown>) =>
       p.then(
-        (value) => this.#send({ t: "result", rid: m.rid, ok: true, value }),
+        (value) => this.#result({ t: "result", rid: m.rid, ok: true, value }),
         (e: unknown) =>
-          this.#send({
+          this.#result({
             t: "result",
             rid: m.rid,
             ok: false,

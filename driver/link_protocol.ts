@@ -23,21 +23,38 @@ export interface StartOptions {
   setup?: unknown;
 }
 
-/** Main → kernel worker. */
+/** A handler call's outcome. */
+export type CallResult =
+  | { t: "result"; rid: number; ok: true; value: unknown }
+  | { t: "result"; rid: number; ok: false; error: string };
+
+/** A handler call the kernel worker asks the main thread for. */
+export type CallRequest =
+  | { t: "call"; rid: number; method: "augment"; task: TaskContext }
+  | {
+    t: "call";
+    rid: number;
+    method: "csrSign";
+    task: TaskContext;
+    data: CsrSignData;
+    id?: string;
+  };
+
+/** Main → kernel worker. `results`: those settled in one turn, in one message (a burst's hops). */
 export type ToWorker =
   | { t: "start"; options: StartOptions }
-  | { t: "result"; rid: number; ok: true; value: unknown }
-  | { t: "result"; rid: number; ok: false; error: string }
+  | CallResult
+  | { t: "results"; results: CallResult[] }
   | { t: "push"; pid: number; line: string; what: string; key?: string }
   | { t: "stats"; sid: number }
   | { t: "close" };
 
-/** Kernel worker → main. */
+/** Kernel worker → main. `calls`: those started in one turn (a read's requests), in one message. */
 export type FromWorker =
   | { t: "opened" }
   | { t: "open_failed"; message: string; code: string }
-  | { t: "call"; rid: number; method: "augment"; task: TaskContext }
-  | { t: "call"; rid: number; method: "csrSign"; task: TaskContext; data: CsrSignData; id?: string }
+  | CallRequest
+  | { t: "calls"; calls: CallRequest[] }
   | { t: "abort"; rid: number }
   | { t: "log"; message: LogMessage }
   | { t: "event"; level: Level; message: string; props: Record<string, unknown> }

@@ -17,7 +17,13 @@ import type { LogMessage } from "./codec.ts";
 import { Dispatcher, type Handlers, type Level } from "./dispatcher.ts";
 import { DeviceError, openDevice, raiseThreadPriority } from "./ffi.ts";
 import { LineSplitter } from "./line_splitter.ts";
-import type { FromWorker, StartOptions, ToWorker } from "./link_protocol.ts";
+import type {
+  CallRequest,
+  CallResult,
+  FromWorker,
+  StartOptions,
+  ToWorker,
+} from "./link_protocol.ts";
 import type { TaskContext } from "./payloads.ts";
 import { type Reader, spawnReader } from "./reader_worker.ts";
 import { DeviceWriter, PayloadTooLargeError } from "./transport.ts";
@@ -72,12 +78,30 @@ export function runKernelWorker(setup: WorkerSetup): void {
   let dispatcher: Dispatcher | undefined;
   let reader: Reader | undefined;
 
-  const call = <T>(m: Extract<FromWorker, { t: "call" }>, signal?: AbortSignal): Promise<T> =>
+  // Calls started in one turn (the requests of one read) go in one message: per message the main
+  // thread pays an event, a deserialisation and a dispatch, which under a burst add up.
+  let outbox: CallRequest[] = [];
+  const send = (m: CallRequest) => {
+    if (outbox.push(m) > 1) return;
+    queueMicrotask(() => {
+      const all = outbox;
+      outbox = [];
+      post(all.length === 1 ? all[0]! : { t: "calls", calls: all });
+    });
+  };
+  const call = <T>(m: CallRequest, signal?: AbortSignal): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       calls.set(m.rid, { resolve: resolve as (v: unknown) => void, reject });
       signal?.addEventListener("abort", () => post({ t: "abort", rid: m.rid }), { once: true });
-      post(m);
+      send(m);
     });
+  const settle = (m: CallResult) => {
+    const c = calls.get(m.rid);
+    if (!c) return;
+    calls.delete(m.rid);
+    if (m.ok) c.resolve(m.value);
+    else c.reject(new Error(m.error));
+  };
 
   async function start(options: StartOptions): Promise<void> {
     let local: WorkerSetupResult;
@@ -172,14 +196,11 @@ export function runKernelWorker(setup: WorkerSetup): void {
       case "start":
         void start(m.options);
         return;
-      case "result": {
-        const c = calls.get(m.rid);
-        if (!c) return;
-        calls.delete(m.rid);
-        if (m.ok) c.resolve(m.value);
-        else c.reject(new Error(m.error));
+      case "result":
+        return settle(m);
+      case "results":
+        for (const r of m.results) settle(r);
         return;
-      }
       case "push": {
         if (!writer) {
           return post({ t: "pushed", pid: m.pid, ok: false, error: "the device is not open" });
