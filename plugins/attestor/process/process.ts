@@ -108,7 +108,8 @@ export class ProcessAttestor implements Attestor {
       .add("gid:real", task.gid).add("binary:path", task.command_path);
 
     const startBefore = await readStartTime(task.pid, root);
-    const status = await readStatus(task.pid, root);
+    // Gone already (under a burst, many are): one failed read is enough.
+    const status = startBefore === undefined ? undefined : await readStatus(task.pid, root);
     if (startBefore === undefined || status === undefined) return b.build();
     const mismatch = await procMismatch(task, status, root);
     if (mismatch) {
