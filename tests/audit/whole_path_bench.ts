@@ -5,13 +5,13 @@
 //     [--rates=5000,10000,20000,40000] [--seconds=3] [--busy=1] [--vary] [--slice=ms]
 //
 // Each (rate, tree) runs in its own agent process (the tree's own code and rules), alternating
-// before/after. A generator process opens /etc/hosts for reading (kept by the default rules'
-// prefilter: /etc/ is a prefix, no rule fires on a read) at the rate; only its own opens are
-// counted: kept = judged, lost = opened − judged (ring buffer or agent queue). Agent CPU comes
+// before/after. A generator process unlinks a file that does not exist at the rate (unlink is
+// kept by the default rules' prefilter, before and after: "Delete or rename shell history" takes
+// every path; no rule fires on a failed unlink); only its own calls are counted: kept = judged,
+// lost = called − judged (ring buffer or agent queue). Agent CPU comes
 // from /proc/self/stat (utime + stime) over the window, per 10k judged events/s (all events the
 // agent judged, the host's too). `--busy=N` runs N competing busy loops meanwhile. `--vary`
-// alternates /etc/hosts and /etc/hostname, so no event equals the one before it (unlike a flood
-// of one syscall). `lagMs`: how late a 5 ms timer ran (p99, max) in the agent, what the kernel
+// alternates two paths, so no event equals the one before it (unlike a flood of one syscall). `lagMs`: how late a 5 ms timer ran (p99, max) in the agent, what the kernel
 // link's answers would wait for; `peakRssMB`: the agent's VmHWM. `--slice`: the judge's time
 // slice (AuditCapture sliceMs).
 import { exclusive } from "../_exclusive.ts";
@@ -19,7 +19,8 @@ import { exclusive } from "../_exclusive.ts";
 const args = new Map(
   Deno.args.map((a) => a.replace(/^--/, "").split("=", 2) as [string, string | undefined]),
 );
-const PATHS = args.has("vary") ? ["/etc/hosts", "/etc/hostname"] : ["/etc/hosts"];
+const ABSENT = "/tmp/camblet-audit-bench-absent";
+const PATHS = args.has("vary") ? [`${ABSENT}-a`, `${ABSENT}-b`] : [`${ABSENT}-a`];
 const seconds = Number(args.get("seconds") ?? 3);
 
 /** utime + stime of this process, seconds (CLK_TCK is 100 on Linux). */
@@ -38,12 +39,16 @@ t0 = time.monotonic(); done = 0
 while done < n:
     target = min(n, int((time.monotonic() - t0) * rate) + 1)
     while done < target:
-        os.close(os.open(paths[done % len(paths)], os.O_RDONLY)); done += 1
+        try:
+            os.unlink(paths[done % len(paths)])
+        except FileNotFoundError:
+            pass
+        done += 1
     time.sleep(0.0002)
 print(done, time.monotonic() - t0, flush=True)
 `;
 
-/** Opens `PATH` `n` times at `rate`/s in a new process; resolves with its pid and elapsed time. */
+/** Unlinks PATHS `n` times at `rate`/s in a new process; resolves with its pid and elapsed time. */
 async function generate(rate: number, n: number, onPid: (pid: number) => void) {
   const p = new Deno.Command("/usr/bin/python3", {
     args: ["-c", GENERATOR, String(rate), String(n), ...PATHS],
@@ -126,7 +131,7 @@ async function child(root: string, rate: number): Promise<void> {
   console.log(JSON.stringify({
     rate,
     achieved: Math.round(g.done / g.elapsed),
-    opened: g.done,
+    called: g.done,
     kept,
     lost: g.done - kept,
     kernelLost: s1.lost - s0.lost,
@@ -153,7 +158,7 @@ async function parent(): Promise<void> {
   );
   const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   console.log(
-    `load average at start: ${load()}; busy loops: ${busy}; ${seconds} s per run; opening ${
+    `load average at start: ${load()}; busy loops: ${busy}; ${seconds} s per run; unlinking ${
       PATHS.join(" and ")
     }`,
   );
