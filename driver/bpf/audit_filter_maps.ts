@@ -48,8 +48,10 @@ export interface PrefilterCounters {
  * - `hostCgroups`: cgroups known not to be containers (last scan); `hostCgroupsOverflow`: those
  *   the map had no room for (they count as containers: more is sent, nothing is missed).
  * - `workloadCgroups`: attested workload cgroups pushed by the daemon.
- * - `counters`: since load; `keptOut.total` = `path` + `cgroup` + `flags` (why it stayed in the
- *   kernel: no rule for the syscall takes its path, its cgroup, or a read-only open).
+ * - `counters`: since load; `seen` = syscalls the rules name (captured), `keptOut.total` =
+ *   `path` + `cgroup` + `flags` (why it stayed in the kernel: checked in the order cgroup, open
+ *   flags, path, each counted by the check that left no rule for it), `sent` (to the agent),
+ *   `lost` (ring buffer full), `pendingFull`.
  */
 export interface AuditFilterDescription {
   syscalls: string[];
