@@ -129,9 +129,9 @@ export function filterGroups(f: AuditFilter): FilterGroup[] {
     const rest = f.syscalls.filter((s) => !filtered.has(s));
     if (onPath.length) raw.push({ rules: [], syscalls: onPath, prefixes: f.prefixes });
     if (rest.length) raw.push({ rules: [], syscalls: rest });
-    for (const s of f.pathFiltered) {
-      if (!f.syscalls.includes(s)) raw.push({ rules: [], syscalls: [s], prefixes: f.prefixes });
-    }
+    // A path-filtered syscall not in `syscalls` is not traced (as before groups), only checked.
+    const stray = f.pathFiltered.filter((s) => !f.syscalls.includes(s));
+    if (stray.length) checkGroup({ rules: [], syscalls: stray }, raw.length);
   }
   raw.forEach(checkGroup);
   const byKey = new Map<string, FilterGroup>();
