@@ -14,12 +14,17 @@
  * @module
  */
 import type { KernelPayloads } from "../../driver/payloads.ts";
-import type { AuditPrograms, AuditStats } from "../../driver/bpf/audit.ts";
+import type {
+  AuditFilterDescription,
+  AuditPrograms,
+  AuditStats,
+  WorkloadCgroup,
+} from "../../driver/bpf/audit.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { CapabilityError } from "../errors.ts";
 import { type EventFilter, EventHub } from "../guard/events.ts";
 import { logger } from "../log.ts";
-import { evaluatePolicies } from "../policy/match.ts";
+import type { evaluatePolicies } from "../policy/match.ts";
 import type { PolicySource } from "../policy/source.ts";
 import type { PolicySnapshot } from "../sources/snapshot.ts";
 import type { ContextSources } from "./context.ts";
@@ -41,6 +46,8 @@ export interface DaemonAuditOptions {
   loadPrograms?: () => AuditPrograms;
   /** Ring buffer drain interval, ms (default 20). */
   pollMs?: number;
+  /** Root of the proc filesystem, for the workload sweep (tests). */
+  procRoot?: string;
   /** Longest the judge runs before yielding, ms (default {@linkcode DAEMON_SLICE_MS}). */
   sliceMs?: number;
 }
@@ -50,6 +57,13 @@ export interface DaemonAuditOptions {
  * wait for the slice in progress (20k-event flood: augment p50 7 ms at 2 ms, 25-33 ms at 5 ms).
  */
 export const DAEMON_SLICE_MS = 2;
+
+/** How often the host's cgroups are listed again (a new one counts as a container meanwhile). */
+export const HOST_SCAN_MS = 10_000;
+/** How often processes are attested for rules scoped to workloads (only when some rule is). */
+export const WORKLOAD_SWEEP_MS = 5_000;
+/** Most processes pushed as workloads per sweep. */
+export const WORKLOADS_MAX = 8192;
 
 /** Where the rules in force came from. */
 export interface AuditRulesStatus {
@@ -73,6 +87,10 @@ export type DaemonAuditStatus =
     lastError?: { at: string; message: string };
     /** Kernel counters, then the agent's: queue overflow, judged, evaluation failures. */
     events: AuditStats & { queueDropped: number; judged: number; failed: number };
+    /** The in-kernel prefilter in force: its groups, host and workload cgroups, what it kept out. */
+    prefilter: AuditFilterDescription;
+    /** Processes last pushed for workload-scoped rules, and when (none while no rule is). */
+    workloads: { pushed: number; at?: string };
     violations: Record<string, number>;
     sinks: {
       log: boolean;
@@ -100,12 +118,16 @@ export function hasEgressPolicy(
   return policies.some((p) => (p.policy.egress?.length ?? 0) > 0 && selects(p, set));
 }
 
-/** The SPIFFE ID the kernel would give a workload with `labels` (no placeholder left). */
+/**
+ * The SPIFFE ID the kernel would give a workload with `labels` (no placeholder left);
+ * `evaluate` is agent/policy/match.ts's (loaded with the audit, not with every agent).
+ */
 export function spiffeIdFor(
+  evaluate: typeof evaluatePolicies,
   payloads: KernelPayloads,
   labels: Iterable<string>,
 ): string | undefined {
-  const d = evaluatePolicies(payloads, { labels });
+  const d = evaluate(payloads, { labels });
   return d.intercepted && d.spiffeId && d.unresolved.length === 0 ? d.spiffeId : undefined;
 }
 
@@ -115,6 +137,8 @@ class PolicyView {
   #policies: readonly PolicySource[] = [];
   #ids = new Map<string, string | undefined>();
   #egress = new Map<string, boolean>();
+  /** Set when the audit starts. */
+  evaluate: typeof evaluatePolicies | undefined;
 
   set(s: PolicySnapshot): void {
     if (s.payloads === this.#payloads && (s.policies ?? []) === this.#policies) return;
@@ -135,7 +159,8 @@ class PolicyView {
 
   spiffeIdOf(labels: string[]): string | undefined {
     const p = this.#payloads;
-    return p ? this.#cached(this.#ids, labels, () => spiffeIdFor(p, labels)) : undefined;
+    const ev = this.evaluate;
+    return p && ev ? this.#cached(this.#ids, labels, () => spiffeIdFor(ev, p, labels)) : undefined;
   }
 
   egressPolicyOf(labels: string[]): boolean {
@@ -148,6 +173,10 @@ interface Running {
   engine: AuditEngine;
   capture: AuditCapture;
   rules: AuditRulesStatus;
+  timers: ReturnType<typeof setInterval>[];
+  sweeping?: Promise<void> | undefined;
+  cgroupIdOf: (pid: number, procRoot?: string) => bigint | undefined;
+  workloads: { pushed: number; at?: string };
 }
 
 interface Sinks {
@@ -235,6 +264,7 @@ export class DaemonAudit {
     }
     run.rules = this.#rulesStatus(picked);
     this.#lastError = undefined;
+    this.#kickSweep(run);
     log.info("Audit rules swapped", { from: picked.from, id: picked.set.id });
   }
 
@@ -343,10 +373,13 @@ export class DaemonAudit {
   }
 
   async #start(p: { set: LoadedRuleSet; from: string; origin: "source" | "path" }): Promise<void> {
-    const [{ AuditCapture, AuditEngine }, { MetricsRegistry }] = await Promise.all([
-      import("./engine.ts"),
-      import("../identity/metrics.ts"),
-    ]);
+    const [{ AuditCapture, AuditEngine }, { MetricsRegistry }, { evaluatePolicies }] = await Promise
+      .all([
+        import("./engine.ts"),
+        import("../identity/metrics.ts"),
+        import("../policy/match.ts"),
+      ]);
+    this.#view.evaluate = evaluatePolicies;
     let programs: AuditPrograms;
     try {
       programs = this.#o.loadPrograms
@@ -378,7 +411,29 @@ export class DaemonAudit {
       programs.close();
       throw new Error(`Cannot use the audit rules of ${p.from}: ${(e as Error).message}`);
     }
-    this.#run = { programs, engine, capture, rules: this.#rulesStatus(p) };
+    const { hostCgroupIds, cgroupIdOf } = await import("./prefilter.ts");
+    const run: Running = {
+      programs,
+      engine,
+      capture,
+      rules: this.#rulesStatus(p),
+      timers: [],
+      workloads: { pushed: 0 },
+      cgroupIdOf,
+    };
+    this.#run = run;
+    const scan = () => {
+      try {
+        programs.setHostCgroups(hostCgroupIds());
+      } catch (e) {
+        log.warn("Cannot list the host's cgroups; all count as containers", { error: e });
+      }
+    };
+    scan();
+    const sweep = () => this.#kickSweep(run);
+    sweep();
+    run.timers.push(setInterval(scan, HOST_SCAN_MS), setInterval(sweep, WORKLOAD_SWEEP_MS));
+    for (const t of run.timers) Deno.unrefTimer(t);
     log.info("Syscall audit running", {
       programs: programs.attached.length,
       rules: p.from,
@@ -387,10 +442,55 @@ export class DaemonAudit {
     });
   }
 
+  /**
+   * Attests every process (the attestation caches) and pushes their cgroups and labels, when a
+   * rule in force is scoped to workloads; pushes nothing otherwise. Yields between processes.
+   */
+  #kickSweep(run: Running): void {
+    if (this.#run !== run || run.sweeping) return;
+    run.sweeping = this.#sweep(run).catch((e) =>
+      log.warn("Cannot push workloads for workload-scoped audit rules", { error: e })
+    ).finally(() => run.sweeping = undefined);
+  }
+
+  async #sweep(run: Running): Promise<void> {
+    const scoped = run.programs.describe().groups.some((g) => g.cgroups === "workloads");
+    if (!scoped) {
+      if (run.workloads.pushed > 0) run.programs.setWorkloads([]);
+      run.workloads = { pushed: 0 };
+      return;
+    }
+    const proc = this.#o.procRoot ?? "/proc";
+    const pids: number[] = [];
+    try {
+      for (const e of Deno.readDirSync(proc)) {
+        const pid = Number(e.name);
+        if (Number.isInteger(pid) && pid > 0 && pid !== Deno.pid) pids.push(pid);
+      }
+    } catch (e) {
+      log.warn("Cannot list processes for workload-scoped audit rules", { error: e });
+      return;
+    }
+    const ws: WorkloadCgroup[] = [];
+    for (const pid of pids) {
+      if (ws.length >= WORKLOADS_MAX || this.#run !== run) break;
+      const cgroupId = run.cgroupIdOf(pid, proc);
+      if (cgroupId === undefined) continue;
+      const labels = await this.#o.labelsOf(pid).catch(() => undefined);
+      if (labels) ws.push({ cgroupId, labels });
+      await new Promise((r) => setTimeout(r, 0)); // the kernel link's answers come first
+    }
+    if (this.#run !== run) return;
+    run.programs.setWorkloads(ws);
+    run.workloads = { pushed: ws.length, at: new Date().toISOString() };
+  }
+
   async #stop(): Promise<void> {
     const r = this.#run;
     if (!r) return;
     this.#run = undefined;
+    for (const t of r.timers) clearInterval(t);
+    await r.sweeping;
     this.#off = "agent.audit.enabled is false";
     await r.capture.close().catch(() => {});
     r.programs.close();
@@ -411,6 +511,8 @@ export class DaemonAudit {
         judged: r.engine.judged,
         failed: r.engine.failed,
       },
+      prefilter: r.programs.describe(),
+      workloads: r.workloads,
       violations: byRule(this.#violations),
       sinks: {
         log: s.log !== undefined,

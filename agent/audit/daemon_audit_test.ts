@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseConfigObject } from "../config/load.ts";
 import { parsePolicyFile } from "../policy/parse_policy.ts";
 import { compilePayloads } from "../policy/payloads.ts";
+import { evaluatePolicies } from "../policy/match.ts";
 import type { PolicySnapshot } from "../sources/snapshot.ts";
 import type { AuditPrograms } from "../../driver/bpf/audit.ts";
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
@@ -46,7 +47,7 @@ Deno.test("hasEgressPolicy: true only when a policy selecting the labels has an 
 
 Deno.test("spiffeIdFor: the kernel's choice, placeholders filled; none when unresolved or unselected", () => {
   const payloads = kernelPayloads(policySet());
-  const with_ = (labels: string[]) => spiffeIdFor(payloads, labels);
+  const with_ = (labels: string[]) => spiffeIdFor(evaluatePolicies, payloads, labels);
   assert.equal(with_(["process:name=web"]), "spiffe://acme.test/web");
   assert.equal(with_(["process:name=batch"]), "spiffe://acme.test/jobs/batch");
   assert.equal(with_(["k8s:label:app=jobs"]), undefined, "[process:name] unresolved");
@@ -79,7 +80,14 @@ Deno.test("agent.audit config: off by default; unknown keys and bad sinks named 
 });
 
 /** Capture programs that never see an event: the daemon side without the kernel. */
-function fakePrograms(): AuditPrograms & { filters: unknown[]; closed: boolean } {
+type Fake = AuditPrograms & {
+  filters: unknown[];
+  closed: boolean;
+  hosts: bigint[][];
+  workloads: unknown[][];
+};
+
+function fakePrograms(): Fake {
   const p = {
     filters: [] as unknown[],
     closed: false,
@@ -89,12 +97,34 @@ function fakePrograms(): AuditPrograms & { filters: unknown[]; closed: boolean }
       p.filters.push(f);
     },
     stats: () => ({ seen: 0, filtered: 0, sent: 0, lost: 0, pendingFull: 0 }),
+    hosts: [] as bigint[][],
+    workloads: [] as unknown[][],
+    setHostCgroups(ids: Iterable<bigint>) {
+      p.hosts.push([...ids]);
+    },
+    setWorkloads(ws: unknown[]) {
+      p.workloads.push(ws);
+    },
+    describe: () => ({
+      syscalls: [],
+      groups: [],
+      hostCgroups: 0,
+      hostCgroupsOverflow: 0,
+      workloadCgroups: 0,
+      counters: {
+        seen: 0,
+        keptOut: { total: 0, path: 0, cgroup: 0, flags: 0 },
+        sent: 0,
+        lost: 0,
+        pendingFull: 0,
+      },
+    }),
     openEvents: (_: (e: RawAuditEvent) => void) => ({ consume: () => 0, close() {} }),
     close() {
       p.closed = true;
     },
   };
-  return p as unknown as AuditPrograms & { filters: unknown[]; closed: boolean };
+  return p as unknown as Fake;
 }
 
 const snapshot = (): PolicySnapshot => ({
@@ -174,6 +204,9 @@ Deno.test({
       });
       const id = s.rules.id;
       assert.equal(programs!.filters.length, 1);
+      assert.ok(programs!.hosts.length >= 1, "the host's cgroups pushed at start");
+      assert.ok(programs!.hosts[0]!.length > 0);
+      assert.deepEqual(programs!.workloads, [], "no rule is scoped to workloads: none pushed");
       // SIGHUP with the same files: nothing recompiled, nothing swapped.
       await audit.apply(on, snapshot());
       assert.equal(programs!.filters.length, 1);

@@ -11,7 +11,9 @@ export function formatAudit(a: DaemonAuditStatus | undefined): string[] {
   const row = (k: string, v: string) => `  ${k.padEnd(16)}${v}`;
   if (a.state !== "running") return [row("syscall audit", `${a.state.toUpperCase()}: ${a.reason}`)];
   const e = a.events;
-  const f = a.rules.filter;
+  const f = a.prefilter;
+  const scoped = (k: string) => f.groups.filter((g) => g.cgroups === k).length;
+  const out = f.counters.keptOut;
   const violations = Object.entries(a.violations).map(([r, n]) => `${r} ${n}`).join(", ");
   const sinks = [
     a.sinks.log ? "log" : "",
@@ -31,8 +33,12 @@ export function formatAudit(a: DaemonAuditStatus | undefined): string[] {
     ),
     row(
       "audit filter",
-      `${f.syscalls.length} syscalls; path prefixes for ${f.pathFiltered.join(", ") || "none"}: ` +
-        `${f.prefixes.length}`,
+      `${f.syscalls.length} syscalls in ${f.groups.length} groups (containers only: ` +
+        `${scoped("containers")}, workloads only: ${scoped("workloads")}); host cgroups ` +
+        `${f.hostCgroups}` +
+        `${f.hostCgroupsOverflow ? ` (+${f.hostCgroupsOverflow} not stored)` : ""}, ` +
+        `workload processes ${a.workloads.pushed}; kept out: path ${out.path}, cgroup ` +
+        `${out.cgroup}, flags ${out.flags}`,
     ),
     row(
       "audit events",

@@ -209,6 +209,10 @@ Deno.test({
         assert.equal(a.rules.kind, "rego");
         assert.ok(a.events.seen > 0 && a.events.sent > 0 && a.events.judged > 0, JSON.stringify(a));
         assert.ok(a.events.filtered > 0, "the prefilter kept some syscalls in the kernel");
+        assert.ok(a.prefilter.groups.length >= 10, JSON.stringify(a.prefilter.groups));
+        assert.ok(a.prefilter.hostCgroups > 0, "the host's cgroups were scanned");
+        assert.ok(a.prefilter.counters.keptOut.total > 0);
+        assert.equal(a.workloads.pushed, 0, "no default rule is scoped to workloads");
         assert.ok((a.violations["Read sensitive file untrusted"] ?? 0) >= 1);
         assert.equal(a.sinks.file?.path, sink);
         assert.ok(a.sinks.webhook!.delivered >= 1, JSON.stringify(a.sinks.webhook));
@@ -217,6 +221,10 @@ Deno.test({
         assert.equal(cli.code, 0, cli.stderr);
         assert.match(cli.stdout, /syscall audit\s+\d+ programs attached; rules from agent\.audit/);
         assert.match(cli.stdout, /audit events\s+seen \d+, filtered \d+/);
+        assert.match(
+          cli.stdout,
+          /audit filter\s+\d+ syscalls in \d+ groups \(containers only: 1, workloads only: 0\); host cgroups \d+/,
+        );
         assert.match(cli.stdout, /violations\s+.*Read sensitive file untrusted \d+/);
         const metrics = await (await control.get("/metrics")).text();
         assert.match(
@@ -395,6 +403,15 @@ Deno.test({
     await Deno.mkdir(rules);
     const rule = (name: string) => HOSTS_RULE.replaceAll("Read hosts", name);
     await Deno.writeTextFile(join(rules, "hosts.rego"), rule("Hosts A"));
+    // Scoped to workloads: the kernel sends its opens only from cgroups the daemon attested and
+    // pushed (a process named sh in it).
+    await Deno.writeTextFile(
+      join(rules, "workload.rego"),
+      `package camblet.audit
+filter contains {"rule": "Hosts W", "syscalls": ["openat"], "prefixes": ["/etc/hosts"], "workloads": [["process:name=sh"]]}
+violations contains {"rule": "Hosts W", "severity": "notice", "output": "w"} if input.path == "/etc/hosts"
+`,
+    );
     const config = join(dir, "config.yaml");
     const write = (enabled: boolean) =>
       Deno.writeTextFile(
@@ -420,6 +437,12 @@ Deno.test({
     };
     try {
       await seen("Hosts A");
+      // The sweep (every 5 s) attests the sleeping shell: its cgroup is pushed, cat's open is sent.
+      const w = (await running()).prefilter.groups.find((g) => g.rules.includes("Hosts W"));
+      assert.equal(w?.cgroups, "workloads", JSON.stringify(w));
+      await sh("sleep 6; cat /etc/hosts > /dev/null; sleep 0.2");
+      await until(async () => ((await running()).violations["Hosts W"] ?? 0) > 0, "Hosts W");
+      assert.ok((await running()).workloads.pushed > 0);
       const first = (await running()).rules.id;
       await Deno.writeTextFile(join(rules, "hosts.rego"), rule("Hosts B"));
       agent.kill("SIGHUP");
