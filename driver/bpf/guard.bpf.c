@@ -477,7 +477,7 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 	struct ruleset *r = ruleset_of(id);
 	if (!r || !(r->flags & (R_READ_PATHS | R_WRITE_PATHS)))
 		return 0;
-	unsigned int mode = BPF_CORE_READ(file, f_mode);
+	unsigned int mode = file->f_mode; /* a trusted BTF pointer: a plain load, no helper call */
 	if (mode & FMODE_NOACCOUNT)
 		return 0;
 	/* Only an open that some entry of this rule set could deny needs the path. */
