@@ -18,6 +18,7 @@ const FLAG_PATHS: Record<string, string> = {
   kernelModuleDevice: "agent.kernelModuleDevice",
   driver: "agent.driver",
   failClosed: "agent.proxy.failClosed",
+  guardFailClosed: "agent.guard.failClosed",
   policiesPath: "agent.policiesPath",
   servicesPath: "agent.servicesPath",
   trustDomain: "agent.trustDomain",
@@ -58,6 +59,14 @@ const AGENT_OPTIONS: { option: () => Option; policy: boolean }[] = [
       new Option(
         "--fail-closed",
         "proxy data plane: refuse protected connections while no agent serves (default: off)",
+      ),
+  },
+  {
+    policy: false,
+    option: () =>
+      new Option(
+        "--guard-fail-closed",
+        "runtime guard: keep the last rules enforced (pinned) while no agent runs (default: off)",
       ),
   },
   {

@@ -99,6 +99,23 @@ const proxy = z.object({
   cgroupPath: z.string().optional(),
 }).strict();
 
+/** `agent.guard`: the runtime guard's behaviour when the agent stops (not in the Go agent). */
+const guard = z.object({
+  /**
+   * Keep the guard's programs pinned while no agent runs, so the last rules stay enforced
+   * instead of lifting with the agent; the next agent takes them over. Lifted by removing
+   * `pinDir`. Env override: `CAMBLET_GUARD_FAIL_CLOSED=1|0`.
+   */
+  failClosed: z.boolean().default(false),
+  /**
+   * bpffs directory of the pins, the guard's alone (a takeover empties it). Env override:
+   * `CAMBLET_GUARD_PIN_DIR`.
+   */
+  pinDir: z.string().regex(/^\/(?!.*(^|\/)\.\.?(\/|$))/, {
+    error: (iss) => `pinDir ${JSON.stringify(iss.input)} must be an absolute path without . or ..`,
+  }).default("/sys/fs/bpf/camblet-guard"),
+}).strict();
+
 /** `agent.audit`: the syscall audit judged by Rego rules (not in the Go agent). Off by default. */
 const audit = z.object({
   /** Load the capture programs and judge syscalls (root: CAP_BPF, CAP_PERFMON). */
@@ -154,6 +171,7 @@ export const agentSchema = z.object({
   metadataCollectors: collectors.prefault({}),
   attestation: attestation.prefault({}),
   audit: audit.prefault({}),
+  guard: guard.prefault({}),
 }).strict();
 
 /** `plugins.*`: per-kind plugin configuration; each plugin's own parser validates its part. */

@@ -166,6 +166,7 @@ export class Daemon {
     this.#guard = new DaemonGuard({
       trustDomain: agent.trustDomain,
       labelsOf: labelsVia(services.augment),
+      config: agent.guard,
     });
     await this.#guard.apply(this.#current.policies ?? []);
     if (choice.kind === "kernel") {

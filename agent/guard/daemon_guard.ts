@@ -10,11 +10,15 @@
  *
  * Agent stop: by default the programs detach with the agent (links die with the process), and
  * confined workloads run unconfined from then on; the agent logs that. Opt-in fail-closed
- * (`CAMBLET_GUARD_FAIL_CLOSED=1`, bpffs directory `CAMBLET_GUARD_PIN_DIR`, default
- * `/sys/fs/bpf/camblet-guard`): the links are pinned, so the rules in force at exit keep being
- * enforced (also for new processes in keyed cgroups and children of confined processes) until a
- * new agent takes over — it attaches its own programs first, then removes the old pins — or the
- * directory is removed. Events are not read meanwhile; the kernel counts what it cannot queue.
+ * (`agent.guard.failClosed`, bpffs directory `agent.guard.pinDir`, default
+ * `/sys/fs/bpf/camblet-guard`; the environment variables `CAMBLET_GUARD_FAIL_CLOSED=1|0` and
+ * `CAMBLET_GUARD_PIN_DIR` override them): the links are pinned, so the rules in force at exit
+ * keep being enforced (also for new processes in keyed cgroups and children of confined
+ * processes) until a new agent takes over — it attaches its own programs first, then removes the
+ * old pins — or the directory is removed. Events are not read meanwhile; the kernel counts what
+ * it cannot queue. A takeover starts with the new agent's own maps: processes it selects are
+ * keyed again by its first sweep, but children that only inherited their rules from a confined
+ * parent (task storage) run unconfined until their own labels select them.
  *
  * @module
  */
@@ -31,8 +35,56 @@ import type { GuardStatus, RuntimeGuard } from "./runtime_guard.ts";
 export interface DaemonGuardOptions {
   trustDomain: string;
   labelsOf(pid: number): Promise<string[]>;
+  /** `agent.guard` of the config (default: fail-open). */
+  config?: GuardConfig;
   /** Environment (default: the process's); see the module doc for the variables. */
   env?: Record<string, string | undefined>;
+}
+
+/** `agent.guard` (agent/config/schema.ts). */
+export interface GuardConfig {
+  failClosed: boolean;
+  pinDir: string;
+}
+
+const DEFAULT_PIN_DIR = "/sys/fs/bpf/camblet-guard";
+
+/**
+ * The pin directory when fail-closed is on, else undefined: `config` with the environment's
+ * `CAMBLET_GUARD_FAIL_CLOSED` (1/0, true/false) and `CAMBLET_GUARD_PIN_DIR` over it. Throws
+ * naming the variable on a value it cannot read.
+ *
+ * @example
+ * ```ts
+ * import { failClosedPinDir } from "./daemon_guard.ts";
+ * failClosedPinDir({ failClosed: false, pinDir: "/sys/fs/bpf/g" }, { CAMBLET_GUARD_FAIL_CLOSED: "1" });
+ * // "/sys/fs/bpf/g"
+ * ```
+ */
+export function failClosedPinDir(
+  config: GuardConfig | undefined,
+  env: Record<string, string | undefined>,
+): string | undefined {
+  let on = config?.failClosed ?? false;
+  const flag = env["CAMBLET_GUARD_FAIL_CLOSED"];
+  if (flag !== undefined && flag !== "") {
+    if (/^(1|true)$/i.test(flag)) on = true;
+    else if (/^(0|false)$/i.test(flag)) on = false;
+    else {
+      throw new Error(
+        `Cannot read CAMBLET_GUARD_FAIL_CLOSED=${JSON.stringify(flag)} (environment): use 1 or 0`,
+      );
+    }
+  }
+  if (!on) return undefined;
+  const dir = env["CAMBLET_GUARD_PIN_DIR"] || config?.pinDir || DEFAULT_PIN_DIR;
+  if (!dir.startsWith("/")) {
+    throw new Error(
+      `Cannot pin the runtime guard in ${JSON.stringify(dir)} (CAMBLET_GUARD_PIN_DIR): ` +
+        "it must be an absolute path",
+    );
+  }
+  return dir;
 }
 
 /** `runtimeGuard` in `/v1/status`. */
@@ -53,10 +105,13 @@ export class DaemonGuard {
   #guard: RuntimeGuard | undefined;
   #unavailable: string | undefined;
   #env: Record<string, string | undefined>;
+  readonly #pinDir: string | undefined;
 
+  /** Throws on fail-closed settings it cannot read (before anything is loaded). */
   constructor(o: DaemonGuardOptions) {
     this.#o = o;
     this.#env = o.env ?? Deno.env.toObject();
+    this.#pinDir = failClosedPinDir(o.config, this.#env);
   }
 
   /**
@@ -71,9 +126,7 @@ export class DaemonGuard {
     if (!wantsRuntimeGuard(policies)) return;
     if (this.#unavailable) return this.#refuse(policies, this.#unavailable);
     try {
-      const pinDir = this.#env["CAMBLET_GUARD_FAIL_CLOSED"] === "1"
-        ? this.#env["CAMBLET_GUARD_PIN_DIR"] || "/sys/fs/bpf/camblet-guard"
-        : undefined;
+      const pinDir = this.#pinDir;
       const lsm = this.#env["CAMBLET_GUARD_LSM_LIST"];
       this.#guard = await openRuntimeGuard(policies, {
         trustDomain: this.#o.trustDomain,

@@ -178,8 +178,8 @@ try {
   );
   check("after the agent stops (default), the workload may exec /bin/sh", await execSh() === 0);
 
-  const failClosed = { CAMBLET_GUARD_FAIL_CLOSED: "1", CAMBLET_GUARD_PIN_DIR: PIN };
-  a = await agent(emu, failClosed);
+  // Fail-closed through the config (its AGENT_* layer) first, then the override variables.
+  a = await agent(emu, { AGENT_GUARD_FAILCLOSED: "true", AGENT_GUARD_PINDIR: PIN });
   await a.waitForLog(/Runtime guard pinned/, 60_000);
   await keyed(a);
   await a.stop();
@@ -191,7 +191,7 @@ try {
     "fail-closed: with no agent running, exec of /bin/sh is still denied",
     await execSh() === 126,
   );
-  a = await agent(emu, failClosed);
+  a = await agent(emu, { CAMBLET_GUARD_FAIL_CLOSED: "1", CAMBLET_GUARD_PIN_DIR: PIN });
   const took = await a.waitForLog(/Runtime guard pinned/, 60_000);
   check("the next agent takes the pins over", /replaced=[1-9]/.test(took), took);
   await a.stop();
