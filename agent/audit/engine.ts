@@ -147,20 +147,24 @@ export interface AuditCaptureOptions extends ContextSources {
 
 /**
  * Longest the judge runs before yielding to the event loop, ms. A yield (setTimeout 0, the
- * only one that lets I/O in) costs ~2 ms on a busy host: 10 ms slices drained a 40k events/s
- * backlog 1.7x faster than 5 ms ones with the same p99 timer lag (whole_path_bench).
+ * only one that lets I/O in) costs ~2 ms on a busy host; 10 ms slices judged a backlog faster
+ * but doubled the p99 timer lag at 20k events/s beside a busy loop (49 ms, 22 ms with 5).
  */
-export const SLICE_MS = 10;
+export const SLICE_MS = 5;
 
 /**
  * Default {@linkcode AuditCaptureOptions.queueMax}. Past it the backlog waits in the ring buffer
- * (~3,000 events). At 40k events/s with a busy loop beside it, 4096 lost no more than 16384 and
- * kept the agent's peak RSS at 159 MB, not 194 (the old bound, 65536: 237).
+ * (~3,000 events). A queued event holds 1-3 KB of heap: at 40k events/s beside a busy loop the
+ * old bound (65536) kept a 3 s burst whole at 244 MB peak RSS; 8192 lost 16 % of it at 196 MB
+ * (4096, with 10 ms slices: 48 % at 149 MB). Below 20k events/s none of them lost any.
  */
-export const QUEUE_MAX = 4096;
+export const QUEUE_MAX = 8192;
 
-/** Most events one read of the ring buffer takes (~5-10 ms of decoding on this host). */
-export const READ_MAX = 1024;
+/**
+ * Most events one read of the ring buffer takes: decoding 1024 at once (~8 ms) added to the
+ * judge's slice in the kernel link's wait.
+ */
+export const READ_MAX = 256;
 
 /** Kernel capture feeding an {@linkcode AuditEngine}. */
 export class AuditCapture {
@@ -226,13 +230,14 @@ export class AuditCapture {
     this.#consume();
     if (!this.#running) {
       this.#running = (async () => {
+        // One slice clock across batches: a read per batch must not restart it.
+        let slice = performance.now();
         for (;;) {
           // A read ends at READ_MAX: what is left in the ring is this drain's too.
           if (!this.#queue.length) this.#consume();
           if (!this.#queue.length) break;
           const batch = this.#queue;
           this.#queue = [];
-          let slice = performance.now();
           for (const e of batch) {
             // Context lookups are mostly cached, so awaits alone would not yield to timers and
             // I/O: give the event loop (the kernel link) a turn every few milliseconds.
