@@ -2,8 +2,8 @@
  * The blocking reader thread. `read()` on the device blocks until the kernel has a request (there
  * is no poll, and O_NONBLOCK is ignored), and errno belongs to the thread that made the call, so
  * the read loop runs alone in its own Worker and posts each chunk, with the time its `read()`
- * returned, on a port of its own: the kernel worker's reader is started by the main thread and
- * its port handed to the kernel worker ({@linkcode handOffReader}).
+ * returned, to its owner; the kernel worker's reader is started by the main thread and posts on a
+ * port handed to the kernel worker ({@linkcode handOffReader}).
  *
  * The Worker's module is this file (in the bundle, the reader's own bundle: driver/worker_code.ts),
  * whose top level starts the loop: see {@linkcode isWorkerNamed}.
@@ -24,7 +24,7 @@ export function isWorkerNamed(name: string): boolean {
   return typeof g.WorkerGlobalScope !== "undefined" && g.name === name;
 }
 
-/** Messages from the reader: `ready` to its owner, the rest on the port it sent with `ready`. */
+/** Messages from the reader: `ready` to its owner, the rest too or on the port sent with `ready`. */
 export type ReaderMessage =
   | { t: "ready"; ctl: Int32Array; port: MessagePort }
   | { t: "chunk"; chunk: Uint8Array<ArrayBuffer>; at: number }
@@ -138,11 +138,13 @@ function readerOn(
     Atomics.store(ctl, STATE, state);
     Atomics.notify(ctl, STATE);
   };
-  port.onmessage = (e: MessageEvent<ReaderMessage>) => {
+  const onMessage = (e: MessageEvent<ReaderMessage>) => {
     const m = e.data;
     if (m.t === "chunk") return onChunk(m.chunk, m.at);
     if (m.t === "end") resolveEnded(m.end);
   };
+  if (worker) worker.onmessage = onMessage;
+  else port.onmessage = onMessage;
   const fail = (message: string) => resolveEnded({ reason: "error", errno: 0, message });
   if (worker) {
     worker.onerror = (e) => {
@@ -188,6 +190,7 @@ export function handOffReader(kernel: Worker): Promise<Worker | undefined> {
         };
         kernel.postMessage(m);
       };
+      Atomics.store(handoff.ctl, VIA_PORT, 1);
       const m: ReaderHandoff = { t: "reader", ...handoff };
       kernel.postMessage(m, [handoff.port]);
       return worker;
@@ -200,14 +203,18 @@ export function handOffReader(kernel: Worker): Promise<Worker | undefined> {
   );
 }
 
-/** Shared control words: state (0 wait, 1 go, 2 abort), fd, stop flag, buffer size (0 default). */
+/**
+ * Shared control words: state (0 wait, 1 go, 2 abort), fd, stop flag, buffer size (0 default),
+ * where chunks go (0 to the owner, as its own worker messages; 1 on the port, handed over).
+ */
 const STATE = 0;
 const FD = 1;
 const STOP = 2;
 const BUFFER = 3;
+const VIA_PORT = 4;
 const GO = 1;
 const ABORT = 2;
-const CTL_BYTES = 4 * 4;
+const CTL_BYTES = 5 * 4;
 
 function runReader(): void {
   const scope = globalThis as unknown as {
@@ -228,13 +235,18 @@ function runReader(): void {
   const bufferBytes = Atomics.load(ctl, BUFFER) || undefined;
   // Reads the kernel's requests: like the kernel worker, not starved by busy processes.
   raiseThreadPriority(-10);
+  // The owner's own reader answers it directly (e.g. the emulator's, whose thread may be blocked
+  // and then handles these before its late deadline timers); a handed-over one on the port.
+  const post = Atomics.load(ctl, VIA_PORT) === 1
+    ? (m: ReaderMessage, t?: Transferable[]) => port1.postMessage(m, t ?? [])
+    : (m: ReaderMessage, t?: Transferable[]) => scope.postMessage(m, t);
   const end = readLoop(
     fd,
-    (chunk, at) => port1.postMessage({ t: "chunk", chunk, at }, [chunk.buffer]),
+    (chunk, at) => post({ t: "chunk", chunk, at }, [chunk.buffer]),
     bufferBytes,
     () => Atomics.load(ctl, STOP) !== 0,
   );
-  port1.postMessage({ t: "end", end, at: sharedNow() });
+  post({ t: "end", end, at: sharedNow() });
   port1.close();
   scope.close();
 }
