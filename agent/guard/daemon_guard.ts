@@ -210,24 +210,6 @@ export class DaemonGuard {
   }
 }
 
-/** Parses `/v1/events` query parameters into a filter; RangeError on a bad pid. */
-export function eventFilterFromUrl(u: URL): EventFilter {
-  const f: EventFilter = {};
-  const pid = u.searchParams.get("pid");
-  if (pid !== null && pid !== "") {
-    const n = Number(pid);
-    if (!Number.isInteger(n) || n <= 0) {
-      throw new RangeError(`pid must be a positive integer, got "${pid}"`);
-    }
-    f.pid = n;
-  }
-  for (const k of ["policy", "label", "outcome"] as const) {
-    const v = u.searchParams.get(k);
-    if (v) f[k] = v;
-  }
-  return f;
-}
-
 /** `labelsOf` from the daemon's `augment` (the same attestation the kernel link uses). */
 export function labelsVia(
   augment: (task: TaskContext, signal: AbortSignal) => Promise<string[]>,
