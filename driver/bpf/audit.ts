@@ -16,6 +16,7 @@ import {
   type AuditFilterDescription,
   AuditFilterMaps,
   PREFILTER_MAPS,
+  type PrefilterCounters,
   type PrefilterMaps,
 } from "./audit_filter_maps.ts";
 
@@ -23,23 +24,7 @@ export type { AuditFilter, FilterGroup, WorkloadCgroup } from "./audit_filter.ts
 export type { AuditFilterDescription } from "./audit_filter_maps.ts";
 
 /** Counters of the `stats` map, summed over CPUs. */
-export interface AuditStats {
-  /** Traced syscalls entered. */
-  seen: number;
-  /** Kept in the kernel by the prefilter: `filteredPath` + `filteredCgroup` + `filteredFlags`. */
-  filtered: number;
-  /** No rule for the syscall takes its path. */
-  filteredPath: number;
-  /** No rule for the syscall takes its cgroup (containers, workloads). */
-  filteredCgroup: number;
-  /** An open for reading that only write-only rules name. */
-  filteredFlags: number;
-  sent: number;
-  /** Events the ring buffer had no room for. */
-  lost: number;
-  /** Syscalls not captured because the pending table was full. */
-  pendingFull: number;
-}
+export type AuditStats = PrefilterCounters;
 
 const u32 = (n: number) => {
   const b = new Uint8Array(4);

@@ -28,13 +28,20 @@ import {
 const bit = (i: number) => 1n << BigInt(i);
 /** Counters of the `stats` map, summed over CPUs (driver/bpf/audit.ts reads them). */
 export interface PrefilterCounters {
+  /** Traced syscalls entered. */
   seen: number;
+  /** Kept in the kernel by the prefilter: `filteredPath` + `filteredCgroup` + `filteredFlags`. */
   filtered: number;
+  /** No rule for the syscall takes its path. */
   filteredPath: number;
+  /** No rule for the syscall takes its cgroup (containers, workloads). */
   filteredCgroup: number;
+  /** An open for reading that only write-only rules name. */
   filteredFlags: number;
   sent: number;
+  /** Events the ring buffer had no room for. */
   lost: number;
+  /** Syscalls not captured because the pending table was full. */
   pendingFull: number;
 }
 
