@@ -47,7 +47,7 @@ class FakeKernel implements GuardKernel {
     return this.tasks.get(pid) ?? 0;
   }
   stats(): GuardStats {
-    return { denied: 0, audited: 0, lost: 3, bound: 0 };
+    return { denied: 0, audited: 0, lost: 3, bound: 0, cacheHits: 0 };
   }
   openEvents(on: (e: GuardEvent) => void) {
     this.emit = on;

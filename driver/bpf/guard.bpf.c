@@ -19,7 +19,9 @@
 // LPM_PATH - 1 bytes) is walked instead: FNV-1a 64 over its first MAX_PATH bytes, the hash of
 // every prefix ending in '/' and of the whole path looked up in `paths` (the same entries,
 // unpropagated). The d_path buffer is PATH_MAX long, so a deep path below a denied prefix is
-// still judged. The programs are not sleepable: bpf_d_path only needs a hook from the sleepable
+// still judged. A confined open of a one-link regular file caches its path's flags in the
+// inode's storage (`open_cache`, see guard_open), so a repeated open skips bpf_d_path. The
+// programs are not sleepable: bpf_d_path only needs a hook from the sleepable
 // set, and non-sleepable trampolines cost less on every open and exec.
 // Every denial, and every would-deny of an audit-mode rule set, goes to `events` (a ring
 // buffer); a full ring buffer is counted in `stats[STAT_LOST]`.
@@ -42,11 +44,23 @@ char LICENSE[] SEC("license") = "GPL";
 // Only the fields read here; CO-RE relocates them against the running kernel's BTF.
 struct path {
 	void *mnt;
-	void *dentry;
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+struct inode {
+	unsigned short i_mode;
+	unsigned int i_nlink;
+} __attribute__((preserve_access_index));
+struct dentry {
+	unsigned int d_flags;
+	struct dentry *d_parent;
 } __attribute__((preserve_access_index));
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 	unsigned int f_mode;
+} __attribute__((preserve_access_index));
+struct fs_struct {
+	struct path root;
 } __attribute__((preserve_access_index));
 struct linux_binprm {
 	struct file *file;
@@ -55,6 +69,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct fs_struct *fs;
 } __attribute__((preserve_access_index));
 typedef struct {
 	unsigned int val;
@@ -67,6 +82,9 @@ struct cred {
 #define FMODE_READ 0x1
 #define FMODE_WRITE 0x2
 #define FMODE_NOACCOUNT 0x20000000 /* overlayfs' inner open of the real file: seen already */
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#define DCACHE_OP_REVALIDATE 0x4 /* kernfs, network and stacked file systems: names change unseen */
 #define PTRACE_MODE_ATTACH 0x02
 #define SOCK_RAW 3
 #define SOCK_PACKET 10
@@ -126,6 +144,7 @@ enum stat {
 	STAT_AUDITED,
 	STAT_LOST,
 	STAT_BOUND,
+	STAT_CACHE_HIT, /* opens judged from the verdict cache, without d_path */
 	STAT_MAX,
 };
 
@@ -231,6 +250,42 @@ struct {
 	__type(value, struct task_rule);
 } task_rules SEC(".maps");
 
+/* The open verdict cache (see guard_open): one entry per inode, freed with the inode. */
+struct open_cache {
+	__u64 gen;        /* gens[GEN_HOOKS] when the path was read */
+	__u64 rules;      /* gens[GEN_RULES] */
+	__u32 rename_seq; /* rename_lock's sequence (even) */
+	__u32 mount_seq;  /* mount_lock's sequence (even) */
+	__u32 ruleset;
+	__u32 flags; /* P_* found for the path */
+	__u64 mnt, dentry, root_mnt, root_dentry;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct open_cache);
+} open_cache SEC(".maps");
+
+/* Generations that invalidate every open_cache entry: GEN_HOOKS is bumped here by the hooks
+ * that can give an inode another path or the task another root (link, unlink, rename, chroot,
+ * mounts), GEN_RULES by the agent after every write of rule sets or path entries. */
+enum gen { GEN_HOOKS = 0, GEN_RULES, GEN_MAX };
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GEN_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gens SEC(".maps");
+
+/* The kernel's own path generations: every d_move and every mount-tree change is a write
+ * section of these seqlocks (sequence first in seqlock_t). Unlike the LSM hooks, which run
+ * before the change, a sequence moves when the change is made. */
+extern const void rename_lock __ksym __weak;
+extern const void mount_lock __ksym __weak; /* not in every kernel's kallsyms (6.18): */
+/* unresolved, a sequence reads as odd (seq_of) and nothing is cached. */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -255,6 +310,23 @@ static __always_inline void count(__u32 which)
 	__u64 *n = bpf_map_lookup_elem(&stats, &which);
 	if (n)
 		*n += 1;
+}
+
+static __always_inline void bump(void)
+{
+	__u32 k = GEN_HOOKS;
+	__u64 *g = bpf_map_lookup_elem(&gens, &k);
+	if (g)
+		__sync_fetch_and_add(g, 1);
+}
+
+static __always_inline __u32 seq_of(const void *lock)
+{
+	__u32 v;
+	/* Odd (a write section) when unresolved or unreadable: never cached. A failed read zeroes v. */
+	if (!lock || bpf_probe_read_kernel(&v, sizeof(v), lock))
+		return 1;
+	return v;
 }
 
 static __always_inline struct config *cfg(void)
@@ -468,6 +540,32 @@ int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 	return 0;
 }
 
+/* Whether `c` still holds the verdict of this open: see guard_open. */
+static __always_inline int cache_hit(struct open_cache *c, struct file *file, __u32 id,
+				     struct task_struct *task, __u64 *gen, __u64 *rules)
+{
+	if (!c || c->ruleset != id || c->gen != *gen || c->rules != *rules)
+		return 0;
+	struct dentry *d = file->f_path.dentry;
+	if (c->mnt != (__u64)file->f_path.mnt || c->dentry != (__u64)d || d->d_parent == d)
+		return 0;
+	if (c->root_mnt != (__u64)task->fs->root.mnt ||
+	    c->root_dentry != (__u64)task->fs->root.dentry)
+		return 0;
+	if (file->f_inode->i_nlink != 1)
+		return 0;
+	return c->rename_seq == seq_of(&rename_lock) && c->mount_seq == seq_of(&mount_lock);
+}
+
+/*
+ * Verdict cache: bpf_d_path is most of an open's cost, so a confined open of a regular file
+ * with one link remembers, in the inode's storage, the P_* flags its path had, with everything
+ * that path depended on: the file's mount and dentry, the task's root (d_path is relative to
+ * it), the rule set and rules generation, the hook generation and the kernel's rename and mount
+ * sequences, all read before the path. An entry is used only when all still match and the
+ * inode still has one link; a hard-linked inode, a disconnected dentry, a file system that
+ * revalidates names, or a path read while a rename or mount was under way is never cached.
+ */
 SEC("lsm/file_open")
 int BPF_PROG(guard_open, struct file *file, int ret)
 {
@@ -484,16 +582,64 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 	__u32 need = ((mode & FMODE_READ) ? R_READ_PATHS : 0) | ((mode & FMODE_WRITE) ? R_WRITE_PATHS : 0);
 	if (!(r->flags & need))
 		return 0;
-	struct walk w = {};
-	long n;
-	struct scratch *s = lookup_path(&file->f_path, id, &w, &n);
-	if (!s)
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 k = GEN_HOOKS;
+	__u64 *gp = bpf_map_lookup_elem(&gens, &k);
+	k = GEN_RULES;
+	__u64 *rp = bpf_map_lookup_elem(&gens, &k);
+	if (!gp || !rp)
 		return 0;
+	__u64 gen = *gp, rules = *rp;
+	struct inode *inode = file->f_inode;
+	struct dentry *dentry = file->f_path.dentry;
+	struct walk w = {};
+	long n = 0;
+	struct scratch *s = 0;
+	struct open_cache *c = bpf_inode_storage_get(&open_cache, inode, 0, 0);
+	if (cache_hit(c, file, id, task, &gen, &rules)) {
+		w.flags = c->flags;
+		count(STAT_CACHE_HIT);
+	} else {
+		__u32 rs = seq_of(&rename_lock), ms = seq_of(&mount_lock);
+		void *root_mnt = task->fs->root.mnt, *root_dentry = task->fs->root.dentry;
+		int cacheable = (inode->i_mode & S_IFMT) == S_IFREG && inode->i_nlink == 1 &&
+				!(dentry->d_flags & DCACHE_OP_REVALIDATE) &&
+				dentry->d_parent != dentry && !((rs | ms) & 1);
+		s = lookup_path(&file->f_path, id, &w, &n);
+		if (!s)
+			return 0;
+		if (cacheable && root_mnt == task->fs->root.mnt &&
+		    root_dentry == task->fs->root.dentry) {
+			c = bpf_inode_storage_get(&open_cache, inode, 0,
+						  BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (c) {
+				c->gen = gen;
+				c->rules = rules;
+				c->rename_seq = rs;
+				c->mount_seq = ms;
+				c->ruleset = id;
+				c->flags = w.flags;
+				c->mnt = (__u64)file->f_path.mnt;
+				c->dentry = (__u64)dentry;
+				c->root_mnt = (__u64)root_mnt;
+				c->root_dentry = (__u64)root_dentry;
+			}
+		}
+	}
+	__u32 deny = 0;
 	if ((mode & FMODE_READ) && (w.flags & P_READ_DENY))
-		return verdict(id, r, HOOK_OPEN, P_READ_DENY, (int)mode, s->path);
-	if ((mode & FMODE_WRITE) && (w.flags & P_WRITE_DENY))
-		return verdict(id, r, HOOK_OPEN, P_WRITE_DENY, (int)mode, s->path);
-	return 0;
+		deny = P_READ_DENY;
+	else if ((mode & FMODE_WRITE) && (w.flags & P_WRITE_DENY))
+		deny = P_WRITE_DENY;
+	if (!deny)
+		return 0;
+	if (!s) {
+		/* A cached deny: the event still carries the path. */
+		s = lookup_path(&file->f_path, id, &w, &n);
+		if (!s)
+			return verdict(id, r, HOOK_OPEN, deny, (int)mode, 0);
+	}
+	return verdict(id, r, HOOK_OPEN, deny, (int)mode, s->path);
 }
 
 /* Shared by the hooks that deny a whole capability: returns the verdict or 0. */
@@ -539,6 +685,7 @@ SEC("lsm/sb_mount")
 int BPF_PROG(guard_mount, const char *dev_name, const struct path *path, const char *type,
 	     unsigned long flags, void *data, int ret)
 {
+	bump();
 	if (ret)
 		return ret;
 	return simple(R_MOUNT, HOOK_MOUNT, (int)flags, type);
@@ -547,6 +694,7 @@ int BPF_PROG(guard_mount, const char *dev_name, const struct path *path, const c
 SEC("lsm/sb_umount")
 int BPF_PROG(guard_umount, void *mnt, int flags, int ret)
 {
+	bump();
 	if (ret)
 		return ret;
 	return simple(R_MOUNT, HOOK_UMOUNT, flags, 0);
@@ -555,6 +703,7 @@ int BPF_PROG(guard_umount, void *mnt, int flags, int ret)
 SEC("lsm/move_mount")
 int BPF_PROG(guard_move_mount, const struct path *from, const struct path *to, int ret)
 {
+	bump();
 	if (ret)
 		return ret;
 	return simple(R_MOUNT, HOOK_MOVE_MOUNT, 0, 0);
@@ -613,6 +762,45 @@ int BPF_PROG(guard_setuid, struct cred *new, const struct cred *old, int flags, 
 	if (!((nu == 0 && ou != 0) || (ne == 0 && oe != 0)))
 		return 0;
 	return simple(R_SETUID_ROOT, HOOK_SETUID, 0, 0);
+}
+
+/* Hooks that only invalidate the open verdict cache (before the change: the kernel's rename
+ * and mount sequences cover a change made after an open read them). */
+SEC("lsm/inode_link")
+int BPF_PROG(guard_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry,
+	     int ret)
+{
+	bump();
+	return ret;
+}
+
+SEC("lsm/inode_unlink")
+int BPF_PROG(guard_unlink, struct inode *dir, struct dentry *dentry, int ret)
+{
+	bump();
+	return ret;
+}
+
+SEC("lsm/inode_rename")
+int BPF_PROG(guard_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
+	     struct dentry *new_dentry, int ret)
+{
+	bump();
+	return ret;
+}
+
+SEC("lsm/path_chroot")
+int BPF_PROG(guard_chroot, const struct path *path, int ret)
+{
+	bump();
+	return ret;
+}
+
+SEC("lsm/sb_pivotroot")
+int BPF_PROG(guard_pivotroot, const struct path *old_path, const struct path *new_path, int ret)
+{
+	bump();
+	return ret;
 }
 
 /* Task storage is not inherited: children get their parent's rule set here. */

@@ -41,6 +41,8 @@ export interface GuardStats {
   lost: number;
   /** Execs that bound a rule set in-kernel. */
   bound: number;
+  /** Opens judged from the per-inode verdict cache (no d_path). */
+  cacheHits: number;
 }
 
 /** Options of {@linkcode GuardPrograms.load}. */
@@ -84,6 +86,8 @@ function readLsmList(path: string): string | undefined {
 }
 
 const EPERM = 1;
+/** `gens` slot the agent bumps (guard.bpf.c enum gen). */
+const GEN_RULES = 1;
 
 /** The loaded guard object: programs attached, maps open. */
 export class GuardPrograms {
@@ -96,8 +100,11 @@ export class GuardPrograms {
     pathLpm: BpfMap;
     taskRules: BpfMap;
     stats: BpfMap;
+    gens: BpfMap;
     eventsFd: number;
   };
+  /** Written to `gens[GEN_RULES]` after every rule write: invalidates the open verdict cache. */
+  #rulesGen = 0n;
   #agentTgid: number;
 
   private constructor(obj: BpfObject, agentTgid: number) {
@@ -111,6 +118,7 @@ export class GuardPrograms {
       pathLpm: obj.map("path_lpm", SIZES.lpmKey, SIZES.pathVal),
       taskRules: obj.map("task_rules", 4, SIZES.taskRule),
       stats: obj.map("stats", 4, 8),
+      gens: obj.map("gens", 4, 8),
       eventsFd: obj.map("events", 0, 0).fd,
     };
   }
@@ -164,11 +172,18 @@ export class GuardPrograms {
   /** Defines rule set `id` (1..1023) with R_* `flags` (R.ACTIVE is added). */
   setRuleset(id: number, flags: number, generation = 0): void {
     this.#maps.rulesets.update(u32(id), rulesetVal(flags | 1, generation));
+    this.#rulesChanged();
+  }
+
+  /** After the entries are written: an open that read the old generation cached nothing. */
+  #rulesChanged(): void {
+    this.#maps.gens.update(u32(GEN_RULES), u64(++this.#rulesGen));
   }
 
   /** Disables rule set `id`: tasks keyed to it run unconfined. */
   clearRuleset(id: number): void {
     this.#maps.rulesets.update(u32(id), rulesetVal(0, 0));
+    this.#rulesChanged();
   }
 
   /**
@@ -184,6 +199,7 @@ export class GuardPrograms {
     for (const e of lpmTable(entries)) {
       this.#maps.pathLpm.update(lpmKey(ruleset, e.path)!, pathVal(e.flags, e.bind));
     }
+    this.#rulesChanged();
   }
 
   /**
@@ -207,6 +223,7 @@ export class GuardPrograms {
     };
     prune(this.#maps.paths, 0);
     prune(this.#maps.pathLpm, 4);
+    this.#rulesChanged();
   }
 
   /** Keys cgroup `id` (and everything below it) to rule set `ruleset`; 0 deletes. */
@@ -274,6 +291,7 @@ export class GuardPrograms {
       audited: read(STAT.AUDITED),
       lost: read(STAT.LOST),
       bound: read(STAT.BOUND),
+      cacheHits: read(STAT.CACHE_HIT),
     };
   }
 

@@ -62,7 +62,7 @@ export const OUTCOME_NAMES: Readonly<Record<number, "denied" | "audited" | "boun
   .freeze({ 1: "denied", 2: "audited", 3: "bound" });
 
 /** `enum stat` indexes of the per-CPU `stats` map. */
-export const STAT = { DENIED: 0, AUDITED: 1, LOST: 2, BOUND: 3 } as const;
+export const STAT = { DENIED: 0, AUDITED: 1, LOST: 2, BOUND: 3, CACHE_HIT: 4 } as const;
 
 /** Longest path the kernel side reads (bytes, with the NUL). */
 export const MAX_PATH = 256;

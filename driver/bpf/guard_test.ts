@@ -50,7 +50,7 @@ Deno.test({
       }
       // A kernel that allows BPF LSM: then every hook is attached.
       try {
-        assert.equal(loaded.attached.length, 15);
+        assert.equal(loaded.attached.length, 20);
       } finally {
         loaded.close();
       }

@@ -118,6 +118,7 @@ Deno.test("status lines of the runtime guard", () => {
       audited: 2,
       lost: 0,
       bound: 1,
+      cacheHits: 0,
       subscribers: 1,
       streamDropped: 0,
     },

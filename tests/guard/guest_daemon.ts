@@ -166,7 +166,7 @@ try {
   const text = new TextDecoder().decode(st.stdout);
   check(
     "camblet-agent status shows the guard: programs, canary, confined cgroup, denials",
-    /runtime guard\s+15 BPF LSM programs attached; 1 rule set \(1 enforce, 0 audit\); canary ok/
+    /runtime guard\s+20 BPF LSM programs attached; 1 rule set \(1 enforce, 0 audit\); canary ok/
       .test(text) && /confined\s+1 cgroup/.test(text) && /guard events\s+denied [1-9]/.test(text),
     text,
   );

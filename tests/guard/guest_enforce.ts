@@ -20,6 +20,9 @@ const pad = (head: string, total: number) => head + "x".repeat(total - head.leng
 const LONG_EXACT = pad(`${DIR}/e/`, 254);
 const LONG_253 = pad(`${VAULT}/m/`, 253);
 const LONG_DEEP = `${VAULT}/${"a".repeat(100)}/${"b".repeat(100)}/${"c".repeat(100)}`;
+// Open verdict cache (guard.bpf.c guard_open): a tmpfs with a read-denied directory.
+const GC = "/tmp/gc";
+const DENY = `${GC}/deny`;
 const checks: Check[] = [];
 const check = (name: string, ok: boolean, detail: unknown = "") =>
   checks.push({ name, ok, detail: typeof detail === "string" ? detail : JSON.stringify(detail) });
@@ -30,6 +33,9 @@ await sh(
     "mkdir -p /sys/fs/cgroup/guardtest.service /tmp/mnt; " +
     `echo secret > ${DIR}/secret; cp /usr/bin/bash /tmp/confineme; cp /usr/bin/bash /tmp/auditme; ` +
     "cp /usr/bin/bash /tmp/boundbin; " +
+    // The open verdict cache's checks: a tmpfs (no name revalidation, so opens are cached).
+    `mkdir -p ${GC}; mount -t tmpfs none ${GC}; mkdir -p ${DENY} ${GC}/bind; ` +
+    `echo l > ${GC}/later; echo a > ${DENY}/aud; ` +
     `mkdir -p ${DIR}/e ${VAULT}/m ${LONG_DEEP.slice(0, LONG_DEEP.lastIndexOf("/"))}; ` +
     `for f in ${LONG_EXACT} ${LONG_253} ${LONG_DEEP} ${VAULT}/notes ${VAULT}x; do echo v > $f; done`,
 );
@@ -40,7 +46,11 @@ const policyYaml = (variant: "strict" | "relaxed") => `
   runtime:
     profiles: [baseline]
     exec: {deny: [/bin/sh]}
-    files: {denyRead: [${DIR}/secret, ${VAULT}/, ${LONG_EXACT}], denyWrite: [${VAULT}/notes]}
+    files:
+      denyRead: [${DIR}/secret, ${VAULT}/, ${LONG_EXACT}, ${DENY}/${
+  variant === "strict" ? `, ${GC}/later` : ""
+}]
+      denyWrite: [${VAULT}/notes]
     rawSockets: deny
     setuidRoot: deny
 - selectors: [{process:name: confineme}]
@@ -49,7 +59,7 @@ const policyYaml = (variant: "strict" | "relaxed") => `
     ${variant === "strict" ? "exec: {deny: [/bin/sh]}\n    syslog: deny" : "syslog: allow"}
 - selectors: [{process:name: auditme}]
   certificate: {workloadID: "audited/[process:uid]"}
-  runtime: {mode: audit, syslog: deny, exec: {deny: [/bin/sh]}}
+  runtime: {mode: audit, syslog: deny, exec: {deny: [/bin/sh]}, files: {denyRead: [${DENY}/]}}
 - selectors: [{process:binary:path: /tmp/boundbin}]
   certificate: {workloadID: bound}
   runtime: {exec: {deny: [/bin/sh]}}
@@ -183,6 +193,70 @@ check(
   events.filter((e) => e.hook.startsWith("kernel_")),
 );
 
+// The open verdict cache: a file's path can change under a cached verdict (rename, link, bind
+// mount); each must decide as d_path alone did.
+const hits = () => guard.status().events.cacheHits;
+const cat = (f: string, times = 1) => Array(times).fill(`cat ${f} >/dev/null`).join(" && ");
+const denied = (r: { code: number; err: string }) => r.code !== 0 && /not permitted/i.test(r.err);
+await outside.run(
+  `echo a > ${GC}/a; echo b > ${DENY}/b; echo h > ${GC}/h; echo k > ${DENY}/k; echo m > ${DENY}/m`,
+);
+const hits0 = hits();
+let c = await inCgroup.run(cat(`${GC}/a`, 3));
+check("cache: an allowed file opens three times", c.code === 0, c);
+check("cache: the repeated opens were judged from the cache", hits() >= hits0 + 2, hits() - hits0);
+await outside.run(`mv ${GC}/a ${DENY}/a`);
+c = await inCgroup.run(cat(`${DENY}/a`));
+check("cache: the cached allowed file renamed into a denied prefix is denied", denied(c), c);
+c = await inCgroup.run(cat(`${DENY}/b`));
+let c2 = await inCgroup.run(cat(`${DENY}/b`));
+check("cache: a denied file is denied twice (cached deny)", denied(c) && denied(c2), [c, c2]);
+await outside.run(`mv ${DENY}/b ${GC}/b`);
+c = await inCgroup.run(cat(`${GC}/b`));
+check("cache: a denied file renamed out of the prefix is allowed", c.code === 0, c);
+c = await inCgroup.run(cat(`${GC}/h`, 3));
+await outside.run(`ln ${GC}/h ${DENY}/h`);
+c2 = await inCgroup.run(cat(`${DENY}/h`));
+let c3 = await inCgroup.run(cat(`${GC}/h`));
+await outside.run(`rm ${GC}/h`);
+const c4 = await inCgroup.run(cat(`${DENY}/h`));
+check(
+  "cache: a cached allowed file hard-linked into the prefix: the new name denied, the old allowed, " +
+    "and once the old name is gone the one left still denied",
+  c.code === 0 && denied(c2) && c3.code === 0 && denied(c4),
+  [c, c2, c3, c4],
+);
+await outside.run(`ln ${DENY}/k ${GC}/k`);
+c = await inCgroup.run(cat(`${DENY}/k`, 2));
+c2 = await inCgroup.run(cat(`${GC}/k`, 2));
+c3 = await inCgroup.run(cat(`${DENY}/k`));
+check(
+  "cache: a denied file with a second link (nlink 2): still denied by its name; the alias opens " +
+    "as before (its own path decides)",
+  denied(c) && c2.code === 0 && denied(c3),
+  [c, c2, c3],
+);
+await outside.run(`mount --bind ${DENY} ${GC}/bind`);
+c = await inCgroup.run(cat(`${DENY}/m`, 2));
+c2 = await inCgroup.run(cat(`${GC}/bind/m`, 2));
+c3 = await inCgroup.run(cat(`${DENY}/m`));
+await outside.run(`umount ${GC}/bind`);
+check(
+  "cache: a bind mount of a denied directory: denied by its own path before and after, the bind " +
+    "path judged by its own path as without the cache (d_path names the bind mount)",
+  denied(c) && c2.code === 0 && denied(c3),
+  [c, c2, c3],
+);
+guard.drain();
+await new Promise((r) => setTimeout(r, 200));
+check(
+  "cache: every denied open is an event, cached or not",
+  events.filter((e) => e.hook === "open" && e.outcome === "denied" && e.path === `${DENY}/b`)
+        .length === 2 &&
+    events.filter((e) => e.hook === "open" && e.path === `${DENY}/k`).length === 2, // && stops at the first
+  events.filter((e) => e.hook === "open").map((e) => e.path),
+);
+
 // Task-storage keyed process, children inherit, reload changes enforcement.
 const confined = await Runner.start("/tmp/confineme");
 await guard.sweep();
@@ -195,11 +269,15 @@ check(
 r = await confined.run("dmesg >/dev/null");
 check("process labels: dmesg denied", r.code !== 0, r);
 await guard.update(policies("relaxed"));
+c = await inCgroup.run(cat(`${GC}/later`, 3));
+check("cache: after a reload a no longer denied file opens (cached)", c.code === 0, c);
 r = await confined.run("dmesg >/dev/null");
 check("after a reload the same running process may read the kernel log", r.code === 0, r);
 r = await confined.run("/bin/sh -c true");
 check("after a reload the same running process may exec /bin/sh", r.code === 0, r);
 await guard.update(policies("strict"));
+c = await inCgroup.run(cat(`${GC}/later`));
+check("cache: a reload that denies the cached file denies it at once", denied(c), c);
 r = await confined.run("/bin/sh -c true");
 check("reloading the strict rules denies it again, still without a restart", r.code !== 0, r);
 
@@ -208,6 +286,8 @@ const audited = await Runner.start("/tmp/auditme");
 await guard.sweep();
 r = await audited.run("dmesg >/dev/null && /bin/sh -c true");
 check("audit mode lets dmesg and /bin/sh through", r.code === 0, r);
+r = await audited.run(cat(`${DENY}/aud`, 3));
+check("audit mode: a would-deny open passes, also when cached", r.code === 0, r);
 guard.drain();
 await new Promise((r) => setTimeout(r, 200));
 const aud = events.filter((e) => e.outcome === "audited");
@@ -216,6 +296,11 @@ check(
   aud.some((e) => e.hook === "syslog") &&
     aud.some((e) => e.hook === "exec" && e.spiffeId === "spiffe://test.local/audited/0"),
   aud,
+);
+check(
+  "audit mode: each of the three would-deny opens is reported (cached ones too)",
+  aud.filter((e) => e.hook === "open" && e.path === `${DENY}/aud`).length === 3,
+  aud.filter((e) => e.hook === "open"),
 );
 
 // Exec binding: confined from its first instruction, no sweep.
@@ -233,7 +318,7 @@ check(
 const st = guard.status();
 check(
   "status counts denials and no lost events",
-  st.events.denied > 5 && st.events.lost === 0 && st.programs.length === 15,
+  st.events.denied > 5 && st.events.lost === 0 && st.programs.length === 20,
   st,
 );
 const metrics = guard.metricsText();
