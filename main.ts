@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run -A --v8-flags=--max-semi-space-size=2
+#!/usr/bin/env -S deno run -A --v8-flags=--max-semi-space-size=2,--optimize-for-size
 /**
  * camblet-agent entry point: parse → run the command → exit code. The only file that calls
  * `Deno.exit` or configures log sinks.

@@ -55,7 +55,7 @@ if [ -z "\${DENO_DIR:-}" ]; then
 fi
 # V8 heap flags: README "Development", "Memory".
 exec /usr/lib/camblet-agent/deno run --allow-all --no-config --no-lock --no-remote --quiet \\
-  --v8-flags=--max-semi-space-size=2 /usr/lib/camblet-agent/camblet-agent.js "$@"
+  --v8-flags=--max-semi-space-size=2,--optimize-for-size /usr/lib/camblet-agent/camblet-agent.js "$@"
 `;
 
 /** One built file. */

@@ -25,7 +25,7 @@ export async function compile(arch: Arch, js: string): Promise<string> {
       "--quiet",
       "-A",
       "--no-config",
-      "--v8-flags=--max-semi-space-size=2", // README "Development", "Memory"
+      "--v8-flags=--max-semi-space-size=2,--optimize-for-size", // README "Development", "Memory"
       "--target",
       t.target,
       "-o",

@@ -161,6 +161,9 @@ Deno.test("validate and explain list no daemon-only flags", async () => {
 Deno.test("the program starts with a #! line and is executable (so it can be the command)", async () => {
   const entry = agentEntry(); // dist/camblet-agent.js in CI's second pass
   const head = (await Deno.readTextFile(entry)).split("\n", 1)[0];
-  assert.equal(head, "#!/usr/bin/env -S deno run -A --v8-flags=--max-semi-space-size=2");
+  assert.equal(
+    head,
+    "#!/usr/bin/env -S deno run -A --v8-flags=--max-semi-space-size=2,--optimize-for-size",
+  );
   assert.ok(((await Deno.stat(entry)).mode! & 0o111) !== 0, `${entry} is not executable`);
 });
