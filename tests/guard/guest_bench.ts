@@ -113,6 +113,7 @@ async function current(label: string): Promise<void> {
     if (guard.status().confined.cgroups !== 1) throw new Error("the bench cgroup is not keyed");
     await measure(label);
     const st = guard.status();
+    console.log(`${label}opens judged from the verdict cache: ${st.events.cacheHits}`);
     if (st.events.denied !== 0) throw new Error(`the bench was denied: ${JSON.stringify(st)}`);
   } finally {
     guard.close();
