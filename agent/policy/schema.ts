@@ -118,7 +118,9 @@ const certificateSchema = z.object({
     .optional()
     .meta({
       description: 'certificate lifetime, e.g. "3600s", "1h", "90m"',
-      pattern: String.raw`^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d))+$`,
+      // A plain string, not String.raw: the bundle writes µ as \u00b5, which only a cooked
+      // string turns back into µ (the printed schema must not depend on how the agent runs).
+      pattern: "^((\\d+(\\.\\d*)?|\\.\\d+)(ns|us|µs|ms|s|m|h|d))+$",
     }),
 }).strict();
 
