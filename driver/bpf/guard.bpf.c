@@ -252,6 +252,8 @@ struct {
 
 /* The open verdict cache (see guard_open): one entry per inode, freed with the inode. */
 struct open_cache {
+	struct bpf_spin_lock lock; /* two opens of one inode store at once: never a torn entry */
+	__u32 pad;
 	__u64 gen;        /* gens[GEN_HOOKS] when the path was read */
 	__u64 rules;      /* gens[GEN_RULES] */
 	__u32 rename_seq; /* rename_lock's sequence (even) */
@@ -541,10 +543,25 @@ int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 }
 
 /* Whether `c` still holds the verdict of this open: see guard_open. */
-static __always_inline int cache_hit(struct open_cache *c, struct file *file, __u32 id,
-				     struct task_struct *task, __u64 *gen, __u64 *rules)
+static __always_inline int cache_hit(struct open_cache *e, struct file *file, __u32 id,
+				     struct task_struct *task, __u64 *gen, __u64 *rules,
+				     struct open_cache *c)
 {
-	if (!c || c->ruleset != id || c->gen != *gen || c->rules != *rules)
+	if (!e)
+		return 0;
+	bpf_spin_lock(&e->lock);
+	c->gen = e->gen;
+	c->rules = e->rules;
+	c->rename_seq = e->rename_seq;
+	c->mount_seq = e->mount_seq;
+	c->ruleset = e->ruleset;
+	c->flags = e->flags;
+	c->mnt = e->mnt;
+	c->dentry = e->dentry;
+	c->root_mnt = e->root_mnt;
+	c->root_dentry = e->root_dentry;
+	bpf_spin_unlock(&e->lock);
+	if (c->ruleset != id || c->gen != *gen || c->rules != *rules)
 		return 0;
 	struct dentry *d = file->f_path.dentry;
 	if (c->mnt != (__u64)file->f_path.mnt || c->dentry != (__u64)d || d->d_parent == d)
@@ -595,9 +612,9 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 	struct walk w = {};
 	long n = 0;
 	struct scratch *s = 0;
-	struct open_cache *c = bpf_inode_storage_get(&open_cache, inode, 0, 0);
-	if (cache_hit(c, file, id, task, &gen, &rules)) {
-		w.flags = c->flags;
+	struct open_cache *c = bpf_inode_storage_get(&open_cache, inode, 0, 0), copy;
+	if (cache_hit(c, file, id, task, &gen, &rules, &copy)) {
+		w.flags = copy.flags;
 		count(STAT_CACHE_HIT);
 	} else {
 		__u32 rs = seq_of(&rename_lock), ms = seq_of(&mount_lock);
@@ -610,19 +627,22 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 			return 0;
 		if (cacheable && root_mnt == task->fs->root.mnt &&
 		    root_dentry == task->fs->root.dentry) {
+			void *fmnt = file->f_path.mnt; /* no BTF loads under the lock */
 			c = bpf_inode_storage_get(&open_cache, inode, 0,
 						  BPF_LOCAL_STORAGE_GET_F_CREATE);
 			if (c) {
+				bpf_spin_lock(&c->lock);
 				c->gen = gen;
 				c->rules = rules;
 				c->rename_seq = rs;
 				c->mount_seq = ms;
 				c->ruleset = id;
 				c->flags = w.flags;
-				c->mnt = (__u64)file->f_path.mnt;
+				c->mnt = (__u64)fmnt;
 				c->dentry = (__u64)dentry;
 				c->root_mnt = (__u64)root_mnt;
 				c->root_dentry = (__u64)root_dentry;
+				bpf_spin_unlock(&c->lock);
 			}
 		}
 	}
