@@ -89,12 +89,13 @@ try {
   const setups = rev
     ? [
       "no programs",
+      "no programs, cgroup",
       "baseline, unconfined",
       "current, unconfined",
       "baseline, confined",
       "current, confined",
     ]
-    : ["no programs", "programs, unconfined", "programs, confined"];
+    : ["no programs", "no programs, cgroup", "programs, unconfined", "programs, confined"];
   const cell = (v: number, base: number) =>
     `${v.toFixed(0).padStart(9)} ${(v / base).toFixed(3).padStart(6)}x`;
   for (const kind of ["open", "exec"]) {
@@ -111,7 +112,7 @@ try {
     }
   }
   console.log("guard_open's own time per open (BPF stats, ns; best / median):");
-  for (const setup of setups.slice(1)) {
+  for (const setup of setups.slice(2)) {
     const k = `open ${setup} ns/call`;
     if (!r[k]) continue;
     const low = Math.min(...r[k]);
