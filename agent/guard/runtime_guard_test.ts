@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { skip } from "../../tests/_skip.ts";
 import { GuardCapabilityError, type GuardStats } from "../../driver/bpf/guard.ts";
-import { type GuardEvent, type PathEntry, R } from "../../driver/bpf/guard_layout.ts";
+import {
+  CFG_OPEN_CACHE,
+  type GuardEvent,
+  type PathEntry,
+  R,
+} from "../../driver/bpf/guard_layout.ts";
 import { parsePolicyFile } from "../policy/parse_policy.ts";
 import { type GuardKernel, RuntimeGuard } from "./runtime_guard.ts";
 
@@ -96,6 +101,11 @@ Deno.test("update fills rule sets and paths; a reload rewrites them in place", a
   const g = await started(k);
   try {
     await g.update(policies("/nonexistent/a"));
+    // The open verdict cache's lock-free read is only sound with x86-64's ordering.
+    assert.equal(
+      k.config.flags & CFG_OPEN_CACHE,
+      Deno.build.arch === "x86_64" ? CFG_OPEN_CACHE : 0,
+    );
     assert.equal(k.rulesets.get(1), (R.ACTIVE | R.EXEC_PATHS | R.SYSLOG) >>> 0);
     assert.equal(k.rulesets.get(2), (R.ACTIVE | R.MOUNT | R.AUDIT) >>> 0);
     assert.deepEqual([...k.paths.values()].map((p) => [p.ruleset, p.path]), [[

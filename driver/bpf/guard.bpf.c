@@ -113,6 +113,9 @@ struct cred {
 
 // Config flags.
 #define CFG_BIND_EXEC (1u << 0) /* `paths` ruleset 0 binds executables to rule sets */
+/* The open verdict cache may be used: set by the agent on x86-64 only, whose ordering the
+ * cache's lock-free seqcount read relies on (a weakly ordered CPU could see a torn entry). */
+#define CFG_OPEN_CACHE (1u << 1)
 
 // Event hooks (struct event.hook); the agent names them.
 enum hook {
@@ -618,14 +621,16 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 	struct walk w = {};
 	long n = 0;
 	struct scratch *s = 0;
-	struct open_cache *c = bpf_inode_storage_get(&open_cache, inode, 0, 0), copy;
+	struct config *cf = cfg();
+	int use_cache = cf && (cf->flags & CFG_OPEN_CACHE);
+	struct open_cache *c = use_cache ? bpf_inode_storage_get(&open_cache, inode, 0, 0) : 0, copy;
 	if (cache_hit(c, file, id, task, &gen, &rules, &copy)) {
 		w.flags = copy.flags;
 		count(STAT_CACHE_HIT);
 	} else {
 		__u32 rs = seq_of(&rename_lock), ms = seq_of(&mount_lock);
 		void *root_mnt = task->fs->root.mnt, *root_dentry = task->fs->root.dentry;
-		int cacheable = (inode->i_mode & S_IFMT) == S_IFREG && inode->i_nlink == 1 &&
+		int cacheable = use_cache && (inode->i_mode & S_IFMT) == S_IFREG && inode->i_nlink == 1 &&
 				!(dentry->d_flags & DCACHE_OP_REVALIDATE) &&
 				dentry->d_parent != dentry && !((rs | ms) & 1);
 		s = lookup_path(&file->f_path, id, &w, &n);

@@ -37,6 +37,8 @@ export const P = {
 
 /** `struct config.flags`. */
 export const CFG_BIND_EXEC = 1;
+/** The open verdict cache may be used (x86-64 only: its lock-free read relies on x86 ordering). */
+export const CFG_OPEN_CACHE = 2;
 
 /** `enum hook` → the name events and metrics use. */
 export const HOOK_NAMES: Readonly<Record<number, string>> = Object.freeze({
