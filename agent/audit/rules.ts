@@ -38,60 +38,20 @@ export class AuditRulesError extends Error {
   override name = "AuditRulesError";
 }
 
-/** One validated `filter` declaration. */
-interface FilterDecl {
-  syscalls: string[];
-  prefixes: string[] | undefined;
-}
-
-function checkDecls(decls: unknown, source: string): FilterDecl[] {
-  if (!Array.isArray(decls)) {
-    throw new AuditRulesError(`Cannot use audit rules from ${source}: filter is not a set`);
-  }
-  return decls.map((d, i) => {
-    const where = `${source}: filter item ${i}`;
-    if (typeof d !== "object" || d === null) throw new AuditRulesError(`${where}: not an object`);
-    const { rule, syscalls: sc, prefixes: px } = d as Record<string, unknown>;
-    const name = typeof rule === "string" ? `rule "${rule}"` : where;
-    if (!Array.isArray(sc) || sc.length === 0 || !sc.every((s) => typeof s === "string")) {
-      throw new AuditRulesError(`${source}: ${name}: syscalls must be a non-empty list of names`);
-    }
-    for (const s of sc as string[]) {
-      if (!SYSCALLS.has(s)) {
-        throw new AuditRulesError(
-          `${source}: ${name}: syscall "${s}" is not captured (known: ${
-            [...SYSCALLS.keys()].join(", ")
-          })`,
-        );
-      }
-    }
-    if (
-      px !== undefined &&
-      (!Array.isArray(px) || !px.every((p) => typeof p === "string" && p.startsWith("/")))
-    ) {
-      throw new AuditRulesError(`${source}: ${name}: prefixes must be absolute paths`);
-    }
-    return { syscalls: sc as string[], prefixes: px as string[] | undefined };
-  });
-}
-
-// The in-kernel prefilter (groups per declaration, cgroup scopes) lives in prefilter.ts.
-export { compileFilter } from "./prefilter.ts";
-
 /**
  * Per syscall, the path prefixes some rule naming it can match (`null`: any path). Tighter than
  * the kernel's filter, which has one prefix set for all syscalls and sees unresolved paths.
  */
 export type RuleScopes = Map<string, string[] | null>;
 
-/** The scopes of validated declarations (see {@linkcode compileFilter}). */
-export function compileScopes(decls: unknown, source: string): RuleScopes {
+/** The scopes of a compiled filter's groups (one per declaration, validated by compileFilter). */
+export function compileScopes(filter: AuditFilter): RuleScopes {
   const out: RuleScopes = new Map();
-  for (const d of checkDecls(decls, source)) {
-    for (const s of d.syscalls) {
+  for (const g of filter.groups ?? []) {
+    for (const s of g.syscalls) {
       const had = out.get(s);
-      if (d.prefixes === undefined || SYSCALLS.get(s)!.path === undefined) out.set(s, null);
-      else if (had !== null) out.set(s, [...new Set([...(had ?? []), ...d.prefixes])]);
+      if (g.prefixes === undefined || SYSCALLS.get(s)!.path === undefined) out.set(s, null);
+      else if (had !== null) out.set(s, [...new Set([...(had ?? []), ...g.prefixes])]);
     }
   }
   return out;
@@ -189,12 +149,8 @@ export class AuditRules {
     policy.setData({});
     const raw = policy.evaluate({}, FILTER_ENTRYPOINT) as { result?: unknown }[];
     const decls = raw[0]?.result ?? [];
-    return new AuditRules(
-      source,
-      policy,
-      compileFilter(decls, source),
-      compileScopes(decls, source),
-    );
+    const filter = compileFilter(decls, source);
+    return new AuditRules(source, policy, filter, compileScopes(filter));
   }
 
   /**

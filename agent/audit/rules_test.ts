@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { AuditRulesError, compileFilter, compileScopes, inScope } from "./rules.ts";
+import { AuditRulesError, compileScopes, inScope } from "./rules.ts";
+import { compileFilter } from "./prefilter.ts";
 
 Deno.test("compileFilter: the union of the rules' declarations; a syscall is path-filtered only if every rule naming it gives prefixes", () => {
   const f = compileFilter([
@@ -38,12 +39,12 @@ Deno.test("compileFilter: bad declarations name the source, the rule and the fie
 });
 
 Deno.test("compileScopes: an event reaches the wasm only when some rule naming its syscall covers its path", () => {
-  const s = compileScopes([
+  const s = compileScopes(compileFilter([
     { rule: "etc", syscalls: ["openat", "open"], prefixes: ["/etc/"] },
     { rule: "logs", syscalls: ["openat", "truncate"], prefixes: ["/var/log/"] },
     { rule: "conn", syscalls: ["connect"], prefixes: ["/x/"] },
     { rule: "any open", syscalls: ["open"] },
-  ], "test");
+  ], "test"));
   assert.ok(inScope(s, "openat", "/etc/passwd"));
   assert.ok(inScope(s, "openat", "/var/log/syslog"));
   assert.ok(!inScope(s, "openat", "/usr/lib/libc.so.6"));
@@ -57,9 +58,10 @@ Deno.test("compileScopes: an event reaches the wasm only when some rule naming i
   assert.ok(!inScope(s, "execve", "/usr/bin/id"), "no rule names execve");
 });
 
-Deno.test("compileScopes: refuses what compileFilter refuses, naming the rule", () => {
+Deno.test("compileScopes: scopes come only from a filter compileFilter validated", () => {
   assert.throws(
-    () => compileScopes([{ rule: "r", syscalls: ["openat"], prefixes: ["etc/"] }], "s"),
+    () =>
+      compileScopes(compileFilter([{ rule: "r", syscalls: ["openat"], prefixes: ["etc/"] }], "s")),
     /s: rule "r": prefixes must be absolute/,
   );
 });
