@@ -376,7 +376,7 @@ export class DaemonAudit {
     const [{ AuditCapture, AuditEngine }, { MetricsRegistry }, { evaluatePolicies }] = await Promise
       .all([
         import("./engine.ts"),
-        import("../identity/metrics.ts"),
+        import("../../plugins/sdk/metrics.ts"),
         import("../policy/match.ts"),
       ]);
     this.#view.evaluate = evaluatePolicies;

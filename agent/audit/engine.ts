@@ -8,7 +8,7 @@
  */
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
 import type { AuditPrograms, AuditStats } from "../../driver/bpf/audit.ts";
-import { MetricsRegistry } from "../identity/metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { type AuditInput, ContextBuilder, type ContextSources } from "./context.ts";
 import type { AuditRules, RuleViolation } from "./rules.ts";
 

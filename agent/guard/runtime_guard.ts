@@ -22,7 +22,7 @@
 import { P, R } from "../../driver/bpf/guard_layout.ts";
 import type { GuardEvent, PathEntry } from "../../driver/bpf/guard_layout.ts";
 import { GuardCapabilityError, type GuardStats } from "../../driver/bpf/guard.ts";
-import { MetricsRegistry } from "../identity/metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { logger } from "../log.ts";
 import { indexLabels, substituteWorkloadId } from "../policy/match_placeholders.ts";
 import type { PolicySource } from "../policy/source.ts";

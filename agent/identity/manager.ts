@@ -31,7 +31,8 @@ import {
   type KernelTrustAnchor,
   TrustAnchorCache,
 } from "../../driver/kernel_answer.ts";
-import { agentMetrics, type MetricsRegistry } from "./metrics.ts";
+import { agentMetrics } from "./metrics.ts";
+import type { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { RefusalIssuer } from "./refusal.ts";
 
 /** One kernel `csr_sign` request. */

@@ -5,7 +5,7 @@
  */
 import { IdentityManager } from "./manager.ts";
 import { AuditLog } from "./audit.ts";
-import { MetricsRegistry } from "./metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { benchSelfSignedCa } from "../../tests/fakes/bench_ca.ts";
 import { parseCsr } from "../../plugins/sdk/csr.ts";
 import { captureCsrSign, capturePayloads, taskLabels } from "../../tests/fakes/identity_capture.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { IdentityManager } from "./manager.ts";
 import { AuditLog } from "./audit.ts";
-import { MetricsRegistry } from "./metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { checkKernelAnswer } from "../../driver/answer_check.ts";
 import { FAKE_PLUGIN, loadExternalCa } from "../../tests/fakes/ca_plugins.ts";
 import { captureCsrSign, capturePayloads, taskLabels } from "../../tests/fakes/identity_capture.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { IdentityManager, type IdentityManagerOptions, IssuanceRefusedError } from "./manager.ts";
 import { checkKernelAnswer } from "../../driver/answer_check.ts";
 import { AuditLog } from "./audit.ts";
-import { MetricsRegistry } from "./metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { CapabilityError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { SelfSignedCa } from "../../plugins/ca/self_signed/self_signed_ca.ts";

@@ -20,7 +20,8 @@ import { x509 } from "../../plugins/sdk/x509.ts";
 import { type Clock, systemClock } from "../../plugins/types.ts";
 import { logger } from "../log.ts";
 import { type IdentityManager, IssuanceRefusedError } from "./manager.ts";
-import { agentMetrics, type MetricsRegistry } from "./metrics.ts";
+import { agentMetrics } from "./metrics.ts";
+import type { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 
 /** `rsa`: RSA-2048 (camblet-driver peers only offer ECDHE-RSA suites); `ecdsa`: P-256. */
 export type WorkloadKeyType = "rsa" | "ecdsa";

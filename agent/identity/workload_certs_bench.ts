@@ -7,7 +7,7 @@
 import { WorkloadCertificates, type WorkloadKeyType } from "./workload_certs.ts";
 import { IdentityManager } from "./manager.ts";
 import { AuditLog } from "./audit.ts";
-import { MetricsRegistry } from "./metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { compilePayloads } from "../policy/payloads.ts";
 import { parsePolicyFile } from "../policy/parse_policy.ts";
 import { benchSelfSignedCa } from "../../tests/fakes/bench_ca.ts";

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { WorkloadCertificates, type WorkloadRequester } from "./workload_certs.ts";
 import { IdentityManager, IssuanceRefusedError } from "./manager.ts";
 import { AuditLog } from "./audit.ts";
-import { MetricsRegistry } from "./metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { logger } from "../log.ts";
 import { compilePayloads } from "../policy/payloads.ts";
 import { parsePolicyFile } from "../policy/parse_policy.ts";

@@ -19,7 +19,7 @@ import { Attestation } from "../../agent/attestation/runner.ts";
 import { spawnKernelWorker } from "../../agent/daemon/kernel_worker.ts";
 import { AuditLog } from "../../agent/identity/audit.ts";
 import { IdentityManager } from "../../agent/identity/manager.ts";
-import { MetricsRegistry } from "../../agent/identity/metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { startAgent } from "../fakes/agent_process.ts";
 import { fakeAttestor } from "../fakes/attestor_fakes.ts";
 import { benchSelfSignedCa } from "../fakes/bench_ca.ts";

@@ -10,7 +10,7 @@ import type { Clock } from "../../plugins/types.ts";
 import { type AnswerCheck, checkKernelAnswer } from "../../driver/answer_check.ts";
 import { AuditLog, type AuditRecord } from "../../agent/identity/audit.ts";
 import { IdentityManager } from "../../agent/identity/manager.ts";
-import { MetricsRegistry } from "../../agent/identity/metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { captureCsrSign, capturePayloads, taskLabels } from "./identity_capture.ts";
 
 /** One answer to the capture's `csr_sign`. */

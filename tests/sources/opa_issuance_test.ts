@@ -11,7 +11,7 @@ import { peerMissing } from "../peers/ensure_peer.ts";
 import { PolicySources } from "../../agent/sources/policy_sources.ts";
 import { IdentityManager } from "../../agent/identity/manager.ts";
 import { AuditLog } from "../../agent/identity/audit.ts";
-import { MetricsRegistry } from "../../agent/identity/metrics.ts";
+import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { checkKernelAnswer } from "../../driver/answer_check.ts";
 import { logger } from "../../agent/log.ts";
 import { SelfSignedCa } from "../../plugins/ca/self_signed/self_signed_ca.ts";

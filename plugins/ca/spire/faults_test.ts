@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { spireServer, startSpire } from "../../../tests/peers/mod.ts";
 import { DelayProxy } from "../../../tests/fakes/ca_delay_proxy.ts";
 import { type KernelAsk, kernelPath } from "../../../tests/fakes/ca_kernel_path.ts";
-import { MetricsRegistry } from "../../../agent/identity/metrics.ts";
+import { MetricsRegistry } from "../../sdk/metrics.ts";
 import { CapabilityError } from "../../sdk/errors.ts";
 import { certOf } from "../../sdk/ca_chain.ts";
 import { createRootCa } from "../../sdk/x509.ts";
