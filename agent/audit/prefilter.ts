@@ -16,7 +16,7 @@ import {
   filterOf,
 } from "../../driver/bpf/audit_filter.ts";
 import { cgroupV2Path, containerIdFromCgroup } from "../../plugins/attestor/_lib/cgroup.ts";
-import { AuditRulesError } from "./rules.ts";
+import { AuditRulesError } from "./rules_error.ts";
 
 const FIELDS = new Set(["rule", "syscalls", "prefixes", "writes", "containers", "workloads"]);
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cgroup2Mount, cgroupIdOf, compileFilter, hostCgroupIds } from "./prefilter.ts";
-import { AuditRulesError } from "./rules.ts";
+import { AuditRulesError } from "./rules_error.ts";
 import { filterGroups, workloadMask } from "../../driver/bpf/audit_filter.ts";
 
 Deno.test("compileFilter: one group per declaration with its cgroup scope; the union stays as before", () => {

@@ -10,7 +10,10 @@ import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { SYSCALLS } from "../../driver/bpf/audit_layout.ts";
 import type { AuditFilter } from "../../driver/bpf/audit.ts";
 import { compileFilter } from "./prefilter.ts";
+import { AuditRulesError } from "./rules_error.ts";
 import type { AuditInput } from "./context.ts";
+
+export { AuditRulesError };
 
 export const VIOLATIONS_ENTRYPOINT = "camblet/audit/violations";
 export const FILTER_ENTRYPOINT = "camblet/audit/filter";
@@ -32,11 +35,6 @@ const SEVERITIES = new Set([
   "informational",
   "debug",
 ]);
-
-/** Rules that cannot be used, naming where they came from and why. */
-export class AuditRulesError extends Error {
-  override name = "AuditRulesError";
-}
 
 /**
  * Per syscall, the path prefixes some rule naming it can match (`null`: any path). Tighter than
