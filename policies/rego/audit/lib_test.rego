@@ -58,3 +58,14 @@ test_every_filter_declaration_names_a_rule_and_syscalls if {
 		count(d.syscalls) > 0
 	}
 }
+
+test_line_joins_strings_and_integers_like_sprintf if {
+	lib.line(["ret ", -13, " pid ", 40, " ok"]) == sprintf("ret %d pid %d ok", [-13, 40])
+	lib.line(["mode=", lib.oct(2541)]) == sprintf("mode=%o", [2541])
+	lib.line(["x ", null, " ", 1.5, " ", ["a"]]) == sprintf("x %v %v %v", [null, 1.5, ["a"]])
+}
+
+test_proc_desc_is_the_sprintf_line if {
+	inp := {"proc": {"name": "sh", "pid": 7, "exe": "/bin/sh", "uid": 0}, "ancestors": [{"name": "bash"}], "container": {"id": "c1"}}
+	lib.proc_desc == "sh (pid 7, exe /bin/sh, parent bash, uid 0, container c1)" with input as inp
+}

@@ -15,10 +15,9 @@ open_calls := ["open", "openat", "openat2"]
 # --- Terminal shell in container ------------------------------------------------------------
 filter contains {"rule": "Terminal shell in container", "syscalls": exec_calls, "containers": true}
 
-violations contains lib.violation("Terminal shell in container", "notice", sprintf(
-	"A shell was spawned in a container (%s cmdline=%s)",
-	[lib.proc_desc, concat(" ", input.argv)],
-)) if {
+violations contains lib.violation("Terminal shell in container", "notice", lib.line([
+	"A shell was spawned in a container (", lib.proc_desc, " cmdline=", concat(" ", input.argv), ")",
+])) if {
 	lib.spawned_process
 	lib.in_container
 	input.proc.name in lib.shell_binaries
@@ -27,10 +26,9 @@ violations contains lib.violation("Terminal shell in container", "notice", sprin
 # --- Package management process launched in container ------------------------------------------
 filter contains {"rule": "Launch Package Management Process in Container", "syscalls": exec_calls, "containers": true}
 
-violations contains lib.violation("Launch Package Management Process in Container", "error", sprintf(
-	"Package management process launched in container (%s cmdline=%s)",
-	[lib.proc_desc, concat(" ", input.argv)],
-)) if {
+violations contains lib.violation("Launch Package Management Process in Container", "error", lib.line([
+	"Package management process launched in container (", lib.proc_desc, " cmdline=", concat(" ", input.argv), ")",
+])) if {
 	lib.spawned_process
 	lib.in_container
 	input.proc.name in lib.package_managers
@@ -43,10 +41,9 @@ sensitive_readers := {"sshd", "sudo", "su", "login", "passwd", "chpasswd", "unix
 
 filter contains {"rule": "Read sensitive file untrusted", "syscalls": open_calls, "prefixes": sensitive_files}
 
-violations contains lib.violation("Read sensitive file untrusted", "warning", sprintf(
-	"Sensitive file opened for reading by non-trusted program (file=%s %s)",
-	[input.path, lib.proc_desc],
-)) if {
+violations contains lib.violation("Read sensitive file untrusted", "warning", lib.line([
+	"Sensitive file opened for reading by non-trusted program (file=", input.path, " ", lib.proc_desc, ")",
+])) if {
 	lib.open_read
 	lib.under(input.path, sensitive_files)
 	not input.proc.name in sensitive_readers
@@ -55,10 +52,9 @@ violations contains lib.violation("Read sensitive file untrusted", "warning", sp
 # --- Write below etc ----------------------------------------------------------------------------
 filter contains {"rule": "Write below etc", "syscalls": open_calls, "prefixes": ["/etc/"], "writes": true}
 
-violations contains lib.violation("Write below etc", "error", sprintf(
-	"File below /etc opened for writing (file=%s %s)",
-	[input.path, lib.proc_desc],
-)) if {
+violations contains lib.violation("Write below etc", "error", lib.line([
+	"File below /etc opened for writing (file=", input.path, " ", lib.proc_desc, ")",
+])) if {
 	lib.open_write
 	startswith(input.path, "/etc/")
 	not input.proc.name in lib.package_manager_procs
@@ -69,10 +65,9 @@ bin_dirs := ["/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/local/bin/"]
 
 filter contains {"rule": "Write below binary dir", "syscalls": open_calls, "prefixes": bin_dirs, "writes": true}
 
-violations contains lib.violation("Write below binary dir", "error", sprintf(
-	"File below a known binary directory opened for writing (file=%s %s)",
-	[input.path, lib.proc_desc],
-)) if {
+violations contains lib.violation("Write below binary dir", "error", lib.line([
+	"File below a known binary directory opened for writing (file=", input.path, " ", lib.proc_desc, ")",
+])) if {
 	lib.open_write
 	lib.under(input.path, bin_dirs)
 	not input.proc.name in lib.package_manager_procs
@@ -83,10 +78,9 @@ netcat_names := {"nc", "ncat", "netcat"}
 
 filter contains {"rule": "Netcat Remote Code Execution", "syscalls": exec_calls}
 
-violations contains lib.violation("Netcat Remote Code Execution", "warning", sprintf(
-	"Netcat runs inside a workload that allows remote code execution (%s cmdline=%s)",
-	[lib.proc_desc, concat(" ", input.argv)],
-)) if {
+violations contains lib.violation("Netcat Remote Code Execution", "warning", lib.line([
+	"Netcat runs inside a workload that allows remote code execution (", lib.proc_desc, " cmdline=", concat(" ", input.argv), ")",
+])) if {
 	lib.spawned_process
 	input.proc.name in netcat_names
 	some a in input.argv
@@ -99,10 +93,9 @@ ptrace_attach_requests := {16, 16902, 4, 5, 6}
 
 filter contains {"rule": "PTRACE attached to process", "syscalls": ["ptrace"]}
 
-violations contains lib.violation("PTRACE attached to process", "warning", sprintf(
-	"Detected ptrace request %d on pid %d (%s)",
-	[input.ptrace.request, input.ptrace.pid, lib.proc_desc],
-)) if {
+violations contains lib.violation("PTRACE attached to process", "warning", lib.line([
+	"Detected ptrace request ", input.ptrace.request, " on pid ", input.ptrace.pid, " (", lib.proc_desc, ")",
+])) if {
 	input.syscall == "ptrace"
 	input.ptrace.request in ptrace_attach_requests
 }
@@ -110,20 +103,18 @@ violations contains lib.violation("PTRACE attached to process", "warning", sprin
 # --- Linux kernel module injection --------------------------------------------------------------
 filter contains {"rule": "Linux Kernel Module Injection Detected", "syscalls": ["init_module", "finit_module"]}
 
-violations contains lib.violation("Linux Kernel Module Injection Detected", "warning", sprintf(
-	"Kernel module load attempted, result %d (%s cmdline parent=%s)",
-	[input.ret, lib.proc_desc, lib.parent_name],
-)) if {
+violations contains lib.violation("Linux Kernel Module Injection Detected", "warning", lib.line([
+	"Kernel module load attempted, result ", input.ret, " (", lib.proc_desc, " cmdline parent=", lib.parent_name, ")",
+])) if {
 	input.syscall in {"init_module", "finit_module"}
 }
 
 # --- Set setuid or setgid bit -------------------------------------------------------------------
 filter contains {"rule": "Set Setuid or Setgid bit", "syscalls": ["chmod", "fchmodat", "fchmod"]}
 
-violations contains lib.violation("Set Setuid or Setgid bit", "notice", sprintf(
-	"Setuid or setgid bit set (file=%s mode=%o %s)",
-	[input.path, input.mode, lib.proc_desc],
-)) if {
+violations contains lib.violation("Set Setuid or Setgid bit", "notice", lib.line([
+	"Setuid or setgid bit set (file=", input.path, " mode=", lib.oct(input.mode), " ", lib.proc_desc, ")",
+])) if {
 	input.syscall in {"chmod", "fchmodat", "fchmod"}
 	lib.succeeded
 	bits.and(input.mode, 3072) != 0 # S_ISUID | S_ISGID
@@ -132,10 +123,9 @@ violations contains lib.violation("Set Setuid or Setgid bit", "notice", sprintf(
 # --- Fileless execution via memfd_create --------------------------------------------------------
 filter contains {"rule": "Fileless execution via memfd_create", "syscalls": exec_calls}
 
-violations contains lib.violation("Fileless execution via memfd_create", "critical", sprintf(
-	"Program executed from a memfd, not from a file (exe=%s %s)",
-	[input.exe_name, lib.proc_desc],
-)) if {
+violations contains lib.violation("Fileless execution via memfd_create", "critical", lib.line([
+	"Program executed from a memfd, not from a file (exe=", input.exe_name, " ", lib.proc_desc, ")",
+])) if {
 	lib.spawned_process
 	startswith(input.exe_name, "memfd:")
 }
@@ -143,10 +133,9 @@ violations contains lib.violation("Fileless execution via memfd_create", "critic
 # --- Clear log activities -----------------------------------------------------------------------
 filter contains {"rule": "Clear Log Activities", "syscalls": array.concat(open_calls, ["truncate"]), "prefixes": ["/var/log/"], "writes": true}
 
-violations contains lib.violation("Clear Log Activities", "warning", sprintf(
-	"Log file truncated (file=%s %s)",
-	[input.path, lib.proc_desc],
-)) if {
+violations contains lib.violation("Clear Log Activities", "warning", lib.line([
+	"Log file truncated (file=", input.path, " ", lib.proc_desc, ")",
+])) if {
 	startswith(input.path, "/var/log/")
 	lib.succeeded
 	clears_log
@@ -167,10 +156,9 @@ root_shell_configs := [sprintf("/root/%s", [n]) | some n in shell_config_names; 
 
 filter contains {"rule": "Modify Shell Configuration File", "syscalls": open_calls, "prefixes": array.concat(root_shell_configs, ["/home/", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/"]), "writes": true}
 
-violations contains lib.violation("Modify Shell Configuration File", "warning", sprintf(
-	"A shell configuration file was opened for writing (file=%s %s)",
-	[input.path, lib.proc_desc],
-)) if {
+violations contains lib.violation("Modify Shell Configuration File", "warning", lib.line([
+	"A shell configuration file was opened for writing (file=", input.path, " ", lib.proc_desc, ")",
+])) if {
 	lib.open_write
 	lib.basename(input.path) in shell_config_names
 	not input.proc.name in lib.package_manager_procs
@@ -179,10 +167,9 @@ violations contains lib.violation("Modify Shell Configuration File", "warning", 
 # --- Search private keys or passwords -----------------------------------------------------------
 filter contains {"rule": "Search Private Keys or Passwords", "syscalls": exec_calls}
 
-violations contains lib.violation("Search Private Keys or Passwords", "warning", sprintf(
-	"Grep or find searching for private keys or passwords (%s cmdline=%s)",
-	[lib.proc_desc, concat(" ", input.argv)],
-)) if {
+violations contains lib.violation("Search Private Keys or Passwords", "warning", lib.line([
+	"Grep or find searching for private keys or passwords (", lib.proc_desc, " cmdline=", concat(" ", input.argv), ")",
+])) if {
 	lib.spawned_process
 	input.proc.name in {"find", "grep", "egrep", "rg"}
 	some a in input.argv
@@ -195,10 +182,9 @@ miner_ports := {3333, 4444, 5555, 6666, 7777, 8888, 9999, 14444, 14433, 45560, 4
 
 filter contains {"rule": "Detect outbound connections to common miner pool ports", "syscalls": ["connect"]}
 
-violations contains lib.violation("Detect outbound connections to common miner pool ports", "critical", sprintf(
-	"Outbound connection to a common crypto-miner pool port (%s:%d result %d %s)",
-	[input.addr.ip, input.addr.port, input.ret, lib.proc_desc],
-)) if {
+violations contains lib.violation("Detect outbound connections to common miner pool ports", "critical", lib.line([
+	"Outbound connection to a common crypto-miner pool port (", input.addr.ip, ":", input.addr.port, " result ", input.ret, " ", lib.proc_desc, ")",
+])) if {
 	input.syscall == "connect"
 	input.addr.family in {2, 10}
 	input.addr.port in miner_ports
@@ -207,10 +193,9 @@ violations contains lib.violation("Detect outbound connections to common miner p
 # --- Delete or rename shell history ------------------------------------------------------------
 filter contains {"rule": "Delete or rename shell history", "syscalls": ["unlink", "unlinkat", "rename", "renameat", "renameat2"]}
 
-violations contains lib.violation("Delete or rename shell history", "warning", sprintf(
-	"Shell history deleted or renamed (file=%s %s)",
-	[input.path, lib.proc_desc],
-)) if {
+violations contains lib.violation("Delete or rename shell history", "warning", lib.line([
+	"Shell history deleted or renamed (file=", input.path, " ", lib.proc_desc, ")",
+])) if {
 	input.syscall in {"unlink", "unlinkat", "rename", "renameat", "renameat2"}
 	lib.succeeded
 	endswith(input.path, "_history")
@@ -219,10 +204,9 @@ violations contains lib.violation("Delete or rename shell history", "warning", s
 # --- Mount of a file system by a non-system program ---------------------------------------------
 filter contains {"rule": "Mount by non-system program", "syscalls": ["mount"]}
 
-violations contains lib.violation("Mount by non-system program", "warning", sprintf(
-	"A file system was mounted (target=%s result %d %s)",
-	[input.path, input.ret, lib.proc_desc],
-)) if {
+violations contains lib.violation("Mount by non-system program", "warning", lib.line([
+	"A file system was mounted (target=", input.path, " result ", input.ret, " ", lib.proc_desc, ")",
+])) if {
 	input.syscall == "mount"
 
 	# MS_UNBINDABLE|MS_PRIVATE|MS_SLAVE|MS_SHARED: a propagation change (unshare -m), not a mount.
@@ -239,10 +223,9 @@ violations contains lib.violation("Mount by non-system program", "warning", spri
 # Every cgroup: a workload is attested at its first connection, after the kernel saw it.
 filter contains {"rule": "Outbound connection without egress policy", "syscalls": ["connect"]}
 
-violations contains lib.violation("Outbound connection without egress policy", "notice", sprintf(
-	"Outbound connection from a workload that no policy gives egress (dest=%s:%d result %d labels=%s %s)",
-	[input.addr.ip, input.addr.port, input.ret, concat(",", input.labels), lib.proc_desc],
-)) if {
+violations contains lib.violation("Outbound connection without egress policy", "notice", lib.line([
+	"Outbound connection from a workload that no policy gives egress (dest=", input.addr.ip, ":", input.addr.port, " result ", input.ret, " labels=", concat(",", input.labels), " ", lib.proc_desc, ")",
+])) if {
 	input.syscall == "connect"
 	input.workload.egress_policy == false
 	input.addr.family in {2, 10}
