@@ -52,10 +52,13 @@ export class AuditPrograms {
     this.#prefilter = new AuditFilterMaps(m);
   }
 
-  /** Loads, verifies and attaches the programs; the agent's own tgid is never traced. */
-  static load(agentTgid: number): AuditPrograms {
+  /**
+   * Loads, verifies and attaches the programs; the agent's own tgid is never traced. `image`:
+   * another build of audit.bpf.c with the same maps (benchmarks compare an older one).
+   */
+  static load(agentTgid: number, image?: Uint8Array): AuditPrograms {
     const obj = BpfObject.load(
-      Buffer.from(AUDIT_OBJECT_BASE64, "base64"),
+      image ?? Buffer.from(AUDIT_OBJECT_BASE64, "base64"),
       "syscall audit BPF object",
       "CAP_BPF and CAP_PERFMON",
     );
