@@ -106,8 +106,12 @@ filter contains {"rule": "Linux Kernel Module Injection Detected", "syscalls": [
 violations contains lib.violation("Linux Kernel Module Injection Detected", "warning", lib.line([
 	"Kernel module load attempted, result ", input.ret, " (", lib.proc_desc, " cmdline parent=", lib.parent_name, ")",
 ])) if {
-	input.syscall in {"init_module", "finit_module"}
+	module_load
 }
+
+module_load if input.syscall == "init_module"
+
+module_load if input.syscall == "finit_module"
 
 # --- Set setuid or setgid bit -------------------------------------------------------------------
 filter contains {"rule": "Set Setuid or Setgid bit", "syscalls": ["chmod", "fchmodat", "fchmod"]}
@@ -115,10 +119,16 @@ filter contains {"rule": "Set Setuid or Setgid bit", "syscalls": ["chmod", "fchm
 violations contains lib.violation("Set Setuid or Setgid bit", "notice", lib.line([
 	"Setuid or setgid bit set (file=", input.path, " mode=", lib.oct(input.mode), " ", lib.proc_desc, ")",
 ])) if {
-	input.syscall in {"chmod", "fchmodat", "fchmod"}
+	chmod_call
 	lib.succeeded
 	bits.and(input.mode, 3072) != 0 # S_ISUID | S_ISGID
 }
+
+chmod_call if input.syscall == "chmod"
+
+chmod_call if input.syscall == "fchmodat"
+
+chmod_call if input.syscall == "fchmod"
 
 # --- Fileless execution via memfd_create --------------------------------------------------------
 filter contains {"rule": "Fileless execution via memfd_create", "syscalls": exec_calls}
@@ -196,10 +206,20 @@ filter contains {"rule": "Delete or rename shell history", "syscalls": ["unlink"
 violations contains lib.violation("Delete or rename shell history", "warning", lib.line([
 	"Shell history deleted or renamed (file=", input.path, " ", lib.proc_desc, ")",
 ])) if {
-	input.syscall in {"unlink", "unlinkat", "rename", "renameat", "renameat2"}
+	unlink_or_rename
 	lib.succeeded
 	endswith(input.path, "_history")
 }
+
+unlink_or_rename if input.syscall == "unlink"
+
+unlink_or_rename if input.syscall == "unlinkat"
+
+unlink_or_rename if input.syscall == "rename"
+
+unlink_or_rename if input.syscall == "renameat"
+
+unlink_or_rename if input.syscall == "renameat2"
 
 # --- Mount of a file system by a non-system program ---------------------------------------------
 filter contains {"rule": "Mount by non-system program", "syscalls": ["mount"]}
