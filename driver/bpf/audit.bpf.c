@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-// camblet-agent syscall audit: capture on the syscall tracepoints, judged in the agent by Rego.
+// camblet-agent syscall audit: capture on the syscall tracepoints (tp_btf sys_enter/sys_exit),
+// judged in the agent by Rego.
 //
 // sys_enter: if `syscalls[nr]` says the loaded rules can match this syscall, its arguments (path
 // strings, sockaddr, argv) and the process context (ids, comm, cgroup, 6 ancestors) are read into
@@ -203,15 +204,16 @@ static __always_inline void count(__u32 i)
 		*v += 1;
 }
 
+// Direct loads: tp_btf gives `regs` as a BTF pointer, no bpf_probe_read_kernel call per field.
 static __always_inline __u64 arg(struct pt_regs *regs, __u8 i)
 {
 	switch (i) {
-	case 0: return BPF_CORE_READ(regs, di);
-	case 1: return BPF_CORE_READ(regs, si);
-	case 2: return BPF_CORE_READ(regs, dx);
-	case 3: return BPF_CORE_READ(regs, r10);
-	case 4: return BPF_CORE_READ(regs, r8);
-	case 5: return BPF_CORE_READ(regs, r9);
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	case 4: return regs->r8;
+	case 5: return regs->r9;
 	}
 	return 0;
 }
@@ -251,33 +253,46 @@ static __always_inline __u64 flags_pass(struct syscall_cfg *cfg, struct scope *s
 	return (flags & 3) ? groups : groups & ~sc->writes;
 }
 
-// True (and counted) when no group in `groups` takes this event's path.
-static __always_inline int path_filtered(struct syscall_cfg *cfg, __u64 groups, struct event *e,
-					 __u32 slot)
+// Reads this event's path string (argument `cfg->path_idx`) into e->path; true (and counted) when
+// no group in `groups` takes it. An absolute path the prefixes decide is read once, into the LPM
+// key (slot byte, then the string; prefixlen covers only its bytes, so what follows from an
+// earlier key is never compared and needs no clearing), and copied to the event only if kept.
+static __always_inline int read_path_filtered(struct syscall_cfg *cfg, __u64 groups,
+					      struct event *e, __u32 slot)
 {
 	__u32 zero = 0;
-	if ((groups & cfg->any_path) || e->path[0] != '/')
+	const char *user = (const char *)e->args[cfg->path_idx & 7];
+	struct lpm_key *k = (groups & cfg->any_path) ? 0 : bpf_map_lookup_elem(&scratch_key, &zero);
+	if (!k) {
+		// Fails when the string's page is not faulted in yet: sys_exit reads it again.
+		bpf_probe_read_user_str(e->path, PATH_LEN, user);
 		return 0;
-	struct lpm_key *k = bpf_map_lookup_elem(&scratch_key, &zero);
-	if (!k)
+	}
+	long n = bpf_probe_read_user_str(&k->data[1], PATH_LEN - 1, user);
+	if (n <= 0) {
+		e->path[0] = 0; // sys_exit reads it again
 		return 0;
-	__builtin_memset(k->data, 0, PATH_LEN);
+	}
+	if (k->data[1] != '/') {
+		bpf_probe_read_kernel_str(e->path, PATH_LEN, &k->data[1]);
+		return 0; // relative: the agent resolves it against the cwd
+	}
 	k->data[0] = slot;
-	bpf_probe_read_kernel_str(&k->data[1], PATH_LEN - 1, e->path);
-	k->prefixlen = PATH_LEN * 8;
+	k->prefixlen = (__u32)n * 8; // the slot byte and n - 1 characters
 	__u64 *admit = bpf_map_lookup_elem(&prefixes, k);
-	if (admit && (*admit & groups))
+	if (admit && (*admit & groups)) {
+		bpf_probe_read_kernel_str(e->path, PATH_LEN, &k->data[1]);
 		return 0;
+	}
 	count(STAT_FILTERED);
 	count(STAT_FILTERED_PATH);
 	return 1;
 }
 
-SEC("raw_tracepoint/sys_enter")
-int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_enter")
+int BPF_PROG(audit_sys_enter, struct pt_regs *regs, long id_)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	__u32 nr = (__u32)ctx->args[1];
+	__u32 nr = (__u32)id_;
 	if (nr >= MAX_SYSCALL)
 		return 0;
 	__u32 zero = 0;
@@ -322,12 +337,8 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		count(STAT_FILTERED_FLAGS);
 		return 0;
 	}
-	if (cfg->path_idx < 6) {
-		// Fails when the string's page is not faulted in yet: sys_exit reads it again.
-		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
-		if (path_filtered(cfg, groups, e, slot))
-			return 0;
-	}
+	if (cfg->path_idx < 6 && read_path_filtered(cfg, groups, e, slot))
+		return 0;
 	if (cfg->path2_idx < 6)
 		bpf_probe_read_user_str(e->path2, PATH_LEN,
 					(const char *)e->args[cfg->path2_idx & 7]);
@@ -380,11 +391,10 @@ int audit_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-SEC("raw_tracepoint/sys_exit")
-int audit_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(audit_sys_exit, struct pt_regs *regs, long ret)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+	__u32 nr = (__u32)regs->orig_ax;
 	if (nr >= MAX_SYSCALL)
 		return 0;
 	__u32 slot = current_slot();
@@ -396,12 +406,11 @@ int audit_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct event *e = bpf_map_lookup_elem(&pending, &id);
 	if (!e)
 		return 0;
-	e->ret = (__s64)ctx->args[1];
+	e->ret = ret;
 	if (cfg->path_idx < 6 && e->path[0] == 0 && e->nr != 59 && e->nr != 322) {
-		bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)e->args[cfg->path_idx & 7]);
 		struct scope *sc = bpf_map_lookup_elem(&scopes, &slot);
 		__u64 groups = flags_pass(cfg, sc, cgroup_pass(sc, cfg->groups, slot), e);
-		if (path_filtered(cfg, groups, e, slot)) {
+		if (read_path_filtered(cfg, groups, e, slot)) {
 			bpf_map_delete_elem(&pending, &id);
 			return 0;
 		}

@@ -1,6 +1,6 @@
 /**
  * The syscall audit's kernel side: `audit.bpf.c` (embedded) loaded and attached through libbpf
- * on the raw syscall tracepoints, its prefilter written from the loaded rules, its ring buffer
+ * on the syscall tracepoints (tp_btf), its prefilter written from the loaded rules, its ring buffer
  * read into decoded events. Tracepoint programs, so it runs where BPF LSM is refused.
  *
  * @module

@@ -25,8 +25,8 @@ const SECTIONS: Record<keyof typeof OBJECTS, string[]> = {
     "lsm/task_alloc",
   ],
   audit: [
-    "raw_tracepoint/sys_enter",
-    "raw_tracepoint/sys_exit",
+    "tp_btf/sys_enter",
+    "tp_btf/sys_exit",
     "tp_btf/sched_process_exec",
     "tp_btf/sched_process_exit",
   ],
