@@ -1,7 +1,8 @@
 /**
  * Runs INSIDE the qemu guest, started by lsm_overhead.ts: open()/close() and execve() rates
- * without the guard, with the guard loaded (caller unconfined) and with the caller confined
- * (in a keyed cgroup, rules that do not deny what it does). Rounds interleave the setups so
+ * without the guard, with the guard loaded (caller unconfined: in the root cgroup, and in an
+ * unkeyed cgroup at the keyed one's level, which pays the cgroup lookup) and with the caller
+ * confined (in a keyed cgroup, rules that do not deny what it does). Rounds interleave the setups so
  * drift on a shared machine hits them alike; every sample is kept (the host side reports the
  * best and the median of each). With BASELINE (an older
  * build of guard.bpf.c whose maps are config, rulesets, cgroup_rules and the hashed `paths`),
@@ -35,13 +36,19 @@ await sh(
   "mount -t securityfs none /sys/kernel/security 2>/dev/null; " +
     "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; " +
     // tmpfs, not the 9p share: the guard's cost, not the host round trip, is measured.
-    "mkdir -p /sys/fs/cgroup/bench.service; echo x > /dev/shm/target; " +
+    "mkdir -p /sys/fs/cgroup/bench.service /sys/fs/cgroup/other.service; " +
+    "echo x > /dev/shm/target; " +
     `cp ${DIR}/hotpath ${DIR}/true /dev/shm/`,
 );
 
-async function rate(kind: "open" | "exec", confined: boolean): Promise<number> {
+/** Where a measured process runs: the root cgroup, the keyed bench cgroup or an unkeyed one. */
+type Where = "root" | "bench" | "other";
+const CGROUP: Record<Where, string> = { root: "", bench: "bench.service", other: "other.service" };
+
+async function rate(kind: "open" | "exec", where: Where): Promise<number> {
   const target = kind === "open" ? "/dev/shm/target" : "/dev/shm/true";
-  const cmd = `${confined ? "echo $$ > /sys/fs/cgroup/bench.service/cgroup.procs; " : ""}` +
+  const cg = CGROUP[where];
+  const cmd = `${cg ? `echo $$ > /sys/fs/cgroup/${cg}/cgroup.procs; ` : ""}` +
     `exec /dev/shm/hotpath ${kind} ${SECONDS} ${target}`;
   const o = await new Deno.Command("bash", { args: ["-c", cmd], stdout: "piped" }).output();
   if (!o.success) throw new Error(`hotpath ${kind} failed`);
@@ -73,21 +80,27 @@ async function progStats(name: string): Promise<{ ns: number; cnt: number }> {
   return { ns: p?.run_time_ns ?? 0, cnt: p?.run_cnt ?? 0 };
 }
 
+/** The setups measured with programs loaded: label suffix and where the process runs. */
+const LOADED: [string, Where][] = [
+  ["unconfined", "root"],
+  ["unconfined, cgroup", "other"],
+  ["confined", "bench"],
+];
+
 async function measure(label: string): Promise<void> {
   for (const kind of ["open", "exec"] as const) {
-    keep(`${kind} ${label}unconfined`, await rate(kind, false));
-    keep(`${kind} ${label}confined`, await rate(kind, true));
+    for (const [name, where] of LOADED) keep(`${kind} ${label}${name}`, await rate(kind, where));
   }
   // The program's own time per open, from the kernel's BPF stats (on only for this run: they
   // cost two clock reads per call). Less noisy than rates on a shared host.
   await Deno.writeTextFile("/proc/sys/kernel/bpf_stats_enabled", "1");
   try {
-    for (const confined of [false, true]) {
+    for (const [name, where] of LOADED) {
       const before = await progStats("guard_open");
-      await rate("open", confined);
+      await rate("open", where);
       const after = await progStats("guard_open");
       const per = (after.ns - before.ns) / Math.max(1, after.cnt - before.cnt);
-      keep(`open ${label}${confined ? "" : "un"}confined ns/call`, per);
+      keep(`open ${label}${name} ns/call`, per);
     }
   } finally {
     await Deno.writeTextFile("/proc/sys/kernel/bpf_stats_enabled", "0");
@@ -154,10 +167,10 @@ const old = BASELINE ? await Deno.readFile(BASELINE) : undefined;
 try {
   for (let round = 0; round < Number(ROUNDS); round++) {
     for (const kind of ["open", "exec"] as const) {
-      keep(`${kind} no programs`, await rate(kind, false));
+      keep(`${kind} no programs`, await rate(kind, "root"));
       // The confined runs are in the bench cgroup: its own cost (memcg charging of every
       // struct file) is not the guard's.
-      keep(`${kind} no programs, cgroup`, await rate(kind, true));
+      keep(`${kind} no programs, cgroup`, await rate(kind, "bench"));
     }
     const order = round % 2 ? ["current", "baseline"] : ["baseline", "current"];
     for (const which of order) {
