@@ -185,7 +185,13 @@ export class ContextBuilder {
     return this.#procs.size;
   }
 
-  #info(pid: number): ProcInfo {
+  /**
+   * What is known of `pid`'s program: from its exec event, else from /proc — unless `at` (the
+   * event's thread and its comm, from the kernel) shows that /proc now has another program:
+   * the thread's comm changed, or the thread is gone (an exec ends every other thread). Then
+   * only the cwd is kept (exec does not change it) and nothing is cached.
+   */
+  #info(pid: number, at?: { tid: number; comm: string }): ProcInfo {
     let p = this.#procs.get(pid);
     if (!p) {
       // A process already gone: do not ask /proc again for every event it left behind.
@@ -202,11 +208,46 @@ export class ContextBuilder {
         argv,
         cwd: readlink(`${this.#proc}/${pid}/cwd`),
       };
-      if (p.exe !== "" || p.cwd !== "") this.#procs.set(pid, p);
-      else this.#markGone(pid);
+      if (p.exe === "" && p.cwd === "") this.#markGone(pid);
+      else if (at && this.#commOf(pid, at.tid) !== at.comm) {
+        return { exe: "", argv: [], cwd: p.cwd };
+      } else this.#procs.set(pid, p);
       if (this.#procs.size > 65536) this.#procs.delete(this.#procs.keys().next().value!);
     }
     return p;
+  }
+
+  /** The comm of thread `tid` of `pid` now, or `undefined` when it is gone. */
+  #commOf(pid: number, tid: number): string | undefined {
+    try {
+      return Deno.readTextFileSync(`${this.#proc}/${pid}/task/${tid}/comm`).replace(/\n$/, "");
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Whether `e`'s process still runs the event's program (whose exe is `exe`, "" when unknown),
+   * runs another one now, or is gone. Attestation reads /proc when it is asked, so a process that
+   * exec'd after the event would otherwise be labelled as its new program. The exe link (if
+   * known) and the calling thread's comm must both be the event's; a thread gone since counts
+   * by the exe alone (an exec ends every other thread: with no exe to compare, it is "other").
+   */
+  #running(e: RawAuditEvent, exe: string): "same" | "other" | "gone" {
+    const live = readlink(`${this.#proc}/${e.pid}/exe`);
+    if (live === "") return "gone";
+    if (exe !== "" && live !== exe) return "other";
+    const comm = this.#commOf(e.pid, e.tid);
+    return (comm === undefined ? exe !== "" : comm === e.comm) ? "same" : "other";
+  }
+
+  /** Labels of `e`'s process by attestation, or `undefined` (unknown, or another program now). */
+  async #attest(e: RawAuditEvent, exe: string): Promise<string[] | undefined> {
+    // A gone process is still asked: the source may have attested it while it ran.
+    if (this.#running(e, exe) === "other") return undefined;
+    const l = await this.#src.labelsOf!(e.pid).catch(() => undefined);
+    // Checked again after the answer: an exec while attestation read /proc.
+    return l !== undefined && this.#running(e, exe) !== "other" ? l : undefined;
   }
 
   #markGone(pid: number): void {
@@ -214,7 +255,7 @@ export class ContextBuilder {
     if (this.#gone.size > 65536) this.#gone.delete(this.#gone.keys().next().value!);
   }
 
-  async #cgroup(e: RawAuditEvent): Promise<CgroupInfo> {
+  async #cgroup(e: RawAuditEvent, exe: string): Promise<CgroupInfo> {
     const key = String(e.cgroupId);
     let c = this.#cgroups.get(key);
     if (c) return c;
@@ -231,21 +272,22 @@ export class ContextBuilder {
     const containerId = containerIdFromCgroup(path) ?? "";
     let labels: string[] | undefined;
     if (containerId !== "" && this.#src.labelsOf) {
-      labels = await this.#src.labelsOf(e.pid).catch(() => undefined);
+      labels = await this.#attest(e, exe);
     }
     c = { containerId, labels };
     if (containerId === "" || labels !== undefined) this.#cgroups.set(key, c);
     return c;
   }
 
-  async #labels(e: RawAuditEvent, cg: CgroupInfo): Promise<string[]> {
+  async #labels(e: RawAuditEvent, cg: CgroupInfo, exe: string): Promise<string[]> {
     if (cg.labels) return cg.labels;
     if (!this.#src.labelsOf) return [];
+    // Cached per pid until its next exec event (which deletes it): the same program.
     const hit = this.#pidLabels.get(e.pid);
     if (hit) return hit;
-    const l = await this.#src.labelsOf(e.pid).catch(() => undefined);
+    const l = await this.#attest(e, exe);
     if (l === undefined) {
-      // Gone: the nearest ancestor's labels (its workload ran this child).
+      // Gone, or exec'd since: the nearest ancestor's labels (its workload ran this program).
       for (const a of e.ancestors) {
         const al = this.#pidLabels.get(a.pid);
         if (al) return al;
@@ -270,7 +312,9 @@ export class ContextBuilder {
   /** The rule input of `e`. */
   async build(e: RawAuditEvent): Promise<AuditInput> {
     const isExec = e.syscall === "execve" || e.syscall === "execveat";
-    const before = this.#info(e.pid);
+    // A successful exec's comm is the new program's: its /proc is the event's (no check).
+    const at = isExec && e.ret === 0 ? undefined : { tid: e.tid, comm: e.comm };
+    const before = this.#info(e.pid, at);
     const cwd = before.cwd;
     const resolve = (p: string, dirfdArg: number | undefined) => {
       if (p === "" || p.startsWith("/")) return p;
@@ -285,15 +329,19 @@ export class ContextBuilder {
       e.syscall === "renameat" || e.syscall === "renameat2" ? 2 : undefined,
     );
     if (isExec && e.ret === 0) {
-      // The new image: its exe is the path it was exec'd by (the process may be gone at /proc).
-      const exe = readlink(`${this.#proc}/${e.pid}/exe`) || path;
+      // The new image: its exe link while /proc still has it (the comm is the event's), else the
+      // path it was exec'd by (the process is gone, or has exec'd again since).
+      const live = this.#commOf(e.pid, e.pid) === e.comm
+        ? readlink(`${this.#proc}/${e.pid}/exe`)
+        : "";
+      const exe = live || path;
       this.#procs.set(e.pid, { exe, argv: e.argv, cwd });
       this.#gone.delete(e.pid);
       this.#pidLabels.delete(e.pid); // re-attest: a new program may be a new workload
     }
-    const me = this.#info(e.pid);
-    const cg = await this.#cgroup(e);
-    const labels = await this.#labels(e, cg);
+    const me = this.#info(e.pid, at);
+    const cg = await this.#cgroup(e, me.exe);
+    const labels = await this.#labels(e, cg, me.exe);
     let flags: number | undefined;
     let mode = 0;
     const a = (i: number) => Number(BigInt.asIntN(32, e.args[i]!));

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { ContextBuilder, openFlags } from "./context.ts";
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
+import { getLogger } from "@logtape/logtape";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
+import { labelStrings } from "../../plugins/attestor/_lib/labels.ts";
+import { ProcessAttestor } from "../../plugins/attestor/process/process.ts";
 
 function raw(over: Partial<RawAuditEvent>): RawAuditEvent {
   return {
@@ -90,4 +94,74 @@ Deno.test("context: open flags are named like lib.rego's (O_RDWR reads and write
     trunc: false,
     append: false,
   });
+});
+
+Deno.test("context: a process that execs after its event is not labelled (or described) as its new program", async () => {
+  // The real process attestor, asked by pid as the daemon asks it: it reads /proc when the
+  // event is judged, which is after the exec here.
+  const attestor = new ProcessAttestor(
+    { enabled: true, extractEnvs: false, envAllowList: [], hashTimeoutMs: 10_000 },
+    { log: getLogger(["camblet", "test"]) },
+  );
+  const labelsOf = async (pid: number) => {
+    const task = taskContextFromProc(pid);
+    if (!task) throw new Error(`pid ${pid} is gone`);
+    return labelStrings(await attestor.collect(task, AbortSignal.timeout(5000)));
+  };
+  const c = new ContextBuilder({ labelsOf });
+  // sh waits for a line, then execs sleep: the event below is sh's, judged once it is sleep.
+  const child = new Deno.Command("sh", {
+    args: ["-c", "read x; exec sleep 30"],
+    stdin: "piped",
+    stdout: "null",
+  }).spawn();
+  try {
+    const comm = () => Deno.readTextFileSync(`/proc/${child.pid}/comm`).trim();
+    for (let i = 0; i < 200 && comm() !== "sh"; i++) await new Promise((r) => setTimeout(r, 10));
+    const shExe = Deno.readLinkSync(`/proc/${child.pid}/exe`);
+    const ev = raw({
+      pid: child.pid,
+      tid: child.pid,
+      ppid: Deno.pid,
+      comm: "sh",
+      path: "/etc/shadow",
+      args: [BigInt.asUintN(64, -100n), 0n, 0n, 0n, 0n, 0n],
+      ancestors: [{ pid: Deno.pid, comm: "deno" }],
+    });
+    await c.build(raw({ syscall: "connect", nr: 42, path: "" })); // attests the test process
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode("go\n"));
+    await w.close();
+    for (let i = 0; i < 200 && comm() !== "sleep"; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(comm(), "sleep", "the child exec'd sleep");
+
+    const i = await c.build(ev);
+    assert.equal(i.proc.name, "sh");
+    assert.ok(!i.labels.includes("process:name=sleep"), `labels ${i.labels}`);
+    assert.ok(!i.labels.some((l) => l.startsWith("process:binary:path=") && l.includes("sleep")));
+    // Like a process gone: the nearest attested ancestor's labels (the test process ran it).
+    assert.ok(i.labels.includes(`process:pid=${Deno.pid}`), `labels ${i.labels}`);
+    assert.notEqual(i.proc.exe, Deno.readLinkSync(`/proc/${child.pid}/exe`));
+    assert.deepEqual(i.proc.cmdline, "");
+    assert.notEqual(shExe, Deno.readLinkSync(`/proc/${child.pid}/exe`));
+
+    // Its exec event, then an event of the new program: labelled as sleep.
+    const sleepExe = Deno.readLinkSync(`/proc/${child.pid}/exe`);
+    const ex = await c.build(raw({
+      ...ev,
+      syscall: "execve",
+      nr: 59,
+      ret: 0,
+      comm: "sleep",
+      path: sleepExe,
+      argv: ["sleep", "30"],
+    }));
+    assert.equal(ex.proc.exe, sleepExe);
+    assert.ok(ex.labels.includes("process:name=sleep"), `labels ${ex.labels}`);
+    assert.ok(ex.labels.includes(`process:pid=${child.pid}`));
+  } finally {
+    child.kill();
+    await child.status;
+    attestor.dispose();
+  }
 });

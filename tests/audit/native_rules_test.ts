@@ -10,6 +10,10 @@ import { sh, under } from "./_shell.ts";
 import { EGRESS_RULE, nativeCases } from "./_triggers.ts";
 import type { AuditInput } from "../../agent/audit/context.ts";
 import { runCli } from "../cli/_run.ts";
+import { getLogger } from "@logtape/logtape";
+import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
+import { labelStrings } from "../../plugins/attestor/_lib/labels.ts";
+import { ProcessAttestor } from "../../plugins/attestor/process/process.ts";
 
 const why = captureMissing();
 
@@ -212,6 +216,64 @@ Deno.test({
       listener.close();
       await accepting;
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a violation by a process that execs before its event is judged carries the labels of the program that made the call, not of the new one",
+  ignore: skip(why),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // The real process attestor, asked by pid as the daemon asks it (it reads /proc then).
+    const attestor = new ProcessAttestor(
+      { enabled: true, extractEnvs: false, envAllowList: [], hashTimeoutMs: 10_000 },
+      { log: getLogger(["camblet", "test"]) },
+    );
+    const labelsOf = async (pid: number) => {
+      const task = taskContextFromProc(pid);
+      if (!task) throw new Error(`pid ${pid} is gone`);
+      return labelStrings(await attestor.collect(task, AbortSignal.timeout(5000)));
+    };
+    const rules = await loadRulesBytes(await buildRules(), "policies/rego/audit");
+    const records: AuditRecord[] = [];
+    const engine = new AuditEngine(rules, [(r) => records.push(r)]);
+    const programs = AuditPrograms.load(Deno.pid);
+    // Read only when drained below: the exec happens between the call and its judgement.
+    const capture = AuditCapture.start({ programs, engine, labelsOf, pollMs: 3_600_000 });
+    const child = new Deno.Command("bash", {
+      args: ["-c", ": < /etc/shadow; read x; exec sleep 30"],
+      stdin: "piped",
+    }).spawn();
+    const comm = () => Deno.readTextFileSync(`/proc/${child.pid}/comm`).trim();
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // bash has read /etc/shadow, waits in read
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode("go\n"));
+      await w.close();
+      for (let i = 0; i < 300 && comm() !== "sleep"; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.equal(comm(), "sleep");
+      await capture.drain();
+      const mine = records.filter((r) =>
+        r.rule === "Read sensitive file untrusted" && r.process.pid === child.pid
+      );
+      assert.equal(mine.length, 1, JSON.stringify(records.map((r) => r.output)));
+      const r = mine[0]!;
+      assert.equal(r.process.name, "bash");
+      assert.match(r.process.exe, /bash$/);
+      assert.ok(!r.labels.includes("process:name=sleep"), `labels ${r.labels}`);
+      assert.ok(!r.labels.some((l) => /^process:binary:path=.*sleep$/.test(l)), `${r.labels}`);
+      assert.ok(!r.labels.includes(`process:pid=${child.pid}`), `labels ${r.labels}`);
+    } finally {
+      child.kill();
+      await child.status;
+      await capture.close();
+      programs.close();
+      attestor.dispose();
     }
   },
 });
