@@ -8,7 +8,7 @@
  */
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
 import type { AuditPrograms, AuditStats } from "../../driver/bpf/audit.ts";
-import { MetricsRegistry } from "../../plugins/sdk/metrics.ts";
+import { type Counter, MetricsRegistry } from "../../plugins/sdk/metrics.ts";
 import { type AuditInput, ContextBuilder, type ContextSources } from "./context.ts";
 import type { AuditRules, RuleViolation } from "./rules.ts";
 
@@ -92,6 +92,24 @@ export class AuditEngine {
     this.#rules = r;
   }
 
+  #violations: Counter | undefined;
+  /** Label sets of the violations counter by rule and severity (one object each, not per call). */
+  #labelSets = new Map<string, { rule: string; severity: string }>();
+
+  #count(rule: string, severity: string): void {
+    const c = this.#violations ??= this.metrics.counter(
+      "camblet_audit_violations_total",
+      "Audit rule violations, by rule",
+    );
+    const k = `${severity}\0${rule}`;
+    let l = this.#labelSets.get(k);
+    if (!l) {
+      l = { rule, severity };
+      if (this.#labelSets.size < 4096) this.#labelSets.set(k, l);
+    }
+    c.inc(l);
+  }
+
   /** Judges one input; returns its records (also sent to the sinks). */
   judge(input: AuditInput): AuditRecord[] {
     this.judged++;
@@ -106,10 +124,10 @@ export class AuditEngine {
       ).inc({ source: this.#rules.source });
       return [];
     }
+    if (vs.length === 0) return [];
     const out = vs.map((v) => auditRecord(v, input));
     for (const r of out) {
-      this.metrics.counter("camblet_audit_violations_total", "Audit rule violations, by rule")
-        .inc({ rule: r.rule, severity: r.severity });
+      this.#count(r.rule, r.severity);
       for (const s of this.#sinks) {
         try {
           s(r);
