@@ -3,11 +3,12 @@
  * side by side, rounds alternating (root, gcc, clang, the opa peer for the default rules):
  *
  *   deno run -A tests/audit/syscall_cost_bench.ts [--native] [--guest] [--rounds=5]
- *     [--before=REV] [--scale=1] [--guest-scale=0.2]
+ *     [--before=REV] [--scale=1] [--guest-scale=0.1]
  *
  * Setups: no programs; empty programs on raw_tracepoint/sys_enter, and on sys_enter + sys_exit
  * (the floor any syscall-tracepoint capture pays: the kernel's traced-syscall path for every
- * task); the audit programs with the default rules' prefilter for a process in a host cgroup and
+ * task), and fentry+fexit on openat alone (per-syscall attachment; no row where the kernel refuses
+ * fentry, as this host's does); the audit programs with the default rules' prefilter for a process in a host cgroup and
  * for one in a fresh cgroup (counted as a container); with --before, audit.bpf.c as of REV (its
  * embedded object) for the host process. Workloads (tests/audit/c/syscall_cost.c and real
  * commands): getppid, 1-byte read+write, openat+close of a file no rule takes and of /etc/shadow
@@ -60,7 +61,13 @@ const dir = await Deno.makeTempDir({ prefix: "camblet-syscall-cost-" });
 try {
   await run("gcc", ["-O2", "-o", `${dir}/probe`, `${ROOT}tests/audit/c/syscall_cost.c`]);
   const triple = (await run("clang", ["-print-multiarch"])).trim() || "x86_64-linux-gnu";
-  for (const [out, def] of [["empty_enter.o", []], ["empty_both.o", ["-DEXIT"]]] as const) {
+  for (
+    const [out, def] of [
+      ["empty_enter.o", []],
+      ["empty_both.o", ["-DEXIT"]],
+      ["empty_fentry.o", ["-DFENTRY"]],
+    ] as const
+  ) {
     await run("clang", [
       "-O2",
       "-target",
@@ -91,6 +98,7 @@ try {
     probe: `${dir}/probe`,
     emptyEnter: `${dir}/empty_enter.o`,
     emptyBoth: `${dir}/empty_both.o`,
+    emptyFentry: `${dir}/empty_fentry.o`,
     filter,
     before: beforeB64,
     rounds,
@@ -122,7 +130,7 @@ try {
   if (guest) {
     const no = guestUnavailable();
     if (no) throw new Error(`Cannot run the guest half: ${no}`);
-    const gs = Number(args.get("guest-scale") ?? 0.2);
+    const gs = Number(args.get("guest-scale") ?? 0.1);
     await Deno.writeTextFile(
       `${dir}/inputs.json`,
       JSON.stringify({ ...base, n: n(gs) }),
