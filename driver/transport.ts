@@ -1,7 +1,9 @@
 /**
  * The device transport (protocol doc §1): one blocking reader with a 1 MiB buffer, and a writer
  * that puts exactly one whole message in each `write()` and keeps within the kernel's 2 MiB
- * write budget between reads.
+ * write budget between reads. The writer writes to an fd through libc or to a
+ * {@linkcode DeviceSink} (driver/device_file.ts: the kernel worker's device, read in its own
+ * isolate).
  *
  * @module
  */
@@ -80,6 +82,18 @@ export interface DeviceWriterOptions {
   warn?: (message: string, props: Record<string, unknown>) => void;
 }
 
+/** Where a {@linkcode DeviceWriter} writes: one `write()` per call, and the close of the device. */
+export interface DeviceSink {
+  /** One `write(2)`: returns the count the kernel took; throws {@linkcode DeviceError}. */
+  write(bytes: Uint8Array<ArrayBuffer>): number;
+  close(): void;
+}
+
+/** A sink on a libc fd (the emulator's pty, tests). */
+export function fdSink(fd: number): DeviceSink {
+  return { write: (bytes) => writeOnce(fd, bytes, "kernel device"), close: () => closeFd(fd) };
+}
+
 interface Pending {
   key: string | undefined;
   what: string;
@@ -107,7 +121,7 @@ export interface WriterStats {
  * payload of the same kind replaces a waiting one), and a push larger than the budget is refused.
  */
 export class DeviceWriter {
-  readonly #fd: number;
+  readonly #sink: DeviceSink;
   readonly #budget: number;
   readonly #pushBudget: number;
   readonly #now: () => number;
@@ -121,8 +135,8 @@ export class DeviceWriter {
   #closed = false;
   readonly stats = { writes: 0, bytes: 0, deferred: 0, shortWrites: 0 };
 
-  constructor(fd: number, options: DeviceWriterOptions = {}) {
-    this.#fd = fd;
+  constructor(device: number | DeviceSink, options: DeviceWriterOptions = {}) {
+    this.#sink = typeof device === "number" ? fdSink(device) : device;
     this.#budget = options.budgetBytes ?? KERNEL_LIMITS.writeBudgetBytes;
     this.#pushBudget = this.#budget - (options.answerReserveBytes ?? 256 * 1024);
     this.#now = options.now ?? sharedNow;
@@ -218,7 +232,7 @@ export class DeviceWriter {
       p.reject(new Error(`Cannot push ${p.what}: the device was closed`));
     }
     this.#queue = [];
-    closeFd(this.#fd);
+    this.#sink.close();
   }
 
   #encode(line: string, what: string): Uint8Array<ArrayBuffer> {
@@ -249,7 +263,7 @@ export class DeviceWriter {
 
   #write(bytes: Uint8Array<ArrayBuffer>): void {
     const at = this.#now();
-    const n = writeOnce(this.#fd, bytes, "kernel device");
+    const n = this.#sink.write(bytes);
     this.#account(at, n);
     if (n < bytes.length) {
       // The kernel took part of the line; finish it (a split line is fine) before anything else.
@@ -266,7 +280,7 @@ export class DeviceWriter {
   #completeStuck(): boolean {
     while (this.#stuck) {
       const at = this.#now();
-      const n = writeOnce(this.#fd, this.#stuck, "kernel device");
+      const n = this.#sink.write(this.#stuck);
       this.#account(at, n);
       if (n === 0) return false;
       this.#stuck = n < this.#stuck.length ? this.#stuck.slice(n) : undefined;

@@ -1,6 +1,6 @@
 /**
- * The kernel worker: opens the device, reads it (through the reader worker), dispatches and
- * answers. It runs apart from the main thread because the kernel blocks every `accept()` (and
+ * The kernel worker: opens the device, reads it (in this isolate: driver/device_file.ts),
+ * dispatches and answers. It runs apart from the main thread because the kernel blocks every `accept()` (and
  * intercepted `connect()`) of ours while it waits for our answer: if the thread that answers were
  * the one that accepts, it would time out every time (protocol doc §1, Deno note). This thread
  * never opens a socket; handlers that may do I/O run on the main thread, and the watchdog here
@@ -15,7 +15,8 @@
 import { CallGate } from "./call_gate.ts";
 import type { LogMessage } from "./codec.ts";
 import { Dispatcher, type Handlers, type Level } from "./dispatcher.ts";
-import { DeviceError, openDevice, raiseThreadPriority } from "./ffi.ts";
+import { type FileReader, fileSink, openDeviceFile, startFileReader } from "./device_file.ts";
+import { DeviceError, raiseThreadPriority } from "./ffi.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import type {
   CallRequest,
@@ -25,7 +26,6 @@ import type {
   ToWorker,
 } from "./link_protocol.ts";
 import type { TaskContext } from "./payloads.ts";
-import { type Reader, spawnReader } from "./reader_worker.ts";
 import { DeviceWriter, PayloadTooLargeError } from "./transport.ts";
 
 /** What the worker entry supplies: the parts of {@linkcode Handlers} that must run in this thread. */
@@ -76,7 +76,7 @@ export function runKernelWorker(setup: WorkerSetup): void {
   let nextRid = 1;
   let writer: DeviceWriter | undefined;
   let dispatcher: Dispatcher | undefined;
-  let reader: Reader | undefined;
+  let reader: FileReader | undefined;
 
   // Calls started in one turn (the requests of one read) go in one message: per message the main
   // thread pays an event, a deserialisation and a dispatch, which under a burst add up.
@@ -104,23 +104,26 @@ export function runKernelWorker(setup: WorkerSetup): void {
   };
 
   async function start(options: StartOptions): Promise<void> {
-    let local: WorkerSetupResult;
-    let fd: number;
-    try {
-      // Everything is ready before the open: the kernel sends requests as soon as it sees us.
-      [local, reader] = await Promise.all([setup(options.setup), spawnReader()]);
-      fd = openDevice(options.device);
-    } catch (e) {
-      const code = e instanceof DeviceError ? e.code : "SETUP";
-      reader?.terminate();
-      return post({ t: "open_failed", message: (e as Error).message, code });
-    }
-    writer = new DeviceWriter(fd, { warn: (message, props) => event("warning", message, props) });
     // A busy host must not starve the answers: this thread gets more CPU than busy processes.
+    // First, so that the blocking-pool threads this isolate starts (the device read runs on one)
+    // inherit it: a thread's nice value is copied to the threads it creates.
     const refused = raiseThreadPriority(ANSWER_THREAD_NICE);
     if (refused) {
       event("debug", "Kernel worker keeps its scheduling priority", { error: refused });
     }
+    let local: WorkerSetupResult;
+    let file: Deno.FsFile;
+    try {
+      // Everything is ready before the open: the kernel sends requests as soon as it sees us.
+      local = await setup(options.setup);
+      file = await openDeviceFile(options.device);
+    } catch (e) {
+      const code = e instanceof DeviceError ? e.code : "SETUP";
+      return post({ t: "open_failed", message: (e as Error).message, code });
+    }
+    writer = new DeviceWriter(fileSink(file), {
+      warn: (message, props) => event("warning", message, props),
+    });
     // Bounded work in flight on the main thread: what cannot start in time is refused early. Few
     // at once: the main thread interleaves the calls it runs, so 32 at once would all finish
     // together, late; 4 keep the native signing threads busy and finish one after another.
@@ -159,7 +162,8 @@ export function runKernelWorker(setup: WorkerSetup): void {
     });
     const d = dispatcher;
     const splitter = new LineSplitter(options.maxLineBytes);
-    reader.begin(fd, (chunk, at) => {
+    // Read in this isolate, one read at a time, each resolving on this thread's event loop.
+    reader = startFileReader(file, (chunk, at) => {
       w.noteRead(at);
       for (const line of splitter.push(chunk, at)) d.handleLine(line);
     });
@@ -181,7 +185,7 @@ export function runKernelWorker(setup: WorkerSetup): void {
     }
     if (dispatcher) await dispatcher.drain();
     reader?.stop();
-    // Give the reader a moment to leave read() before the fd number can be reused.
+    // Give the pending read a moment to return (it keeps the device open until it does).
     if (reader) await Promise.race([reader.ended, new Promise((r) => setTimeout(r, 200))]);
     // That last read may have brought requests: the module waits on them like on any other (an
     // unanswered csr_sign crashes it), so they are answered before the device closes.

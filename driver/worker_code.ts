@@ -14,6 +14,12 @@
  */
 export const WORKER_CODE_GLOBAL = "__cambletWorkerCode";
 
+/** True when this code runs in a Worker created with `name` (`new Worker(url, { name })`). */
+export function isWorkerNamed(name: string): boolean {
+  const g = globalThis as unknown as { WorkerGlobalScope?: unknown; name?: string };
+  return typeof g.WorkerGlobalScope !== "undefined" && g.name === name;
+}
+
 const urls = new Map<string, string>();
 
 /**

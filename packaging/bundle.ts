@@ -42,22 +42,16 @@ export function stampLine(info: BuildInfo): string {
 
 /**
  * The workers, each bundled from its entry, and the workers it starts itself (embedded in it), in
- * the order they nest. Their modules load only here (the tests import ROOT from this file).
+ * the order they nest. Their modules load only here (the tests import ROOT from this file). The
+ * kernel worker reads the device itself (driver/device_file.ts): the agent starts no reader.
  */
 async function workers(): Promise<{ name: string; entry: string; starts: string[] }[]> {
-  const [{ KERNEL_WORKER_NAME }, { READER_WORKER_NAME }, { POLICY_WORKER_NAME }] = await Promise
-    .all([
-      import("../driver/link_protocol.ts"),
-      import("../driver/reader_worker.ts"),
-      import("../agent/sources/compile_worker.ts"),
-    ]);
+  const [{ KERNEL_WORKER_NAME }, { POLICY_WORKER_NAME }] = await Promise.all([
+    import("../driver/link_protocol.ts"),
+    import("../agent/sources/compile_worker.ts"),
+  ]);
   return [
-    { name: READER_WORKER_NAME, entry: "driver/reader_worker.ts", starts: [] },
-    {
-      name: KERNEL_WORKER_NAME,
-      entry: "agent/daemon/kernel_worker.ts",
-      starts: [READER_WORKER_NAME],
-    },
+    { name: KERNEL_WORKER_NAME, entry: "agent/daemon/kernel_worker.ts", starts: [] },
     { name: POLICY_WORKER_NAME, entry: "agent/sources/compile_worker.ts", starts: [] },
   ];
 }

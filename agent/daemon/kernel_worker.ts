@@ -12,8 +12,7 @@
  */
 import type { CsrSignData } from "../../driver/codec.ts";
 import { KERNEL_WORKER_NAME } from "../../driver/link_protocol.ts";
-import { isWorkerNamed } from "../../driver/reader_worker.ts";
-import { workerModuleUrl } from "../../driver/worker_code.ts";
+import { isWorkerNamed, workerModuleUrl } from "../../driver/worker_code.ts";
 import { runKernelWorker, type WorkerSetupResult } from "../../driver/worker.ts";
 import { readCsrDer } from "../../plugins/sdk/leaf_der.ts";
 import { parsePem } from "../../plugins/sdk/pem.ts";
