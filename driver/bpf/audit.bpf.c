@@ -10,9 +10,10 @@
 // An event leaves the kernel only when one group takes its syscall, its cgroup, its open flags and
 // its absolute path (`prefixes`, an LPM trie whose
 // value is the groups a prefix admits); else it is dropped and counted by reason. The filter is
-// double-buffered: the agent writes the idle slot, then flips `config.slot`. sys_exit adds the result
-// code and sends the event through `events` (ring buffer); a full ring buffer is counted
-// (STAT_LOST), never silent. sched_process_exec adds the executed file's name (memfd:… for a
+// double-buffered: the agent writes the idle slot, then flips `config.slot`. sys_exit (only for a
+// task whose `has_pending` flag is up: the others return at once) adds the result code and sends
+// the event through `events` (ring buffer); a full ring buffer is counted (STAT_LOST), never
+// silent. sched_process_exec adds the executed file's name (memfd:… for a
 // fileless exec) to a pending execve; sched_process_exit forgets a task's pending entry.
 // Relative paths pass the prefilter (the agent resolves them against the cwd); so do cgroups the
 // agent has not classified (a new cgroup counts as a container until the host set is rescanned).
@@ -170,6 +171,15 @@ struct {
 	__type(key, __u64);
 	__type(value, struct event);
 } pending SEC(".maps");
+
+// Per task: 1 while it has a `pending` entry. sys_exit reads this instead of hashing into
+// `pending`; a task that never had one has no storage at all (one pointer test in the helper).
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} has_pending SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -386,7 +396,15 @@ int BPF_PROG(audit_sys_enter, struct pt_regs *regs, long id_)
 		struct task_struct *pp = BPF_CORE_READ(p, real_parent);
 		p = (pp == p || e->anc_pid[i] <= 1) ? 0 : pp;
 	}
-	if (bpf_map_update_elem(&pending, &id, e, BPF_ANY))
+	if (bpf_map_update_elem(&pending, &id, e, BPF_ANY)) {
+		count(STAT_PENDING_FULL);
+		return 0;
+	}
+	__u8 *flag = bpf_task_storage_get(&has_pending, bpf_get_current_task_btf(), 0,
+					  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (flag)
+		*flag = 1;
+	else if (!bpf_map_delete_elem(&pending, &id)) // sys_exit would not look at it
 		count(STAT_PENDING_FULL);
 	return 0;
 }
@@ -402,6 +420,10 @@ int BPF_PROG(audit_sys_exit, struct pt_regs *regs, long ret)
 	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &key);
 	if (!cfg || !cfg->keep)
 		return 0;
+	__u8 *flag = bpf_task_storage_get(&has_pending, bpf_get_current_task_btf(), 0, 0);
+	if (!flag || !*flag)
+		return 0; // dropped at sys_enter (or not seen): nothing pending
+	*flag = 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct event *e = bpf_map_lookup_elem(&pending, &id);
 	if (!e)
