@@ -100,14 +100,20 @@ export function startFileReader(
   let stopped = false;
   const buf = new Uint8Array(bufferBytes);
   const loop = async (): Promise<ReadEnd> => {
+    if (stopped) return { reason: "eof" };
+    let pending = file.read(buf);
     for (;;) {
-      if (stopped) return { reason: "eof" };
       let n: number | null;
       try {
-        n = await file.read(buf);
+        n = await pending;
       } catch (e) {
-        if (e instanceof Deno.errors.Interrupted) continue;
-        if (e instanceof Deno.errors.BadResource) return { reason: "eof" };
+        if (e instanceof Deno.errors.Interrupted && !stopped) {
+          pending = file.read(buf);
+          continue;
+        }
+        if (e instanceof Deno.errors.Interrupted || e instanceof Deno.errors.BadResource) {
+          return { reason: "eof" };
+        }
         const errno = errnoOf(e);
         if (errno === ERRNO.EIO) return { reason: "eof" };
         return {
@@ -118,14 +124,19 @@ export function startFileReader(
       }
       if (n === null || n === 0) return { reason: "eof" };
       const at = sharedNow();
+      const chunk = buf.slice(0, n);
+      // The next read is in flight while this chunk is handled (the kernel may have more queued).
+      const last = stopped;
+      if (!last) pending = file.read(buf);
       try {
-        onChunk(buf.slice(0, n), at);
+        onChunk(chunk, at);
       } catch (e) {
         // Reported as the handler's own failure was with a reader Worker; the reading goes on.
         queueMicrotask(() => {
           throw e;
         });
       }
+      if (last) return { reason: "eof" };
     }
   };
   return { ended: loop(), stop: () => void (stopped = true) };
