@@ -7,8 +7,11 @@
 //      exec in-kernel when the new executable's path is in the exec-binding space (rule set 0 of
 //      the path tables), so an exe-selected workload is confined from its first instruction;
 //   2. else the deepest ancestor cgroup listed in `cgroup_rules` (containers, systemd units).
-// Rule set 0 means unconfined: the fast path is one task-storage lookup plus the cgroup levels
-// the agent marked as used in `config.cgroup_levels`.
+// Rule set 0 means unconfined. The fast path: `config` says which R_* bits some active rule set
+// has (`config.rules`), so a hook no rule uses returns after one array load; else the task
+// storage is looked up only while some active rule set can be in it (CFG_TASK_RULES), then the
+// cgroup levels the agent marked as used in `config.cgroup_levels`. The agent widens `config`
+// before a rule set or task key needs it and narrows it only after (driver/bpf/guard.ts).
 //
 // Paths: bpf_d_path of the opened/executed file (canonical: symlinks resolved by the kernel)
 // is written straight into an LPM-trie key (`path_lpm`: rule set id, then the path bytes): one
@@ -116,6 +119,9 @@ struct cred {
 /* The open verdict cache may be used: set by the agent on x86-64 only, whose ordering the
  * cache's lock-free seqcount read relies on (a weakly ordered CPU could see a torn entry). */
 #define CFG_OPEN_CACHE (1u << 1)
+/* Some task may carry an active rule set in `task_rules` (set by the agent, bound at exec or
+ * inherited): without it no task storage is looked up. */
+#define CFG_TASK_RULES (1u << 2)
 
 // Event hooks (struct event.hook); the agent names them.
 enum hook {
@@ -155,7 +161,7 @@ struct config {
 	__u32 agent_tgid;    /* never confined */
 	__u32 flags;         /* CFG_* */
 	__u32 cgroup_levels; /* bit n: some cgroup_rules key is at cgroup level n */
-	__u32 pad;
+	__u32 rules;         /* R_* of every active rule set, OR-ed: a hook none uses returns at once */
 };
 
 struct ruleset {
@@ -340,18 +346,24 @@ static __always_inline struct config *cfg(void)
 	return bpf_map_lookup_elem(&config, &zero);
 }
 
-/* The rule set of the current task, 0 when unconfined. */
-static __always_inline __u32 current_ruleset(void)
+static __always_inline struct ruleset *ruleset_of(__u32 id)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct task_rule *tr = bpf_task_storage_get(&task_rules, task, 0, 0);
-	if (tr && tr->ruleset)
-		return tr->ruleset;
-	struct config *c = cfg();
-	if (!c || !c->cgroup_levels)
+	if (!id)
 		return 0;
-	if (c->agent_tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
-		return 0;
+	struct ruleset *r = bpf_map_lookup_elem(&rulesets, &id);
+	return r && (r->flags & R_ACTIVE) ? r : 0;
+}
+
+/* The rule set of the current task, 0 when unconfined. A task's own rule set wins while it is
+ * active; an inactive one (its policy is gone) leaves the task to its cgroup. */
+static __always_inline __u32 current_ruleset(struct config *c)
+{
+	if (c->flags & CFG_TASK_RULES) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct task_rule *tr = bpf_task_storage_get(&task_rules, task, 0, 0);
+		if (tr && tr->ruleset && ruleset_of(tr->ruleset))
+			return tr->ruleset;
+	}
 	__u32 levels = c->cgroup_levels, found = 0;
 	for (int level = 0; level < MAX_CGROUP_LEVEL; level++) {
 		if (!(levels >> level))
@@ -365,15 +377,9 @@ static __always_inline __u32 current_ruleset(void)
 		if (r)
 			found = *r; /* deeper levels win */
 	}
-	return found;
-}
-
-static __always_inline struct ruleset *ruleset_of(__u32 id)
-{
-	if (!id)
+	if (found && c->agent_tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	struct ruleset *r = bpf_map_lookup_elem(&rulesets, &id);
-	return r && (r->flags & R_ACTIVE) ? r : 0;
+	return found;
 }
 
 static __always_inline void emit(__u32 ruleset, __u32 hook, __u32 outcome, __u32 rule, __s32 arg,
@@ -512,13 +518,15 @@ int BPF_PROG(guard_exec, struct linux_binprm *bprm, int ret)
 {
 	if (ret)
 		return ret;
-	__u32 id = current_ruleset();
+	struct config *c = cfg();
+	if (!c || (!(c->flags & CFG_BIND_EXEC) && !(c->rules & (R_EXEC_PATHS | R_EXEC_ALLOWLIST))))
+		return 0;
+	__u32 id = current_ruleset(c);
 	struct walk w = {};
 	struct scratch *s = 0;
 	long n = 0;
 	if (!id) {
-		struct config *c = cfg();
-		if (!c || !(c->flags & CFG_BIND_EXEC))
+		if (!(c->flags & CFG_BIND_EXEC))
 			return 0;
 		s = lookup_path(&bprm->file->f_path, 0, &w, &n);
 		if (!s || !w.bind || !ruleset_of(w.bind))
@@ -597,16 +605,15 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 {
 	if (ret)
 		return ret;
-	__u32 id = current_ruleset();
-	struct ruleset *r = ruleset_of(id);
-	if (!r || !(r->flags & (R_READ_PATHS | R_WRITE_PATHS)))
-		return 0;
+	struct config *cf = cfg();
 	unsigned int mode = file->f_mode; /* a trusted BTF pointer: a plain load, no helper call */
-	if (mode & FMODE_NOACCOUNT)
-		return 0;
-	/* Only an open that some entry of this rule set could deny needs the path. */
+	/* Only an open that some entry could deny needs the rule set, and then the path. */
 	__u32 need = ((mode & FMODE_READ) ? R_READ_PATHS : 0) | ((mode & FMODE_WRITE) ? R_WRITE_PATHS : 0);
-	if (!(r->flags & need))
+	if (!cf || !(cf->rules & need) || (mode & FMODE_NOACCOUNT))
+		return 0;
+	__u32 id = current_ruleset(cf);
+	struct ruleset *r = ruleset_of(id);
+	if (!r || !(r->flags & need))
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 k = GEN_HOOKS;
@@ -621,8 +628,7 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 	struct walk w = {};
 	long n = 0;
 	struct scratch *s = 0;
-	struct config *cf = cfg();
-	int use_cache = cf && (cf->flags & CFG_OPEN_CACHE);
+	int use_cache = cf->flags & CFG_OPEN_CACHE;
 	struct open_cache *c = use_cache ? bpf_inode_storage_get(&open_cache, inode, 0, 0) : 0, copy;
 	if (cache_hit(c, file, id, task, &gen, &rules, &copy)) {
 		w.flags = copy.flags;
@@ -680,7 +686,10 @@ int BPF_PROG(guard_open, struct file *file, int ret)
 /* Shared by the hooks that deny a whole capability: returns the verdict or 0. */
 static __always_inline int simple(__u32 bit, __u32 hook, __s32 arg, const char *path)
 {
-	__u32 id = current_ruleset();
+	struct config *c = cfg();
+	if (!c || !(c->rules & bit))
+		return 0;
+	__u32 id = current_ruleset(c);
 	struct ruleset *r = ruleset_of(id);
 	if (!r || !(r->flags & bit))
 		return 0;

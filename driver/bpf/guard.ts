@@ -11,6 +11,8 @@ import { BpfMap, BpfObject } from "./bpf_object.ts";
 import { bpf, BpfError, closeFd } from "./libbpf.ts";
 import { GuardCapabilityError, pidfdOpen, RingBuffer, type RingSample } from "./guard_ffi.ts";
 import {
+  CFG_BIND_EXEC,
+  CFG_TASK_RULES,
   configVal,
   decodeEvent,
   type GuardEvent,
@@ -106,6 +108,14 @@ export class GuardPrograms {
   /** Written to `gens[GEN_RULES]` after every rule write: invalidates the open verdict cache. */
   #rulesGen = 0n;
   #agentTgid: number;
+  /** The caller's part of `config` (setConfig). */
+  #config = { flags: 0, cgroupLevels: 0 };
+  /** Flags of every active rule set, as written. */
+  #active = new Map<number, number>();
+  /** Rule sets ever written into task storage or bound at exec: their tasks may carry them. */
+  #tasked = new Set<number>();
+  /** `config` as last written ("" before the first write). */
+  #written = "";
 
   private constructor(obj: BpfObject, agentTgid: number) {
     this.#obj = obj;
@@ -164,14 +174,45 @@ export class GuardPrograms {
     return this.#obj.attached;
   }
 
-  /** Writes `config`: flags (CFG_*) and the cgroup levels that have `cgroup_rules` keys. */
+  /**
+   * Writes `config`: flags (CFG_*) and the cgroup levels that have `cgroup_rules` keys. The
+   * fast-path parts (the OR of the active rule sets' flags, CFG_TASK_RULES) are kept here.
+   */
   setConfig(c: { flags: number; cgroupLevels: number }): void {
-    this.#maps.config.update(u32(0), configVal(this.#agentTgid, c.flags, c.cgroupLevels));
+    this.#config = { flags: c.flags, cgroupLevels: c.cgroupLevels };
+    this.#writeConfig();
+  }
+
+  /**
+   * Writes `config` from the caller's part and the rule sets: `rules` is the OR of every active
+   * rule set's flags (`extra` too), CFG_TASK_RULES is set while exec binding is on or a rule set
+   * that tasks may carry is active (`extraTasked`). The programs skip what `config` says no rule
+   * uses, so it is widened before a rule write that needs more and narrowed only after one that
+   * needs less: at no moment does a hook skip a rule in force.
+   */
+  #writeConfig(extra = 0, extraTasked?: number): void {
+    let rules = extra;
+    let tasked = (this.#config.flags & CFG_BIND_EXEC) !== 0 || extraTasked !== undefined;
+    for (const [id, f] of this.#active) {
+      rules |= f;
+      if (this.#tasked.has(id)) tasked = true;
+    }
+    const flags = (this.#config.flags & ~CFG_TASK_RULES) | (tasked ? CFG_TASK_RULES : 0);
+    const v = configVal(this.#agentTgid, flags, this.#config.cgroupLevels, rules);
+    const key = v.join(",");
+    if (key === this.#written) return;
+    this.#maps.config.update(u32(0), v);
+    this.#written = key;
   }
 
   /** Defines rule set `id` (1..1023) with R_* `flags` (R.ACTIVE is added). */
   setRuleset(id: number, flags: number, generation = 0): void {
-    this.#maps.rulesets.update(u32(id), rulesetVal(flags | 1, generation));
+    const f = (flags | 1) >>> 0;
+    // Wide enough for the old flags and the new before the rule set changes, exact after.
+    this.#writeConfig(f, this.#tasked.has(id) ? id : undefined);
+    this.#maps.rulesets.update(u32(id), rulesetVal(f, generation));
+    this.#active.set(id, f);
+    this.#writeConfig();
     this.#rulesChanged();
   }
 
@@ -183,6 +224,8 @@ export class GuardPrograms {
   /** Disables rule set `id`: tasks keyed to it run unconfined. */
   clearRuleset(id: number): void {
     this.#maps.rulesets.update(u32(id), rulesetVal(0, 0));
+    this.#active.delete(id);
+    this.#writeConfig();
     this.#rulesChanged();
   }
 
@@ -193,6 +236,10 @@ export class GuardPrograms {
    * written before and not listed now stay until {@linkcode prunePaths}.
    */
   setPaths(ruleset: number, entries: readonly PathEntry[]): void {
+    // Tasks bound at exec carry the bound rule set: looked up from before any binding.
+    const bound = entries.filter((e) => e.bind && !this.#tasked.has(e.bind));
+    for (const e of bound) this.#tasked.add(e.bind!);
+    if (bound.length) this.#writeConfig();
     for (const e of entries) {
       this.#maps.paths.update(pathKey(ruleset, e.path), pathVal(e.flags, e.bind ?? 0));
     }
@@ -251,7 +298,12 @@ export class GuardPrograms {
     }
     try {
       if (ruleset === 0) this.#maps.taskRules.delete(u32(fd));
-      else this.#maps.taskRules.update(u32(fd), taskRuleVal(ruleset));
+      else {
+        // The programs look task storage up from before the key is in it.
+        this.#tasked.add(ruleset);
+        this.#writeConfig();
+        this.#maps.taskRules.update(u32(fd), taskRuleVal(ruleset));
+      }
       return true;
     } finally {
       closeFd(fd);

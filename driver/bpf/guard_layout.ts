@@ -39,6 +39,8 @@ export const P = {
 export const CFG_BIND_EXEC = 1;
 /** The open verdict cache may be used (x86-64 only: its lock-free read relies on x86 ordering). */
 export const CFG_OPEN_CACHE = 2;
+/** Some task may carry an active rule set in task storage: only then is it looked up. */
+export const CFG_TASK_RULES = 4;
 
 /** `enum hook` → the name events and metrics use. */
 export const HOOK_NAMES: Readonly<Record<number, string>> = Object.freeze({
@@ -207,17 +209,22 @@ export function rulesetVal(flags: number, generation: number): Uint8Array<ArrayB
   return out;
 }
 
-/** `struct config`. */
+/**
+ * `struct config`; `rules` is the OR of every active rule set's R_* flags (a hook whose bits are
+ * not in it returns at once).
+ */
 export function configVal(
   agentTgid: number,
   flags: number,
   cgroupLevels: number,
+  rules = 0,
 ): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(SIZES.config);
   const v = new DataView(out.buffer);
   v.setUint32(0, agentTgid, true);
   v.setUint32(4, flags, true);
   v.setUint32(8, cgroupLevels >>> 0, true);
+  v.setUint32(12, rules >>> 0, true);
   return out;
 }
 

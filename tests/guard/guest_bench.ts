@@ -4,9 +4,7 @@
  * unkeyed cgroup at the keyed one's level, which pays the cgroup lookup) and with the caller
  * confined (in a keyed cgroup, rules that do not deny what it does). Rounds interleave the setups so
  * drift on a shared machine hits them alike; every sample is kept (the host side reports the
- * best and the median of each). With BASELINE (an older
- * build of guard.bpf.c whose maps are config, rulesets, cgroup_rules and the hashed `paths`),
- * every round also measures that object, loaded with the same rule set, before or after the
+ * best and the median of each). With BASELINE (an older build of guard.bpf.c), every round also measures that object, loaded with the same rule set, before or after the
  * current one (alternating).
  *
  * Usage (guest): deno run -A tests/guard/guest_bench.ts DIR SECONDS ROUNDS [BASELINE.o]
@@ -107,9 +105,9 @@ async function measure(label: string): Promise<void> {
   }
 }
 
-/** The current object through the agent's own code path. */
-async function current(label: string): Promise<void> {
-  const kernel = GuardPrograms.load({ agentTgid: Deno.pid });
+/** The current object (or `image`, one with the same maps) through the agent's own code path. */
+async function current(label: string, image?: Uint8Array): Promise<void> {
+  const kernel = GuardPrograms.load({ agentTgid: Deno.pid, ...(image ? { image } : {}) });
   const guard = await RuntimeGuard.start({
     kernel,
     trustDomain: "bench",
@@ -133,8 +131,13 @@ async function current(label: string): Promise<void> {
   }
 }
 
-/** The baseline object, its maps written directly (the same rule set, hashed paths). */
+/**
+ * The baseline object: one with the `path_lpm` table through the agent's code like the current
+ * one (what it does not know of `config` it ignores); an older one with its maps written
+ * directly (the same rule set, hashed paths).
+ */
 async function baseline(image: Uint8Array, label: string): Promise<void> {
+  if (new TextDecoder().decode(image).includes("path_lpm")) return await current(label, image);
   const obj = BpfObject.load(image, "baseline guard object", "CAP_BPF and CAP_SYS_ADMIN");
   try {
     obj.attachAll();
