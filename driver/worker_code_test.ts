@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
 import { embedWorkersLine, WORKER_CODE_GLOBAL, workerModuleUrl } from "./worker_code.ts";
 
-// What `deno bundle` emits for code that requires Node built-ins, plus a nested worker's code.
-const NESTED = `postMessage("nested " + name);`;
+// What `deno bundle` emits for code that requires Node built-ins.
 const WORKER = `import { createRequire as __deno_internal_createRequire } from "node:module";
 var __require = __deno_internal_createRequire(import.meta.url);
-const inner = globalThis.${WORKER_CODE_GLOBAL}?.["t-nested"];
-const n = new Worker(URL.createObjectURL(new Blob([inner()])), { type: "module", name: "t-nested" });
-n.onmessage = (e) => { postMessage([__require("node:path").sep, name, e.data]); n.terminate(); };
+postMessage([__require("node:path").sep, name]);
 `;
 
 function runEmbedded(line: string): Record<string, unknown> {
@@ -16,20 +13,30 @@ function runEmbedded(line: string): Record<string, unknown> {
   return scope[WORKER_CODE_GLOBAL] as Record<string, unknown>;
 }
 
+/** The code `workerModuleUrl` starts for the embedded `name`. */
+async function codeOf(codes: Record<string, unknown>, name: string): Promise<string> {
+  const g = globalThis as Record<string, unknown>;
+  g[WORKER_CODE_GLOBAL] = codes;
+  try {
+    return await (await fetch(workerModuleUrl(name, import.meta.url))).text();
+  } finally {
+    delete g[WORKER_CODE_GLOBAL];
+  }
+}
+
 Deno.test("without embedded code a worker runs its own module", () => {
   delete (globalThis as Record<string, unknown>)[WORKER_CODE_GLOBAL];
   assert.equal(workerModuleUrl("t-none", import.meta.url), import.meta.url);
 });
 
-Deno.test("embedded code starts from a blob, requires built-ins and starts its own nested worker", async () => {
-  const inner = embedWorkersLine({ "t-nested": NESTED });
-  const line = embedWorkersLine({ "t-outer": inner + WORKER });
+Deno.test("embedded code starts from a blob and requires built-ins", async () => {
+  const line = embedWorkersLine({ "t-outer": WORKER });
   const g = globalThis as Record<string, unknown>;
   g[WORKER_CODE_GLOBAL] = runEmbedded(line);
   try {
     const url = workerModuleUrl("t-outer", import.meta.url);
     assert.match(url, /^blob:/);
-    // The string is dropped once the blob holds it; the same URL serves a restart.
+    // The packed string is dropped once the blob holds the code; the same URL serves a restart.
     assert.equal((g[WORKER_CODE_GLOBAL] as Record<string, unknown>)["t-outer"], undefined);
     assert.equal(workerModuleUrl("t-outer", import.meta.url), url);
     const w = new Worker(url, { type: "module", name: "t-outer" });
@@ -41,15 +48,20 @@ Deno.test("embedded code starts from a blob, requires built-ins and starts its o
       };
     });
     w.terminate();
-    assert.deepEqual(got, ["/", "t-outer", "nested t-nested"]);
+    assert.deepEqual(got, ["/", "t-outer"]);
   } finally {
     delete g[WORKER_CODE_GLOBAL];
   }
 });
 
-Deno.test("the embedding line keeps any code intact (quotes, newlines, backslashes, non-ASCII)", () => {
+Deno.test("the embedding line keeps any code intact (quotes, newlines, backslashes, non-ASCII) and packs it", async () => {
   const code = "const s = `a\\nb` + '\"' + \"\\u00b5\" + 'µ';\n// →\n";
   const codes = runEmbedded(embedWorkersLine({ x: code }));
   assert.equal(Object.getPrototypeOf(codes), null);
-  assert.equal((codes["x"] as () => string)(), code);
+  assert.equal(await codeOf(codes, "x"), code);
+  // Bundled code compresses well: the main isolate keeps the packed form in its heap.
+  const big = Array.from({ length: 2000 }, (_, i) => `export const v${i} = ${i};\n`).join("");
+  const line = embedWorkersLine({ big });
+  assert.ok(line.length < big.length / 3, `${line.length} of ${big.length} characters`);
+  assert.equal(await codeOf(runEmbedded(line), "big"), big);
 });
