@@ -10,7 +10,8 @@
 // An event leaves the kernel only when one group takes its syscall, its cgroup, its open flags and
 // its absolute path (`prefixes`, an LPM trie whose
 // value is the groups a prefix admits); else it is dropped and counted by reason. The filter is
-// double-buffered: the agent writes the idle slot, then flips `config.slot`. sys_exit (only for a
+// double-buffered: the agent writes the idle slot, then flips `gate.slot`. Every syscall first
+// checks `gate` (slot and keep bit, one lookup); only those the rules can match go further. sys_exit (only for a
 // task whose `has_pending` flag is up: the others return at once) adds the result code and sends
 // the event through `events` (ring buffer); a full ring buffer is counted (STAT_LOST), never
 // silent. sched_process_exec adds the executed file's name (memfd:… for a
@@ -114,17 +115,21 @@ struct lpm_key {
 #define STAT_FILTERED_FLAGS 7
 #define STAT_N 8
 
-struct config {
+// What every syscall checks first, in one lookup: the slot in force and whether its rules can
+// match this syscall number at all (keep[nr] bit s: slot s can). Its first 8 bytes are what
+// older builds called `config`.
+struct gate {
 	__u32 agent_tgid;
 	__u32 slot; // the filter slot in force (0 or 1)
+	__u8 keep[MAX_SYSCALL];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct config);
-} config SEC(".maps");
+	__type(value, struct gate);
+} gate SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -228,14 +233,6 @@ static __always_inline __u64 arg(struct pt_regs *regs, __u8 i)
 	return 0;
 }
 
-// The current task's config slot (0 or 1).
-static __always_inline __u32 current_slot(void)
-{
-	__u32 zero = 0;
-	struct config *conf = bpf_map_lookup_elem(&config, &zero);
-	return conf ? conf->slot & 1 : 0;
-}
-
 // Of `groups`, those whose cgroup scope takes the current task's cgroup.
 static __always_inline __u64 cgroup_pass(struct scope *sc, __u64 groups, __u32 slot)
 {
@@ -299,23 +296,34 @@ static __always_inline int read_path_filtered(struct syscall_cfg *cfg, __u64 gro
 	return 1;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(audit_sys_enter, struct pt_regs *regs, long id_)
+// The slot in force when the rules in it can match syscall `nr`, else -1: every syscall asks
+// this first, and most stop here (one inlined array lookup, no helper call).
+static __always_inline int gate_slot(__u32 nr, __u32 *agent)
 {
-	__u32 nr = (__u32)id_;
-	if (nr >= MAX_SYSCALL)
-		return 0;
 	__u32 zero = 0;
-	struct config *conf = bpf_map_lookup_elem(&config, &zero);
-	if (!conf)
-		return 0;
-	__u32 slot = conf->slot & 1;
+	if (nr >= MAX_SYSCALL)
+		return -1;
+	struct gate *g = bpf_map_lookup_elem(&gate, &zero);
+	if (!g)
+		return -1;
+	__u32 slot = g->slot & 1;
+	if (!((g->keep[nr] >> slot) & 1))
+		return -1;
+	*agent = g->agent_tgid;
+	return slot;
+}
+
+// A syscall the rules can match; not inlined, so the gate's path stays short (fewer registers
+// saved and restored by the program that every syscall runs).
+static __noinline int enter_kept(struct pt_regs *regs, __u32 nr, __u32 slot, __u32 agent)
+{
+	__u32 zero = 0;
 	__u32 key = slot * MAX_SYSCALL + nr;
 	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &key);
 	if (!cfg || !cfg->keep)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	if (conf->agent_tgid == (__u32)(id >> 32))
+	if (agent == (__u32)(id >> 32))
 		return 0; // the agent's own reads of /proc would feed back
 	count(STAT_SEEN);
 	// The cgroup scope first: it needs no argument read.
@@ -409,13 +417,16 @@ int BPF_PROG(audit_sys_enter, struct pt_regs *regs, long id_)
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(audit_sys_exit, struct pt_regs *regs, long ret)
+SEC("tp_btf/sys_enter")
+int BPF_PROG(audit_sys_enter, struct pt_regs *regs, long id)
 {
-	__u32 nr = (__u32)regs->orig_ax;
-	if (nr >= MAX_SYSCALL)
-		return 0;
-	__u32 slot = current_slot();
+	__u32 agent = 0;
+	int slot = gate_slot((__u32)id, &agent);
+	return slot < 0 ? 0 : enter_kept(regs, (__u32)id, slot, agent);
+}
+
+static __noinline int exit_kept(__u32 nr, __u32 slot, long ret)
+{
 	__u32 key = slot * MAX_SYSCALL + nr;
 	struct syscall_cfg *cfg = bpf_map_lookup_elem(&syscalls, &key);
 	if (!cfg || !cfg->keep)
@@ -443,6 +454,14 @@ int BPF_PROG(audit_sys_exit, struct pt_regs *regs, long ret)
 		count(STAT_SENT);
 	bpf_map_delete_elem(&pending, &id);
 	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(audit_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u32 nr = (__u32)regs->orig_ax, agent = 0;
+	int slot = gate_slot(nr, &agent);
+	return slot < 0 ? 0 : exit_kept(nr, slot, ret);
 }
 
 SEC("tp_btf/sched_process_exec")

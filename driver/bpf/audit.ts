@@ -32,6 +32,16 @@ const u32 = (n: number) => {
   return b;
 };
 
+/** `gate`, or an older build's 8-byte `config` (its first 8 bytes; benchmarks load one). */
+function gateMap(obj: BpfObject): BpfMap {
+  const [name, ks, vs] = PREFILTER_MAPS.config;
+  try {
+    return obj.map(name, ks, vs);
+  } catch {
+    return obj.map("config", 4, 8);
+  }
+}
+
 /** The loaded audit programs. */
 export class AuditPrograms {
   #obj: BpfObject;
@@ -40,15 +50,15 @@ export class AuditPrograms {
 
   private constructor(obj: BpfObject) {
     this.#obj = obj;
+    const m = {} as PrefilterMaps;
+    for (const [k, [name, ks, vs]] of Object.entries(PREFILTER_MAPS)) {
+      m[k as keyof PrefilterMaps] = k === "config" ? gateMap(obj) : obj.map(name, ks, vs);
+    }
     this.#maps = {
-      config: obj.map("config", 4, 8),
+      config: m.config,
       stats: obj.map("stats", 4, 8),
       events: obj.map("events", 0, 0).fd,
     };
-    const m = {} as PrefilterMaps;
-    for (const [k, [name, ks, vs]] of Object.entries(PREFILTER_MAPS)) {
-      m[k as keyof PrefilterMaps] = obj.map(name, ks, vs);
-    }
     this.#prefilter = new AuditFilterMaps(m);
   }
 
@@ -65,7 +75,7 @@ export class AuditPrograms {
     let a: AuditPrograms | undefined;
     try {
       a = new AuditPrograms(obj);
-      const conf = new Uint8Array(8);
+      const conf = new Uint8Array(a.#maps.config.valueSize);
       new DataView(conf.buffer).setUint32(0, agentTgid, true);
       a.#maps.config.update(u32(0), conf);
       obj.attachAll();

@@ -8,6 +8,7 @@
  */
 import type { BpfMap } from "./bpf_object.ts";
 import {
+  MAX_SYSCALL,
   PATH_LEN,
   prefixKey,
   scopeValue,
@@ -95,7 +96,8 @@ export interface PrefilterMaps {
 
 /** Map names and key/value sizes, as audit.bpf.c declares them. */
 export const PREFILTER_MAPS = {
-  config: ["config", 4, 8],
+  // `struct gate`: agent tgid, slot, keep bits per syscall (older builds: `config`, 8 bytes).
+  config: ["gate", 4, 8 + MAX_SYSCALL],
   syscalls: ["syscalls", 4, 24],
   scopes: ["scopes", 4, 24],
   prefixes: ["prefixes", 4 + PATH_LEN, 8],
@@ -154,6 +156,7 @@ export class AuditFilterMaps {
       if (g.writes) writes |= bit(i);
     });
     this.#m.scopes.update(u32(next), scopeValue(unscoped, containers, writes));
+    const conf = this.#m.config.lookup(u32(0)) ?? new Uint8Array(this.#m.config.valueSize);
     for (const [name, spec] of SYSCALLS) {
       let mask = 0n;
       let anyPath = 0n;
@@ -163,12 +166,16 @@ export class AuditFilterMaps {
         if (!g.prefixes) anyPath |= bit(i);
       });
       this.#m.syscalls.update(syscallKey(next, spec.nr), syscallCfg(spec, mask, anyPath));
+      if (conf.length > 8 + spec.nr) {
+        conf[8 + spec.nr] = (conf[8 + spec.nr]! & ~(1 << next)) | (mask ? 1 << next : 0);
+      }
     }
+    // The idle slot's keep bits first (the slot in force reads only its own bit)…
     const groupsBySlot = [...this.#groups];
     groupsBySlot[next] = groups;
     this.#writeWorkloads(groupsBySlot);
-    // The switch: one 8-byte write; the agent's tgid stays.
-    const conf = this.#m.config.lookup(u32(0)) ?? new Uint8Array(8);
+    if (conf.length > 8) this.#m.config.update(u32(0), conf);
+    // …then the switch, a write that changes only the slot word; the agent's tgid stays.
     new DataView(conf.buffer).setUint32(4, next, true);
     this.#m.config.update(u32(0), conf);
     this.#slot = next;
