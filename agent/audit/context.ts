@@ -53,6 +53,8 @@ export interface AuditInput {
   };
   ancestors: AncestorInput[];
   container: { id: string; labels: Record<string, string> };
+  /** The Kubernetes pod the workload runs in (see {@linkcode podOf}), or null (older recordings: absent). */
+  pod?: PodInput | null;
   cgroup_id: string;
   labels: string[];
   spiffe_id: string;
@@ -61,6 +63,74 @@ export interface AuditInput {
    * null when unknown (no labels, or no policy source asked).
    */
   workload?: { egress_policy: boolean | null };
+}
+
+/** A workload's Kubernetes pod, as its labels tell it. */
+export interface PodInput {
+  name: string;
+  namespace: string;
+  /** From the CRI labels (the kubelet attestor has none). */
+  uid: string;
+  /** The container's name in the pod spec. */
+  container: string;
+  /** The pod's own labels (the kubelet attestor's `k8s:label:<k>`). */
+  labels: Record<string, string>;
+}
+
+/** Container runtimes' label prefixes (the docker and containerd attestors). */
+const RUNTIME_LABELS = ["docker:label:", "containerd:label:"];
+
+/** The CRI labels the kubelet sets on every container it starts, by PodInput field. */
+const CRI_LABELS = new Map<string, "name" | "namespace" | "uid" | "container">([
+  ["io.kubernetes.pod.name", "name"],
+  ["io.kubernetes.pod.namespace", "namespace"],
+  ["io.kubernetes.pod.uid", "uid"],
+  ["io.kubernetes.container.name", "container"],
+]);
+
+/**
+ * The pod of a workload with these attested labels, or null when none says one: the kubelet
+ * attestor's `k8s:pod:name`, `k8s:pod:namespace`, `k8s:container:name` and `k8s:label:<k>` (the
+ * pod's labels), else the CRI labels a container runtime reports (`docker:label:` or
+ * `containerd:label:` + `io.kubernetes.pod.{name,namespace,uid}`, `io.kubernetes.container.name`;
+ * the kubelet puts the pod's own labels only on the pod sandbox, so they come from the kubelet).
+ */
+export function podOf(labels: readonly string[]): PodInput | null {
+  const k8s: Partial<PodInput> = {};
+  const cri: Partial<PodInput> = {};
+  const podLabels: Record<string, string> = Object.create(null);
+  let found = false;
+  for (const l of labels) {
+    const i = l.indexOf("=");
+    if (i <= 0) continue;
+    const k = l.slice(0, i);
+    const v = l.slice(i + 1);
+    if (k.startsWith("k8s:")) {
+      const f = k.slice(4);
+      if (f === "pod:name") k8s.name = v;
+      else if (f === "pod:namespace") k8s.namespace = v;
+      else if (f === "container:name") k8s.container = v;
+      else if (f.startsWith("label:")) podLabels[f.slice(6)] = v;
+      else continue;
+      found = true;
+      continue;
+    }
+    for (const p of RUNTIME_LABELS) {
+      const f = k.startsWith(p) ? CRI_LABELS.get(k.slice(p.length)) : undefined;
+      if (f) {
+        cri[f] = v;
+        found = true;
+      }
+    }
+  }
+  if (!found) return null;
+  return {
+    name: k8s.name ?? cri.name ?? "",
+    namespace: k8s.namespace ?? cri.namespace ?? "",
+    uid: cri.uid ?? "",
+    container: k8s.container ?? cri.container ?? "",
+    labels: podLabels,
+  };
 }
 
 /** open(2) flags as named booleans. */
@@ -157,8 +227,50 @@ function containerLabels(labels: string[]): Record<string, string> {
   return out;
 }
 
+/** The process attestor's label namespace (plugins/attestor/process): facts of one program. */
+const PROCESS_LABELS = "process:";
+
+/**
+ * `labels` with the process attestor's replaced by what the kernel said at event `e` (exe
+ * when known), as that attestor labels a task whose /proc is another process's: pid, name,
+ * real uid and gid, binary path. The other attestors' labels (container, pod, unit, host) are
+ * the cgroup's and host's, which an exec does not change.
+ */
+function eventProcessLabels(labels: string[], e: RawAuditEvent, exe: string): string[] {
+  const out = labels.filter((l) => !l.startsWith(PROCESS_LABELS));
+  out.push(
+    `${PROCESS_LABELS}pid=${e.pid}`,
+    `${PROCESS_LABELS}name=${e.comm}`,
+    `${PROCESS_LABELS}uid:real=${e.uid}`,
+    `${PROCESS_LABELS}gid:real=${e.gid}`,
+  );
+  if (exe !== "") out.push(`${PROCESS_LABELS}binary:path=${exe}`);
+  return out.sort();
+}
+
+/** No labels (one array, so its derived context below is cached too). */
+const NO_LABELS = Object.freeze([]) as unknown as string[];
+
+/** What an input derives from a labels array (arrays are cached per cgroup and pid). */
+interface FromLabels {
+  container: Record<string, string>;
+  pod: PodInput | null;
+}
+const EMPTY_CONTAINER: Record<string, string> = Object.freeze(Object.create(null));
+
 /** Builds {@linkcode AuditInput}s; keeps a process table of what it saw exec. */
 export class ContextBuilder {
+  #fromLabels = new WeakMap<string[], FromLabels>();
+
+  #derived(labels: string[]): FromLabels {
+    let d = this.#fromLabels.get(labels);
+    if (!d) {
+      d = { container: containerLabels(labels), pod: podOf(labels) };
+      this.#fromLabels.set(labels, d);
+    }
+    return d;
+  }
+
   #procs = new Map<number, ProcInfo>();
   #cgroups = new Map<string, CgroupInfo>();
   #pidLabels = new Map<number, string[]>();
@@ -241,13 +353,19 @@ export class ContextBuilder {
     return (comm === undefined ? exe !== "" : comm === e.comm) ? "same" : "other";
   }
 
-  /** Labels of `e`'s process by attestation, or `undefined` (unknown, or another program now). */
+  /**
+   * Labels of `e`'s process by attestation, or `undefined` when there is no answer (gone: the
+   * source may still know it, so it is asked). When the process runs another program by now
+   * (before or after the answer: an exec while attestation read /proc), the process attestor's
+   * per-process labels describe that program: they are replaced by the event's own facts.
+   */
   async #attest(e: RawAuditEvent, exe: string): Promise<string[] | undefined> {
-    // A gone process is still asked: the source may have attested it while it ran.
-    if (this.#running(e, exe) === "other") return undefined;
+    const before = this.#running(e, exe);
     const l = await this.#src.labelsOf!(e.pid).catch(() => undefined);
-    // Checked again after the answer: an exec while attestation read /proc.
-    return l !== undefined && this.#running(e, exe) !== "other" ? l : undefined;
+    if (l === undefined) return undefined;
+    return before === "other" || this.#running(e, exe) === "other"
+      ? eventProcessLabels(l, e, exe)
+      : l;
   }
 
   #markGone(pid: number): void {
@@ -281,18 +399,18 @@ export class ContextBuilder {
 
   async #labels(e: RawAuditEvent, cg: CgroupInfo, exe: string): Promise<string[]> {
     if (cg.labels) return cg.labels;
-    if (!this.#src.labelsOf) return [];
+    if (!this.#src.labelsOf) return NO_LABELS;
     // Cached per pid until its next exec event (which deletes it): the same program.
     const hit = this.#pidLabels.get(e.pid);
     if (hit) return hit;
     const l = await this.#attest(e, exe);
     if (l === undefined) {
-      // Gone, or exec'd since: the nearest ancestor's labels (its workload ran this program).
+      // Gone: the nearest ancestor's labels (its workload ran this child).
       for (const a of e.ancestors) {
         const al = this.#pidLabels.get(a.pid);
         if (al) return al;
       }
-      return [];
+      return NO_LABELS;
     }
     this.#pidLabels.set(e.pid, l);
     if (this.#pidLabels.size > 65536) this.#pidLabels.delete(this.#pidLabels.keys().next().value!);
@@ -342,6 +460,7 @@ export class ContextBuilder {
     const me = this.#info(e.pid, at);
     const cg = await this.#cgroup(e, me.exe);
     const labels = await this.#labels(e, cg, me.exe);
+    const derived = this.#derived(labels);
     let flags: number | undefined;
     let mode = 0;
     const a = (i: number) => Number(BigInt.asIntN(32, e.args[i]!));
@@ -389,7 +508,11 @@ export class ContextBuilder {
         cmdline: (isExec ? e.argv : me.argv).join(" "),
       },
       ancestors: e.ancestors.map((x) => ({ pid: x.pid, name: x.comm, exe: this.#info(x.pid).exe })),
-      container: { id: cg.containerId, labels: cg.containerId ? containerLabels(labels) : {} },
+      container: {
+        id: cg.containerId,
+        labels: cg.containerId ? derived.container : EMPTY_CONTAINER,
+      },
+      pod: derived.pod,
       cgroup_id: String(e.cgroupId),
       labels,
       spiffe_id: this.#src.spiffeIdOf?.(labels) ?? "",

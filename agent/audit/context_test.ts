@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ContextBuilder, openFlags } from "./context.ts";
+import { ContextBuilder, openFlags, podOf } from "./context.ts";
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
 import { getLogger } from "@logtape/logtape";
 import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
@@ -139,8 +139,10 @@ Deno.test("context: a process that execs after its event is not labelled (or des
     assert.equal(i.proc.name, "sh");
     assert.ok(!i.labels.includes("process:name=sleep"), `labels ${i.labels}`);
     assert.ok(!i.labels.some((l) => l.startsWith("process:binary:path=") && l.includes("sleep")));
-    // Like a process gone: the nearest attested ancestor's labels (the test process ran it).
-    assert.ok(i.labels.includes(`process:pid=${Deno.pid}`), `labels ${i.labels}`);
+    // The process attestor's labels are the event's facts instead (its pid, comm, ids).
+    assert.ok(i.labels.includes(`process:pid=${child.pid}`), `labels ${i.labels}`);
+    assert.ok(i.labels.includes("process:name=sh"), `labels ${i.labels}`);
+    assert.ok(i.labels.includes("process:uid:real=0"), `labels ${i.labels}`);
     assert.notEqual(i.proc.exe, Deno.readLinkSync(`/proc/${child.pid}/exe`));
     assert.deepEqual(i.proc.cmdline, "");
     assert.notEqual(shExe, Deno.readLinkSync(`/proc/${child.pid}/exe`));
@@ -164,4 +166,44 @@ Deno.test("context: a process that execs after its event is not labelled (or des
     await child.status;
     attestor.dispose();
   }
+});
+
+Deno.test("context: the pod comes from the kubelet attestor's labels, else the CRI labels of the runtime; none without either", async () => {
+  const cri = [
+    "docker:label:io.kubernetes.container.name=web",
+    "docker:label:io.kubernetes.pod.name=web-0",
+    "docker:label:io.kubernetes.pod.namespace=shop",
+    "docker:label:io.kubernetes.pod.uid=0d1c2b3a-0000-4000-8000-000000000001",
+  ];
+  assert.deepEqual(JSON.parse(JSON.stringify(podOf(cri))), {
+    name: "web-0",
+    namespace: "shop",
+    uid: "0d1c2b3a-0000-4000-8000-000000000001",
+    container: "web",
+    labels: {},
+  });
+  const kubelet = [
+    "k8s:pod:name=web-0",
+    "k8s:pod:namespace=shop",
+    "k8s:container:name=web",
+    "k8s:label:app=web",
+    "k8s:label:tier=front",
+    "k8s:pod:serviceaccount=web",
+  ];
+  const both = podOf([
+    ...kubelet,
+    "containerd:label:io.kubernetes.pod.uid=u-1",
+    "containerd:label:io.kubernetes.pod.name=stale",
+  ]);
+  assert.equal(both?.name, "web-0", "the kubelet's over the runtime's");
+  assert.equal(both?.uid, "u-1");
+  assert.deepEqual({ ...both!.labels }, { app: "web", tier: "front" });
+  assert.equal(podOf(["docker:label:app=web", "process:name=sh"]), null);
+
+  const c = new ContextBuilder({ labelsOf: () => Promise.resolve(kubelet) });
+  const i = await c.build(raw({ syscall: "connect", nr: 42, path: "" }));
+  assert.equal(i.pod?.namespace, "shop");
+  assert.equal(i.pod?.labels.app, "web");
+  const host = await new ContextBuilder().build(raw({ syscall: "connect", nr: 42, path: "" }));
+  assert.equal(host.pod, null);
 });

@@ -9,7 +9,7 @@
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
 import type { AuditPrograms, AuditStats } from "../../driver/bpf/audit.ts";
 import { type Counter, MetricsRegistry } from "../../plugins/sdk/metrics.ts";
-import { type AuditInput, ContextBuilder, type ContextSources } from "./context.ts";
+import { type AuditInput, ContextBuilder, type ContextSources, type PodInput } from "./context.ts";
 import type { AuditRules, RuleViolation } from "./rules.ts";
 
 /** One violation as sinks and the events stream see it. */
@@ -33,6 +33,8 @@ export interface AuditRecord extends RuleViolation {
   /** The process, then its ancestors, parent first. */
   process: AuditInput["proc"] & { ancestors: AuditInput["ancestors"] };
   container: AuditInput["container"];
+  /** The Kubernetes pod (name, namespace, uid, container, pod labels), or null. */
+  pod?: PodInput | null;
   labels: string[];
   spiffe_id: string;
 }
@@ -64,6 +66,7 @@ export function auditRecord(v: RuleViolation, input: AuditInput): AuditRecord {
     event,
     process: { ...input.proc, ancestors: input.ancestors },
     container: input.container,
+    pod: input.pod ?? null, // recordings from before it have none
     labels: input.labels,
     spiffe_id: input.spiffe_id,
   };

@@ -267,7 +267,10 @@ Deno.test({
       assert.match(r.process.exe, /bash$/);
       assert.ok(!r.labels.includes("process:name=sleep"), `labels ${r.labels}`);
       assert.ok(!r.labels.some((l) => /^process:binary:path=.*sleep$/.test(l)), `${r.labels}`);
-      assert.ok(!r.labels.includes(`process:pid=${child.pid}`), `labels ${r.labels}`);
+      // The process attestor's labels are the call's facts: bash, its pid and exe.
+      assert.ok(r.labels.includes("process:name=bash"), `labels ${r.labels}`);
+      assert.ok(r.labels.includes(`process:pid=${child.pid}`), `labels ${r.labels}`);
+      assert.ok(r.labels.some((l) => /^process:binary:path=.*bash$/.test(l)), `${r.labels}`);
     } finally {
       child.kill();
       await child.status;
