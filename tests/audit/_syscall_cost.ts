@@ -22,8 +22,8 @@ export interface CostInputs {
   emptyFentry: string;
   /** The default rules' prefilter (JSON of an AuditFilter). */
   filter: AuditFilter;
-  /** An older audit object (base64 of its ELF) to measure beside the current one, or none. */
-  before?: string | undefined;
+  /** Older audit objects (revision → base64 of its ELF) to measure beside the current one. */
+  before: [string, string][];
   /** A scratch directory (git repo and C file for the realistic workloads). */
   work: string;
   /** cgroup v2 mount, for the "container process" setup. */
@@ -44,13 +44,13 @@ export interface CostInputs {
 export type Samples = Record<string, number[]>;
 
 /** Setup names, in the order they run each round. */
-export function setupNames(withBefore: boolean): string[] {
+export function setupNames(before: string[]): string[] {
   return [
     "no programs",
     "empty sys_enter",
     "empty sys_enter+exit",
     "empty fentry+fexit openat",
-    ...(withBefore ? ["before, host process"] : []),
+    ...before.map((rev) => `${rev}, host process`),
     "audit, host process",
     "audit, container process",
   ];
@@ -137,19 +137,18 @@ export async function measure(inp: CostInputs): Promise<Samples> {
   const keep = (k: string, v: number) => (samples[k] ??= []).push(v);
   const container = `${inp.cgroup2}/camblet-syscall-cost-${Deno.pid}`;
   await Deno.mkdir(container, { recursive: true });
-  const before = inp.before ? Buffer.from(inp.before, "base64") : undefined;
   const setups: [string, () => Loaded | undefined, boolean][] = [
     ["no programs", () => undefined, false],
     ["empty sys_enter", () => loadEmpty(inp.emptyEnter), false],
     ["empty sys_enter+exit", () => loadEmpty(inp.emptyBoth), false],
     ["empty fentry+fexit openat", () => loadEmpty(inp.emptyFentry), false],
-    ...(before
-      ? [["before, host process", () => loadAudit(inp.filter, before), false] as [
+    ...inp.before.map(([rev, b64]) =>
+      [`${rev}, host process`, () => loadAudit(inp.filter, Buffer.from(b64, "base64")), false] as [
         string,
         () => Loaded,
         boolean,
-      ]]
-      : []),
+      ]
+    ),
     ["audit, host process", () => loadAudit(inp.filter), false],
     ["audit, container process", () => loadAudit(inp.filter), true],
   ];
@@ -219,7 +218,7 @@ export async function measure(inp: CostInputs): Promise<Samples> {
 }
 
 /** The table: per workload, each setup's best and median ops/s and their ratio to no programs. */
-export function report(samples: Samples, withBefore: boolean): string {
+export function report(samples: Samples, before: string[]): string {
   const best = (xs: number[]) => Math.max(...xs);
   const median = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
@@ -233,7 +232,7 @@ export function report(samples: Samples, withBefore: boolean): string {
         "best      ×    median      ×  wall med ×".padStart(42),
     );
     const base = samples[`${w}|no programs`]!;
-    for (const s of setupNames(withBefore)) {
+    for (const s of setupNames(before)) {
       const xs = samples[`${w}|${s}`];
       if (!xs) continue;
       const wx = samples[`wall|${w}|${s}`]!;

@@ -3,13 +3,13 @@
  * side by side, rounds alternating (root, gcc, clang, the opa peer for the default rules):
  *
  *   deno run -A tests/audit/syscall_cost_bench.ts [--native] [--guest] [--rounds=5]
- *     [--before=REV] [--scale=1] [--guest-scale=0.1]
+ *     [--before=REV,…] [--scale=1] [--guest-scale=0.1]
  *
  * Setups: no programs; empty programs on raw_tracepoint/sys_enter, and on sys_enter + sys_exit
  * (the floor any syscall-tracepoint capture pays: the kernel's traced-syscall path for every
  * task), and fentry+fexit on openat alone (per-syscall attachment; no row where the kernel refuses
  * fentry, as this host's does); the audit programs with the default rules' prefilter for a process in a host cgroup and
- * for one in a fresh cgroup (counted as a container); with --before, audit.bpf.c as of REV (its
+ * for one in a fresh cgroup (counted as a container); with --before, audit.bpf.c as of each REV (its
  * embedded object) for the host process. Workloads (tests/audit/c/syscall_cost.c and real
  * commands): getppid, 1-byte read+write, openat+close of a file no rule takes and of /etc/shadow
  * (every open sent), `git status` in a 300-file repository, `gcc -c`. Natively (this kernel) and
@@ -34,7 +34,7 @@ const args = new Map(
 const native = args.has("native") || !args.has("guest");
 const guest = args.has("guest") || !args.has("native");
 const rounds = Number(args.get("rounds") ?? 5);
-const before = args.get("before");
+const before = (args.get("before") ?? "").split(",").filter((r) => r);
 
 async function run(cmd: string, argv: string[], cwd = ROOT): Promise<string> {
   const o = await new Deno.Command(cmd, { args: argv, cwd, stdout: "piped", stderr: "piped" })
@@ -80,10 +80,13 @@ try {
       `${dir}/${out}`,
     ]);
   }
-  let beforeB64: string | undefined;
-  if (before) {
-    const src = await run("git", ["show", `${before}:driver/bpf/audit_object.ts`]);
-    beforeB64 = [...src.matchAll(/^ {2}"([A-Za-z0-9+/=]+)",$/gm)].map((m) => m[1]).join("");
+  const beforeB64: [string, string][] = [];
+  for (const rev of before) {
+    const src = await run("git", ["show", `${rev}:driver/bpf/audit_object.ts`]);
+    beforeB64.push([
+      rev,
+      [...src.matchAll(/^ {2}"([A-Za-z0-9+/=]+)",$/gm)].map((m) => m[1]).join(""),
+    ]);
   }
   const filter = (await loadRulesBytes(await buildRules(), "policies/rego/audit")).filter;
   const scale = Number(args.get("scale") ?? 1);
@@ -103,7 +106,6 @@ try {
     before: beforeB64,
     rounds,
   };
-  const withBefore = beforeB64 !== undefined;
   const load = () => Deno.loadavg().map((v) => v.toFixed(2)).join(" ");
   if (native) {
     const work = `${dir}/work`;
@@ -125,7 +127,7 @@ try {
       `\nnative: kernel ${Deno.osRelease()}, ${rounds} rounds alternating, ` +
         `load average ${l0} → ${load()} (2 cores, shared)`,
     );
-    console.log(report(samples, withBefore));
+    console.log(report(samples, before));
   }
   if (guest) {
     const no = guestUnavailable();
@@ -152,7 +154,7 @@ try {
         `rounds alternating, ${((performance.now() - t) / 1000).toFixed(0)} s wall; host load ` +
         `${l0} → ${load()}`,
     );
-    console.log(report(samples, withBefore));
+    console.log(report(samples, before));
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
