@@ -3,7 +3,7 @@
 // attestor) and the workload's SPIFFE ID; a non-shell in a container and host shells are not.
 import assert from "node:assert/strict";
 import { skip } from "../_skip.ts";
-import { buildRules, captureMissing } from "./_rules.ts";
+import { buildRules, captureMissing, RULES_DIR } from "./_rules.ts";
 import { dockerAvailable, run } from "../fakes/attestor_servers.ts";
 import { AuditPrograms } from "../../driver/bpf/audit.ts";
 import { loadRulesBytes } from "../../agent/audit/rules_file.ts";
@@ -15,8 +15,10 @@ import { hostCgroupIds } from "../../agent/audit/prefilter.ts";
 import { DOCKER_RULES } from "./_triggers.ts";
 
 const IMAGE = "camblet-test/audit-busybox:1";
+/** The daemon's socket: DOCKER_HOST (unix://…, also read by the docker CLI) or the default. */
+const SOCKET = Deno.env.get("DOCKER_HOST")?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock";
 const why = captureMissing() ||
-  (!(await dockerAvailable()) && "no Docker daemon on /var/run/docker.sock");
+  (!(await dockerAvailable(SOCKET)) && `no Docker daemon on ${SOCKET}`);
 
 /** A busybox image (static binary, applet links), imported so no registry is needed. */
 async function ensureImage(): Promise<void> {
@@ -50,7 +52,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await ensureImage();
-    const cfg = dockerAttestor.parseConfig({ enabled: true });
+    const cfg = dockerAttestor.parseConfig({ enabled: true, socketPath: SOCKET });
     assert.ok(cfg.ok);
     const docker = new DockerAttestor(cfg.value, { clock: systemClock });
     const labelsOf = async (pid: number) => {
@@ -73,7 +75,16 @@ Deno.test({
     const capture = AuditCapture.start({ programs, engine, labelsOf, spiffeIdOf, pollMs: 10 });
     const started = async (args: string[]) => {
       records.length = 0;
-      const id = await run("docker", ["run", "-d", "--label", "app=audit-web", IMAGE, ...args]);
+      const id = await run("docker", [
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--label",
+        "app=audit-web",
+        IMAGE,
+        ...args,
+      ]);
       await new Promise((r) => setTimeout(r, 1500));
       await capture.drain();
       await run("docker", ["rm", "-f", id]);
@@ -120,6 +131,106 @@ Deno.test({
       await capture.close();
       programs.close();
       docker.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "container audit rules: a container with the CRI labels Kubernetes sets carries its pod (name, namespace, uid, container) into the input, records and rules",
+  ignore: skip(why),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await ensureImage();
+    const cfg = dockerAttestor.parseConfig({ enabled: true, socketPath: SOCKET });
+    assert.ok(cfg.ok);
+    const docker = new DockerAttestor(cfg.value, { clock: systemClock });
+    const labelsOf = async (pid: number) => {
+      const task = taskContextFromProc(pid);
+      if (!task) throw new Error(`pid ${pid} is gone`);
+      const l = await docker.collect(task, AbortSignal.timeout(2000));
+      return Object.entries(l).flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`)).sort();
+    };
+    // The defaults and a rule that reads the pod, as a rule author would.
+    const dir = await Deno.makeTempDir({ prefix: "camblet-audit-pod-" });
+    for (const e of Deno.readDirSync(RULES_DIR)) {
+      if (!e.name.endsWith("_test.rego")) {
+        await Deno.copyFile(`${RULES_DIR}/${e.name}`, `${dir}/${e.name}`);
+      }
+    }
+    const tag = crypto.randomUUID().slice(0, 8);
+    await Deno.writeTextFile(
+      `${dir}/pod.rego`,
+      `package camblet.audit
+import data.camblet.audit.lib
+import rego.v1
+filter contains {"rule": "Exec in pod", "syscalls": ["execve"], "containers": true}
+violations contains lib.violation("Exec in pod", "notice", concat("", [
+  "exec of ", input.proc.name, " in pod ", input.pod.namespace, "/", input.pod.name,
+  " (uid ", input.pod.uid, ", container ", input.pod.container, ")",
+])) if {
+  lib.spawned_process
+  input.pod.namespace == "shop-${tag}"
+}
+`,
+    );
+    const records: AuditRecord[] = [];
+    const rules = await loadRulesBytes(await buildRules(dir), "defaults + pod.rego");
+    const engine = new AuditEngine(rules, [(r) => records.push(r)]);
+    const programs = AuditPrograms.load(Deno.pid);
+    programs.setHostCgroups(hostCgroupIds());
+    const capture = AuditCapture.start({ programs, engine, labelsOf, pollMs: 10 });
+    const uid = crypto.randomUUID();
+    let id = "";
+    try {
+      id = await run("docker", [
+        "run",
+        "-d",
+        "--network",
+        "none",
+        // What the kubelet puts on every container it starts (kuberuntime's newContainerLabels).
+        "--label",
+        "io.kubernetes.pod.name=web-0",
+        "--label",
+        `io.kubernetes.pod.namespace=shop-${tag}`,
+        "--label",
+        `io.kubernetes.pod.uid=${uid}`,
+        "--label",
+        "io.kubernetes.container.name=web",
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "/bin/true; sleep 3",
+      ]);
+      await new Promise((r) => setTimeout(r, 1500));
+      await capture.drain();
+      const mine = records.filter((r) => r.container.id === id);
+      const shell = mine.filter((r) => r.rule === DOCKER_RULES.shell);
+      assert.equal(shell.length, 1, JSON.stringify(mine.map((r) => r.output)));
+      assert.deepEqual(JSON.parse(JSON.stringify(shell[0]!.pod)), {
+        name: "web-0",
+        namespace: `shop-${tag}`,
+        uid,
+        container: "web",
+        labels: {},
+      });
+      assert.equal(shell[0]!.container.labels["docker:label:io.kubernetes.pod.name"], "web-0");
+      const pod = mine.filter((r) => r.rule === "Exec in pod").map((r) => r.output).sort();
+      assert.ok(
+        pod.includes(`exec of sh in pod shop-${tag}/web-0 (uid ${uid}, container web)`),
+        JSON.stringify(pod),
+      );
+      // Not a pod: a host exec has none (and the rule does not fire outside the container).
+      assert.ok(
+        records.filter((r) => r.rule === "Exec in pod").every((r) => r.container.id === id),
+      );
+    } finally {
+      if (id) await run("docker", ["rm", "-f", id]).catch(() => {});
+      await capture.close();
+      programs.close();
+      docker.dispose();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
