@@ -58,6 +58,12 @@ is_exec if input.syscall == "execveat"
 
 in_container if input.container.id != ""
 
+# In a Kubernetes pod (input.pod is null elsewhere).
+in_pod if input.pod.name != ""
+
+# A label of the pod (from the kubelet attestor), undefined when it has none.
+pod_label(k) := input.pod.labels[k]
+
 # True when any ancestor (parent first) has this name.
 spawned_by(name) if {
 	some a in input.ancestors

@@ -69,3 +69,10 @@ test_proc_desc_is_the_sprintf_line if {
 	inp := {"proc": {"name": "sh", "pid": 7, "exe": "/bin/sh", "uid": 0}, "ancestors": [{"name": "bash"}], "container": {"id": "c1"}}
 	lib.proc_desc == "sh (pid 7, exe /bin/sh, parent bash, uid 0, container c1)" with input as inp
 }
+
+test_pod_helpers if {
+	lib.in_pod with input as {"pod": {"name": "web-0", "namespace": "shop", "labels": {"app": "web"}}}
+	lib.pod_label("app") == "web" with input as {"pod": {"name": "web-0", "labels": {"app": "web"}}}
+	not lib.in_pod with input as {"pod": null}
+	not lib.in_pod with input as {}
+}
