@@ -206,7 +206,12 @@ interface ProcInfo {
   exe: string;
   argv: string[];
   cwd: string;
+  /** Thread comms this program was seen with (the kernel's, checked against /proc). */
+  comms?: Set<string>;
 }
+
+/** Most thread names remembered per program (a pool of named workers). */
+const COMMS_MAX = 16;
 
 interface CgroupInfo {
   containerId: string;
@@ -302,9 +307,24 @@ export class ContextBuilder {
    * event's thread and its comm, from the kernel) shows that /proc now has another program:
    * the thread's comm changed, or the thread is gone (an exec ends every other thread). Then
    * only the cwd is kept (exec does not change it) and nothing is cached.
+   *
+   * Entries are keyed by pid, which the kernel reuses: a comm the entry's program was not seen
+   * with is checked against /proc (another thread's name, or another process under a reused
+   * pid whose exec was not seen: then the entry and its labels are dropped and read again).
    */
   #info(pid: number, at?: { tid: number; comm: string }): ProcInfo {
     let p = this.#procs.get(pid);
+    if (p && at && !p.comms?.has(at.comm) && this.#commOf(pid, at.tid) === at.comm) {
+      const exe = readlink(`${this.#proc}/${pid}/exe`);
+      if (exe === "" || exe === p.exe) {
+        p.comms ??= new Set();
+        if (p.comms.size < COMMS_MAX) p.comms.add(at.comm);
+      } else {
+        this.#procs.delete(pid);
+        this.#pidLabels.delete(pid);
+        p = undefined;
+      }
+    }
     if (!p) {
       // A process already gone: do not ask /proc again for every event it left behind.
       const until = this.#gone.get(pid);
@@ -323,7 +343,10 @@ export class ContextBuilder {
       if (p.exe === "" && p.cwd === "") this.#markGone(pid);
       else if (at && this.#commOf(pid, at.tid) !== at.comm) {
         return { exe: "", argv: [], cwd: p.cwd };
-      } else this.#procs.set(pid, p);
+      } else {
+        if (at) p.comms = new Set([at.comm]);
+        this.#procs.set(pid, p);
+      }
       if (this.#procs.size > 65536) this.#procs.delete(this.#procs.keys().next().value!);
     }
     return p;
@@ -453,7 +476,7 @@ export class ContextBuilder {
         ? readlink(`${this.#proc}/${e.pid}/exe`)
         : "";
       const exe = live || path;
-      this.#procs.set(e.pid, { exe, argv: e.argv, cwd });
+      this.#procs.set(e.pid, { exe, argv: e.argv, cwd, comms: new Set([e.comm]) });
       this.#gone.delete(e.pid);
       this.#pidLabels.delete(e.pid); // re-attest: a new program may be a new workload
     }

@@ -5,6 +5,7 @@ import { getLogger } from "@logtape/logtape";
 import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import { labelStrings } from "../../plugins/attestor/_lib/labels.ts";
 import { ProcessAttestor } from "../../plugins/attestor/process/process.ts";
+import { spawnAs, spawnWithPid } from "../../tests/fakes/attestor_processes.ts";
 
 function raw(over: Partial<RawAuditEvent>): RawAuditEvent {
   return {
@@ -206,4 +207,35 @@ Deno.test("context: the pod comes from the kubelet attestor's labels, else the C
   assert.equal(i.pod?.labels.app, "web");
   const host = await new ContextBuilder().build(raw({ syscall: "connect", nr: 42, path: "" }));
   assert.equal(host.pod, null);
+});
+
+Deno.test("context: a reused pid whose exec was not seen is described and labelled as its new process, not the old one's cached entry", async () => {
+  const attested: number[] = [];
+  const c = new ContextBuilder({
+    labelsOf: (pid) => {
+      attested.push(pid);
+      return Promise.resolve([`test:exe=${Deno.readLinkSync(`/proc/${pid}/exe`)}`]);
+    },
+  });
+  const ev = (pid: number, comm: string) =>
+    raw({ pid, tid: pid, comm, syscall: "connect", nr: 42, path: "" });
+  const first = await spawnAs({ uid: 0, gid: 0 }); // sleep 300
+  const pid = first.pid;
+  const a = await c.build(ev(pid, "sleep"));
+  assert.match(a.proc.exe, /sleep$/);
+  await first.stop();
+  // The same pid, another program; its exec event never reached the builder (lost, or before it).
+  const second = await spawnWithPid(
+    pid,
+    () => spawnAs({ uid: 0, gid: 0, command: "tail", args: ["-f", "/dev/null"] }),
+  );
+  try {
+    const b = await c.build(ev(pid, "tail"));
+    assert.match(b.proc.exe, /tail$/);
+    assert.equal(b.proc.cmdline, "tail -f /dev/null");
+    assert.ok(b.labels.some((l) => /^test:exe=.*tail$/.test(l)), `labels ${b.labels}`);
+    assert.equal(attested.filter((p) => p === pid).length, 2, "attested again");
+  } finally {
+    await second.stop();
+  }
 });
