@@ -296,6 +296,16 @@ static __always_inline int read_path_filtered(struct syscall_cfg *cfg, __u64 gro
 	return 1;
 }
 
+// Copies a task's comm (16 bytes, NUL-terminated by the kernel) with two direct loads: the task
+// pointers of a tp_btf program are BTF pointers, so no bpf_probe_read_kernel_str per ancestor.
+// `dst` is 8-byte aligned in struct event.
+static __always_inline void comm_copy(char *dst, struct task_struct *t)
+{
+	const __u64 *src = (const __u64 *)t->comm;
+	((__u64 *)dst)[0] = src[0];
+	((__u64 *)dst)[1] = src[1];
+}
+
 // The slot in force when the rules in it can match syscall `nr`, else -1: every syscall asks
 // this first, and most stop here (one inlined array lookup, no helper call).
 static __always_inline int gate_slot(__u32 nr, __u32 *agent)
@@ -377,7 +387,7 @@ static __noinline int enter_kept(struct pt_regs *regs, __u32 nr, __u32 slot, __u
 			e->argc = i + 1;
 		}
 	}
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *t = bpf_get_current_task_btf();
 	__u64 ug = bpf_get_current_uid_gid();
 	e->ts = bpf_ktime_get_boot_ns();
 	e->cgroup_id = bpf_get_current_cgroup_id();
@@ -388,20 +398,19 @@ static __noinline int enter_kept(struct pt_regs *regs, __u32 nr, __u32 slot, __u
 	e->nr = nr;
 	e->ret = 0;
 	// The process's name (its main thread's), as rules mean it: not a worker thread's.
-	BPF_CORE_READ_STR_INTO(&e->comm, t, group_leader, comm);
-	struct task_struct *p = BPF_CORE_READ(t, real_parent);
-	e->ppid = BPF_CORE_READ(p, tgid);
+	comm_copy(e->comm, t->group_leader);
+	struct task_struct *p = t->real_parent;
+	e->ppid = p->tgid;
 	for (int i = 0; i < ANC_N; i++) {
 		if (!p) {
 			e->anc_pid[i] = 0;
 			e->anc_comm[i][0] = 0;
 			continue;
 		}
-		e->anc_pid[i] = BPF_CORE_READ(p, tgid);
+		e->anc_pid[i] = p->tgid;
 		// The process's name, not the forking thread's (e.g. tokio-runtime-w).
-		struct task_struct *leader = BPF_CORE_READ(p, group_leader);
-		BPF_CORE_READ_STR_INTO(&e->anc_comm[i], leader, comm);
-		struct task_struct *pp = BPF_CORE_READ(p, real_parent);
+		comm_copy(e->anc_comm[i], p->group_leader);
+		struct task_struct *pp = p->real_parent;
 		p = (pp == p || e->anc_pid[i] <= 1) ? 0 : pp;
 	}
 	if (bpf_map_update_elem(&pending, &id, e, BPF_ANY)) {
