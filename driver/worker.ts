@@ -18,6 +18,7 @@ import { Dispatcher, type Handlers, type Level } from "./dispatcher.ts";
 import { type FileReader, fileSink, openDeviceFile, startFileReader } from "./device_file.ts";
 import { DeviceError, raiseThreadPriority } from "./ffi.ts";
 import { LineSplitter } from "./line_splitter.ts";
+import { type MallocTrimmer, startMallocTrim } from "./malloc_trim.ts";
 import type {
   CallRequest,
   CallResult,
@@ -77,6 +78,7 @@ export function runKernelWorker(setup: WorkerSetup): void {
   let writer: DeviceWriter | undefined;
   let dispatcher: Dispatcher | undefined;
   let reader: FileReader | undefined;
+  let trimmer: MallocTrimmer | undefined;
 
   // Calls started in one turn (the requests of one read) go in one message: per message the main
   // thread pays an event, a deserialisation and a dispatch, which under a burst add up.
@@ -162,8 +164,16 @@ export function runKernelWorker(setup: WorkerSetup): void {
     });
     const d = dispatcher;
     const splitter = new LineSplitter(options.maxLineBytes);
+    // glibc keeps what a burst freed: given back after work, off this thread.
+    let read = false;
+    trimmer = startMallocTrim(5_000, () => {
+      const was = read;
+      read = false;
+      return was;
+    });
     // Read in this isolate, one read at a time, each resolving on this thread's event loop.
     reader = startFileReader(file, (chunk, at) => {
+      read = true;
       w.noteRead(at);
       for (const line of splitter.push(chunk, at)) d.handleLine(line);
     });
@@ -191,6 +201,7 @@ export function runKernelWorker(setup: WorkerSetup): void {
     // unanswered csr_sign crashes it), so they are answered before the device closes.
     if (dispatcher) await dispatcher.drain();
     writer?.close();
+    trimmer?.stop();
     post({ t: "closed" });
   }
 
