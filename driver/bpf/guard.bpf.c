@@ -10,8 +10,10 @@
 // Rule set 0 means unconfined. The fast path: `config` says which R_* bits some active rule set
 // has (`config.rules`), so a hook no rule uses returns after one array load; else the task
 // storage is looked up only while some active rule set can be in it (CFG_TASK_RULES), then the
-// cgroup levels the agent marked as used in `config.cgroup_levels`. The agent widens `config`
-// before a rule set or task key needs it and narrows it only after (driver/bpf/guard.ts).
+// cgroup levels the agent marked as used in `config.cgroup_levels`, each only when its id's bit
+// is set in `cgroup_filter` (an unkeyed cgroup usually costs no hash lookup). The agent widens
+// these summaries before a rule or key needs them and narrows them only after
+// (driver/bpf/guard_config.ts).
 //
 // Paths: bpf_d_path of the opened/executed file (canonical: symlinks resolved by the kernel)
 // is written straight into an LPM-trie key (`path_lpm`: rule set id, then the path bytes): one
@@ -237,6 +239,19 @@ struct {
 	__type(value, __u32);
 } cgroup_rules SEC(".maps");
 
+/* Bit (id % CGROUP_FILTER_BITS) set for every `cgroup_rules` key: clear = not keyed. */
+#define CGROUP_FILTER_BITS 512
+struct cgroup_filter {
+	__u64 bits[CGROUP_FILTER_BITS / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_filter);
+} cgroup_filter SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -364,7 +379,7 @@ static __always_inline __u32 current_ruleset(struct config *c)
 		if (tr && tr->ruleset && ruleset_of(tr->ruleset))
 			return tr->ruleset;
 	}
-	__u32 levels = c->cgroup_levels, found = 0;
+	__u32 levels = c->cgroup_levels, found = 0, zero = 0;
 	for (int level = 0; level < MAX_CGROUP_LEVEL; level++) {
 		if (!(levels >> level))
 			break; /* no keyed cgroup deeper */
@@ -373,6 +388,11 @@ static __always_inline __u32 current_ruleset(struct config *c)
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (!id)
 			break;
+		/* Looked up here, not before the loop: a task in the root cgroup never needs it. */
+		struct cgroup_filter *f = bpf_map_lookup_elem(&cgroup_filter, &zero);
+		__u32 b = id % CGROUP_FILTER_BITS;
+		if (f && !(f->bits[b / 64] & (1ull << (b % 64))))
+			continue; /* not keyed */
 		__u32 *r = bpf_map_lookup_elem(&cgroup_rules, &id);
 		if (r)
 			found = *r; /* deeper levels win */

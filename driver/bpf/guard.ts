@@ -10,10 +10,8 @@ import { Buffer } from "node:buffer";
 import { BpfMap, BpfObject } from "./bpf_object.ts";
 import { bpf, BpfError, closeFd } from "./libbpf.ts";
 import { GuardCapabilityError, pidfdOpen, RingBuffer, type RingSample } from "./guard_ffi.ts";
+import { CGROUP_FILTER_BITS, FastPathSummaries } from "./guard_config.ts";
 import {
-  CFG_BIND_EXEC,
-  CFG_TASK_RULES,
-  configVal,
   decodeEvent,
   type GuardEvent,
   lpmKey,
@@ -107,19 +105,16 @@ export class GuardPrograms {
   };
   /** Written to `gens[GEN_RULES]` after every rule write: invalidates the open verdict cache. */
   #rulesGen = 0n;
-  #agentTgid: number;
-  /** The caller's part of `config` (setConfig). */
-  #config = { flags: 0, cgroupLevels: 0 };
-  /** Flags of every active rule set, as written. */
-  #active = new Map<number, number>();
-  /** Rule sets ever written into task storage or bound at exec: their tasks may carry them. */
-  #tasked = new Set<number>();
-  /** `config` as last written ("" before the first write). */
-  #written = "";
+  /** config.rules, CFG_TASK_RULES and cgroup_filter, ordered around every rule write. */
+  #summaries: FastPathSummaries;
 
-  private constructor(obj: BpfObject, agentTgid: number) {
+  private constructor(obj: BpfObject, agentTgid: number, ownImage: boolean) {
     this.#obj = obj;
-    this.#agentTgid = agentTgid;
+    const filter = GuardPrograms.#filterMap(obj, ownImage);
+    this.#summaries = new FastPathSummaries(agentTgid, {
+      config: (v) => this.#maps.config.update(u32(0), v),
+      cgroupFilter: (v) => filter?.update(u32(0), v),
+    });
     this.#maps = {
       config: obj.map("config", 4, SIZES.config),
       rulesets: obj.map("rulesets", 4, SIZES.ruleset),
@@ -159,7 +154,7 @@ export class GuardPrograms {
     }
     let g: GuardPrograms;
     try {
-      g = new GuardPrograms(obj, options.agentTgid);
+      g = new GuardPrograms(obj, options.agentTgid, options.image === undefined);
       obj.attachAll();
       g.setConfig({ flags: 0, cgroupLevels: 0 });
     } catch (e) {
@@ -174,45 +169,33 @@ export class GuardPrograms {
     return this.#obj.attached;
   }
 
-  /**
-   * Writes `config`: flags (CFG_*) and the cgroup levels that have `cgroup_rules` keys. The
-   * fast-path parts (the OR of the active rule sets' flags, CFG_TASK_RULES) are kept here.
-   */
-  setConfig(c: { flags: number; cgroupLevels: number }): void {
-    this.#config = { flags: c.flags, cgroupLevels: c.cgroupLevels };
-    this.#writeConfig();
+  /** `cgroup_filter`; a caller's image (an older build, in benchmarks) may not have it. */
+  static #filterMap(obj: BpfObject, ownImage: boolean): BpfMap | undefined {
+    try {
+      return obj.map("cgroup_filter", 4, CGROUP_FILTER_BITS / 8);
+    } catch (e) {
+      if (ownImage) throw e;
+      return undefined;
+    }
   }
 
   /**
-   * Writes `config` from the caller's part and the rule sets: `rules` is the OR of every active
-   * rule set's flags (`extra` too), CFG_TASK_RULES is set while exec binding is on or a rule set
-   * that tasks may carry is active (`extraTasked`). The programs skip what `config` says no rule
-   * uses, so it is widened before a rule write that needs more and narrowed only after one that
-   * needs less: at no moment does a hook skip a rule in force.
+   * Writes `config`: flags (CFG_*) and the cgroup levels that have `cgroup_rules` keys. The
+   * fast-path parts (the OR of the active rule sets' flags, CFG_TASK_RULES) are kept in step
+   * with the rules here (guard_config.ts).
    */
-  #writeConfig(extra = 0, extraTasked?: number): void {
-    let rules = extra;
-    let tasked = (this.#config.flags & CFG_BIND_EXEC) !== 0 || extraTasked !== undefined;
-    for (const [id, f] of this.#active) {
-      rules |= f;
-      if (this.#tasked.has(id)) tasked = true;
-    }
-    const flags = (this.#config.flags & ~CFG_TASK_RULES) | (tasked ? CFG_TASK_RULES : 0);
-    const v = configVal(this.#agentTgid, flags, this.#config.cgroupLevels, rules);
-    const key = v.join(",");
-    if (key === this.#written) return;
-    this.#maps.config.update(u32(0), v);
-    this.#written = key;
+  setConfig(c: { flags: number; cgroupLevels: number }): void {
+    this.#summaries.setConfig(c);
   }
 
   /** Defines rule set `id` (1..1023) with R_* `flags` (R.ACTIVE is added). */
   setRuleset(id: number, flags: number, generation = 0): void {
     const f = (flags | 1) >>> 0;
-    // Wide enough for the old flags and the new before the rule set changes, exact after.
-    this.#writeConfig(f, this.#tasked.has(id) ? id : undefined);
-    this.#maps.rulesets.update(u32(id), rulesetVal(f, generation));
-    this.#active.set(id, f);
-    this.#writeConfig();
+    this.#summaries.ruleset(
+      id,
+      f,
+      () => this.#maps.rulesets.update(u32(id), rulesetVal(f, generation)),
+    );
     this.#rulesChanged();
   }
 
@@ -223,9 +206,7 @@ export class GuardPrograms {
 
   /** Disables rule set `id`: tasks keyed to it run unconfined. */
   clearRuleset(id: number): void {
-    this.#maps.rulesets.update(u32(id), rulesetVal(0, 0));
-    this.#active.delete(id);
-    this.#writeConfig();
+    this.#summaries.clearRuleset(id, () => this.#maps.rulesets.update(u32(id), rulesetVal(0, 0)));
     this.#rulesChanged();
   }
 
@@ -237,9 +218,7 @@ export class GuardPrograms {
    */
   setPaths(ruleset: number, entries: readonly PathEntry[]): void {
     // Tasks bound at exec carry the bound rule set: looked up from before any binding.
-    const bound = entries.filter((e) => e.bind && !this.#tasked.has(e.bind));
-    for (const e of bound) this.#tasked.add(e.bind!);
-    if (bound.length) this.#writeConfig();
+    for (const e of entries) if (e.bind) this.#summaries.tasked(e.bind);
     for (const e of entries) {
       this.#maps.paths.update(pathKey(ruleset, e.path), pathVal(e.flags, e.bind ?? 0));
     }
@@ -275,8 +254,10 @@ export class GuardPrograms {
 
   /** Keys cgroup `id` (and everything below it) to rule set `ruleset`; 0 deletes. */
   setCgroup(id: bigint, ruleset: number): void {
-    if (ruleset === 0) this.#maps.cgroupRules.delete(u64(id));
-    else this.#maps.cgroupRules.update(u64(id), u32(ruleset));
+    this.#summaries.cgroup(id, ruleset !== 0, () => {
+      if (ruleset === 0) this.#maps.cgroupRules.delete(u64(id));
+      else this.#maps.cgroupRules.update(u64(id), u32(ruleset));
+    });
   }
 
   /** Cgroup ids currently keyed. */
@@ -300,8 +281,7 @@ export class GuardPrograms {
       if (ruleset === 0) this.#maps.taskRules.delete(u32(fd));
       else {
         // The programs look task storage up from before the key is in it.
-        this.#tasked.add(ruleset);
-        this.#writeConfig();
+        this.#summaries.tasked(ruleset);
         this.#maps.taskRules.update(u32(fd), taskRuleVal(ruleset));
       }
       return true;
