@@ -186,6 +186,46 @@ if (!opaMissing()) {
     });
   }
   if (Deno.args.includes("--cpu")) cpuTable(trees, [...cases, ["mix", "the realistic mix", base]]);
+  // The context too: kernel records of this live process (cached after the first) built into
+  // inputs, then judged; labels from a source that answers at once.
+  const ctxTrees: [string, string][] = [["now", "../../agent/audit/context.ts"]];
+  if (before) ctxTrees.push(["before", `${before}agent/audit/context.ts`]);
+  const comm = Deno.readTextFileSync("/proc/self/comm").trim();
+  const labels = ["process:name=deno", "k8s:pod:name=web-0", "k8s:label:app=web"];
+  const rawOpen = (k: number) => ({
+    ts: BigInt(k) * 1_000_000n,
+    cgroupId: 1n,
+    syscall: "openat",
+    nr: 257,
+    ret: 3,
+    args: [BigInt.asUintN(64, -100n), 0n, 0n, 0n, 0n, 0n],
+    pid: Deno.pid,
+    tid: Deno.pid,
+    ppid: 1,
+    uid: 0,
+    gid: 0,
+    comm,
+    ancestors: [{ pid: 1, comm: "init" }],
+    path: "/etc/hosts",
+    path2: "",
+    exeName: "",
+    argv: [],
+    howFlags: 0,
+  });
+  for (const [name, url] of ctxTrees) {
+    const { ContextBuilder } = await import(url);
+    const ctx = new ContextBuilder({ labelsOf: () => Promise.resolve(labels) });
+    const engine = trees.find(([n]) => n === name)![1];
+    const evs = Array.from({ length: 1024 }, (_, k) => rawOpen(k));
+    let k = 0;
+    Deno.bench({
+      name: `${name}: context + judge of an openat /etc/hosts by a live process`,
+      group: "context",
+      baseline: name === "now",
+    }, async () => {
+      engine.judge(await ctx.build(evs[k++ & 1023]!));
+    });
+  }
   for (const [name, engine, now] of trees) {
     const same = stream(base, now)[0]!;
     Deno.bench({
