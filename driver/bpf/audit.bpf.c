@@ -2,22 +2,24 @@
 // camblet-agent syscall audit: capture on the syscall tracepoints (tp_btf sys_enter/sys_exit),
 // judged in the agent by Rego.
 //
-// sys_enter: if `syscalls[nr]` says the loaded rules can match this syscall, its arguments (path
-// strings, sockaddr, argv) and the process context (ids, comm, cgroup, 6 ancestors) are read into
-// `pending[pid_tgid]`. The prefilter: each filter group (one rule's declaration, bit g of a u64)
-// names syscalls, optionally path prefixes, opens for writing only, and a cgroup scope
-// (containers: a cgroup not in `host_cgroups`; workloads: `workload_cgroups[cgroup]` has bit g).
-// An event leaves the kernel only when one group takes its syscall, its cgroup, its open flags and
-// its absolute path (`prefixes`, an LPM trie whose
-// value is the groups a prefix admits); else it is dropped and counted by reason. The filter is
-// double-buffered: the agent writes the idle slot, then flips `gate.slot`. Every syscall first
-// checks `gate` (slot and keep bit, one lookup); only those the rules can match go further. sys_exit (only for a
-// task whose `has_pending` flag is up: the others return at once) adds the result code and sends
-// the event through `events` (ring buffer); a full ring buffer is counted (STAT_LOST), never
-// silent. sched_process_exec adds the executed file's name (memfd:… for a
-// fileless exec) to a pending execve; sched_process_exit forgets a task's pending entry.
-// Relative paths pass the prefilter (the agent resolves them against the cwd); so do cgroups the
-// agent has not classified (a new cgroup counts as a container until the host set is rescanned).
+// Every syscall first checks `gate` (one inlined array lookup: the slot in force and a keep bit
+// per syscall number); most stop there, the path the traced-syscall slow path adds to every
+// task, kept short (the rest is in non-inlined subprograms). sys_enter of a syscall the loaded
+// rules can match reads its arguments (path strings, sockaddr, argv) and the process context
+// (ids, comm, cgroup, 6 ancestors; direct loads of the tp_btf register and task pointers) into
+// `pending[pid_tgid]` and raises the task's `has_pending` flag. The prefilter: each filter group
+// (one rule's declaration, bit g of a u64) names syscalls, optionally path prefixes, opens for
+// writing only, and a cgroup scope (containers: a cgroup not in `host_cgroups`; workloads:
+// `workload_cgroups[cgroup]` has bit g). An event leaves the kernel only when one group takes its
+// syscall, its cgroup, its open flags and its absolute path (`prefixes`, an LPM trie whose value
+// is the groups a prefix admits); else it is dropped and counted by reason. The filter is
+// double-buffered: the agent writes the idle slot, then flips `gate.slot`. sys_exit returns at
+// once unless the task's `has_pending` flag is up; then it adds the result code and sends the
+// event through `events` (ring buffer); a full ring buffer is counted (STAT_LOST), never silent.
+// sched_process_exec adds the executed file's name (memfd:… for a fileless exec) to a pending
+// execve; sched_process_exit forgets a task's pending entry. Relative paths pass the prefilter
+// (the agent resolves them against the cwd); so do cgroups the agent has not classified (a new
+// cgroup counts as a container until the host set is rescanned).
 //
 // x86_64 only (pt_regs argument registers). Build: driver/bpf/build.ts.
 #include <linux/bpf.h>
