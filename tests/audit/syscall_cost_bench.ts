@@ -17,9 +17,9 @@
  * counts instructions, so ops/s there is ops per 10⁹ guest instructions; it does not model
  * caches, TLB, branch prediction or memory latency, nor the cost of the instructions themselves:
  * a helper call costs what its instructions count, and TCG may count a `rep movs` copy per
- * iteration, which would make the kernel's memcpy of a 2.6 KB event dearer than on hardware). Prints best and median
- * of the rounds, per CPU second of the workload (wall beside; in the guest, wall of the real
- * commands includes waits for the host's 9p share: read the CPU columns).
+ * iteration, which would make the kernel's memcpy of a 2.6 KB event dearer than on hardware).
+ * Prints best and median of the rounds, per CPU second of the workload (wall beside; in the
+ * guest, wall of the real commands includes waits for the host's 9p share: read the CPU columns).
  *
  * @module
  */
