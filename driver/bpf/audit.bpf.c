@@ -17,9 +17,10 @@
 // once unless the task's `has_pending` flag is up; then it adds the result code and sends the
 // event through `events` (ring buffer); a full ring buffer is counted (STAT_LOST), never silent.
 // sched_process_exec adds the executed file's name (memfd:… for a fileless exec) to a pending
-// execve; sched_process_exit forgets a task's pending entry. Relative paths pass the prefilter
-// (the agent resolves them against the cwd); so do cgroups the agent has not classified (a new
-// cgroup counts as a container until the host set is rescanned).
+// execve; sched_process_exit forgets a task's pending entry. A relative open is kept out when its
+// cwd's first directory is the first component of no prefix (`prefix_tops`); other relative
+// paths pass (the agent resolves them against the cwd); so do cgroups the agent has not
+// classified (a new cgroup counts as a container until the host set is rescanned).
 //
 // x86_64 only (pt_regs argument registers). Build: driver/bpf/build.ts.
 #include <linux/bpf.h>
@@ -45,9 +46,16 @@ struct qstr {
 } __attribute__((preserve_access_index));
 struct dentry {
 	struct qstr d_name;
+	struct dentry *d_parent;
 } __attribute__((preserve_access_index));
+struct vfsmount;
 struct path {
+	struct vfsmount *mnt;
 	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+struct fs_struct {
+	struct path root;
+	struct path pwd;
 } __attribute__((preserve_access_index));
 struct file {
 	struct path f_path;
@@ -62,6 +70,7 @@ struct task_struct {
 	char comm[16];
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
+	struct fs_struct *fs;
 } __attribute__((preserve_access_index));
 
 // What the agent compiled from the rules for one syscall number (in one slot).
@@ -155,6 +164,20 @@ struct {
 	__type(key, struct lpm_key);
 	__type(value, __u64);
 } prefixes SEC(".maps");
+
+// Per slot, the first component of every prefix (up to 15 bytes; "" for the prefix "/"): the
+// groups with a prefix there. A relative open resolves below its cwd, so only these can take it.
+struct top_key {
+	__u32 slot;
+	char name[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2048);
+	__type(key, struct top_key);
+	__type(value, __u64);
+} prefix_tops SEC(".maps");
 
 // Cgroups that are not containers (the agent's scan of the cgroup tree).
 struct {
@@ -262,6 +285,51 @@ static __always_inline __u64 flags_pass(struct syscall_cfg *cfg, struct scope *s
 	return (flags & 3) ? groups : groups & ~sc->writes;
 }
 
+// True when the relative path of an open (n bytes with its NUL, in k->data[1..]) cannot lie
+// under any prefix of `groups`: it names no "..", resolves against the cwd (open, or AT_FDCWD),
+// and the cwd's first component below the task's root (same mount, at most 16 levels deep) is
+// the first component of none of their prefixes. Anything else is not decided here (sent).
+static __always_inline int relative_filtered(struct syscall_cfg *cfg, __u64 groups,
+					     struct event *e, struct lpm_key *k, __u32 slot, long n)
+{
+	if (e->nr != 2 && e->nr != 257 && e->nr != 437)
+		return 0;
+	if (e->nr != 2 && (int)e->args[0] != -100) // AT_FDCWD
+		return 0;
+	for (int i = 1; i < PATH_LEN - 1; i++) {
+		if (i >= n)
+			break;
+		if (k->data[i] == '.' && k->data[i + 1] == '.')
+			return 0;
+	}
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fs_struct *fs = t->fs;
+	if (!fs)
+		return 0;
+	struct dentry *root = fs->root.dentry, *d = fs->pwd.dentry, *top = 0;
+	if (fs->pwd.mnt != fs->root.mnt || d == root)
+		return 0;
+	for (int i = 0; i < 16; i++) {
+		struct dentry *up = d->d_parent;
+		if (up == root) {
+			top = d;
+			break;
+		}
+		if (!up || up == d)
+			return 0; // a file system root that is not the task's: not decided
+		d = up;
+	}
+	if (!top)
+		return 0;
+	struct top_key tk = {.slot = slot};
+	__u64 *any = bpf_map_lookup_elem(&prefix_tops, &tk); // the prefix "/"
+	if (any && (*any & groups))
+		return 0;
+	bpf_probe_read_kernel_str(tk.name, sizeof(tk.name), top->d_name.name);
+	__u64 *admit = bpf_map_lookup_elem(&prefix_tops, &tk);
+	return !(admit && (*admit & groups));
+}
+
 // Reads this event's path string (argument `cfg->path_idx`) into e->path; true (and counted) when
 // no group in `groups` takes it. An absolute path the prefixes decide is read once, into the LPM
 // key (slot byte, then the string; prefixlen covers only its bytes, so what follows from an
@@ -283,6 +351,11 @@ static __always_inline int read_path_filtered(struct syscall_cfg *cfg, __u64 gro
 		return 0;
 	}
 	if (k->data[1] != '/') {
+		if (relative_filtered(cfg, groups, e, k, slot, n)) {
+			count(STAT_FILTERED);
+			count(STAT_FILTERED_PATH);
+			return 1;
+		}
 		bpf_probe_read_kernel_str(e->path, PATH_LEN, &k->data[1]);
 		return 0; // relative: the agent resolves it against the cwd
 	}
@@ -354,6 +427,7 @@ static __noinline int enter_kept(struct pt_regs *regs, __u32 nr, __u32 slot, __u
 	e->exe_name[0] = 0;
 	e->argc = 0;
 	e->how_flags = 0;
+	e->nr = nr; // read_path_filtered needs it
 	for (int i = 0; i < 6; i++)
 		e->args[i] = arg(regs, i);
 	if (nr == 437) { // openat2(dirfd, path, struct open_how *how, size)
@@ -397,7 +471,6 @@ static __noinline int enter_kept(struct pt_regs *regs, __u32 nr, __u32 slot, __u
 	e->tid = (__u32)id;
 	e->uid = (__u32)ug;
 	e->gid = ug >> 32;
-	e->nr = nr;
 	e->ret = 0;
 	// The process's name (its main thread's), as rules mean it: not a worker thread's.
 	comm_copy(e->comm, t->group_leader);

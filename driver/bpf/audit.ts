@@ -42,6 +42,15 @@ function gateMap(obj: BpfObject): BpfMap {
   }
 }
 
+/** A map older builds lack (benchmarks load them), or undefined. */
+function optionalMap(obj: BpfObject, name: string, ks: number, vs: number): BpfMap | undefined {
+  try {
+    return obj.map(name, ks, vs);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The loaded audit programs. */
 export class AuditPrograms {
   #obj: BpfObject;
@@ -52,7 +61,11 @@ export class AuditPrograms {
     this.#obj = obj;
     const m = {} as PrefilterMaps;
     for (const [k, [name, ks, vs]] of Object.entries(PREFILTER_MAPS)) {
-      m[k as keyof PrefilterMaps] = k === "config" ? gateMap(obj) : obj.map(name, ks, vs);
+      if (k === "config") m.config = gateMap(obj);
+      else if (k === "tops") {
+        const tops = optionalMap(obj, name, ks, vs);
+        if (tops) m.tops = tops;
+      } else m[k as keyof PrefilterMaps] = obj.map(name, ks, vs);
     }
     this.#maps = {
       config: m.config,

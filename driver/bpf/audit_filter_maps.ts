@@ -27,6 +27,8 @@ import {
 } from "./audit_filter.ts";
 
 const bit = (i: number) => 1n << BigInt(i);
+/** Bytes of a prefix's first component the kernel compares (its buffer, with the NUL). */
+const TOP_LEN = 16;
 /** Counters of the `stats` map, summed over CPUs (driver/bpf/audit.ts reads them). */
 export interface PrefilterCounters {
   /** Traced syscalls entered. */
@@ -92,6 +94,8 @@ export interface PrefilterMaps {
   prefixes: BpfMap;
   hostCgroups: BpfMap;
   workloadCgroups: BpfMap;
+  /** First components of the prefixes (absent in older builds, which send relative opens). */
+  tops?: BpfMap;
 }
 
 /** Map names and key/value sizes, as audit.bpf.c declares them. */
@@ -103,6 +107,7 @@ export const PREFILTER_MAPS = {
   prefixes: ["prefixes", 4 + PATH_LEN, 8],
   hostCgroups: ["host_cgroups", 8, 1],
   workloadCgroups: ["workload_cgroups", 8, 16],
+  tops: ["prefix_tops", 4 + TOP_LEN, 8],
 } as const satisfies Record<keyof PrefilterMaps, readonly [string, number, number]>;
 
 /** The prefilter's state in the kernel: filter slots, host set, workload cgroups. */
@@ -147,6 +152,16 @@ export class AuditFilterMaps {
     const keys = [...all].map(([p, m]) => [prefixKey(p, next), u64(m)] as const);
     for (const k of this.#m.prefixes.keys()) if (k[4] === next) this.#m.prefixes.delete(k);
     for (const [k, v] of keys) this.#m.prefixes.update(k, v);
+    if (this.#m.tops) {
+      // The groups a relative open below each first component could reach (audit.bpf.c's
+      // relative_filtered).
+      const tops = new Map<string, bigint>();
+      groups.forEach((g, i) =>
+        g.prefixes?.forEach((p) => tops.set(topOf(p), (tops.get(topOf(p)) ?? 0n) | bit(i)))
+      );
+      for (const k of this.#m.tops.keys()) if (k[0] === next) this.#m.tops.delete(k);
+      for (const [t, m] of tops) this.#m.tops.update(topKey(next, t), u64(m));
+    }
     let unscoped = 0n;
     let containers = 0n;
     let writes = 0n;
@@ -284,6 +299,23 @@ export class AuditFilterMaps {
       },
     };
   }
+}
+
+/**
+ * The first component of an absolute prefix ("/etc/shadow" → "etc"), or "" (every cwd) when the
+ * prefix could match more than one: "/", "/et" ("/etc", "/eth"), a relative one.
+ */
+function topOf(prefix: string): string {
+  const m = /^\/([^/]+)\//.exec(prefix);
+  return m ? m[1]! : "";
+}
+
+/** `struct top_key`: the slot, then the component's first 15 bytes, NUL-padded. */
+function topKey(slot: number, top: string): Uint8Array<ArrayBuffer> {
+  const k = new Uint8Array(4 + TOP_LEN);
+  new DataView(k.buffer).setUint32(0, slot, true);
+  k.set(new TextEncoder().encode(top).subarray(0, TOP_LEN - 1), 4);
+  return k;
 }
 
 function u32(n: number): Uint8Array<ArrayBuffer> {

@@ -302,3 +302,46 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "audit prefilter: a relative open stays in the kernel when its cwd's first directory is under no prefix; from below one, or with '..', it is sent",
+  ignore: skip(why),
+  async fn() {
+    const a = AuditPrograms.load(Deno.pid);
+    const got: RawAuditEvent[] = [];
+    const rb = a.openEvents((e) => got.push(e));
+    const tmp = await Deno.makeTempDir(); // below /tmp: first directory "tmp"
+    const under = "camblet-audit-test-absent";
+    try {
+      a.setFilter({
+        syscalls: [],
+        pathFiltered: [],
+        prefixes: [],
+        groups: [{
+          rules: ["opens below /etc/…"],
+          syscalls: ["openat"],
+          prefixes: [`/etc/${under}/`],
+        }],
+      });
+      await Deno.writeTextFile(`${tmp}/here`, "x");
+      const before = a.stats();
+      await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `cd ${tmp} && cat here ../../etc/${under}/dots; cd /etc && cat ${under}/rel; true`,
+        ],
+        stderr: "null",
+        stdout: "null",
+      }).output();
+      rb.consume();
+      const rel = got.filter((e) => e.comm === "cat" && !e.path.startsWith("/")).map((e) => e.path);
+      assert.deepEqual(rel.sort(), [`${under}/rel`, `../../etc/${under}/dots`].sort());
+      assert.ok(a.stats().filteredPath - before.filteredPath >= 1, "the open of 'here', as path");
+    } finally {
+      rb.close();
+      a.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
