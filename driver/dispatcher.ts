@@ -20,6 +20,7 @@ import {
 import { OverloadedError } from "./call_gate.ts";
 import type { Line, Oversized } from "./line_splitter.ts";
 import type { TaskContext } from "./payloads.ts";
+import { type Deadline, DeadlineQueue } from "./deadline_queue.ts";
 import { KernelStats } from "./stats.ts";
 import { sharedNow } from "./transport.ts";
 
@@ -57,8 +58,14 @@ export interface DispatcherOptions {
   watchdogMs?: number;
   /** When the augment handler's signal aborts, ms after the read (default 500). */
   augmentBudgetMs?: number;
-  /** True for a task of this process: answered at once from the task context (our own accept). */
+  /**
+   * True for a task of this process: answered at once from the task context (our own accept).
+   * Asked only for tasks that run this process's executable (or whose path the kernel left out):
+   * the check may cost a failed syscall, once per request on the answering thread.
+   */
   isSelf?: (task: TaskContext) => boolean;
+  /** This process's executable as the kernel prints it (default `Deno.execPath()`). */
+  selfExe?: string;
   log?: (level: Level, message: string, props: Record<string, unknown>) => void;
   stats?: KernelStats;
 }
@@ -75,7 +82,15 @@ const EMPTY_TASK: TaskContext = {
 
 interface Pending {
   done: boolean;
-  timers: ReturnType<typeof setTimeout>[];
+  timers: Deadline[];
+}
+
+function execPath(): string | undefined {
+  try {
+    return Deno.execPath();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Routes parsed kernel messages to the handlers and writes every answer exactly once. */
@@ -87,6 +102,9 @@ export class Dispatcher {
   readonly #watchdogMs: number;
   readonly #budgetMs: number;
   readonly #isSelf: (task: TaskContext) => boolean;
+  readonly #selfExe: string | undefined;
+  /** Every request's budget and watchdog deadlines, behind one timer. */
+  readonly #deadlines: DeadlineQueue;
   readonly #log: NonNullable<DispatcherOptions["log"]>;
   #pending = new Set<Pending>();
   #idle: (() => void)[] = [];
@@ -103,6 +121,8 @@ export class Dispatcher {
     this.#watchdogMs = options.watchdogMs ?? 600;
     this.#budgetMs = options.augmentBudgetMs ?? 500;
     this.#isSelf = options.isSelf ?? (() => false);
+    this.#selfExe = options.selfExe ?? (options.isSelf ? execPath() : undefined);
+    this.#deadlines = new DeadlineQueue(this.#now);
     this.#log = options.log ?? (() => {});
     this.stats = options.stats ?? new KernelStats();
   }
@@ -305,7 +325,14 @@ export class Dispatcher {
   }
 
   #after(p: Pending, at: number, ms: number, fn: () => void): void {
-    p.timers.push(setTimeout(fn, Math.max(0, at + ms - this.#now())));
+    p.timers.push(this.#deadlines.add(at + ms, fn));
+  }
+
+  /** {@linkcode DispatcherOptions.isSelf}, asked only when the task runs our executable. */
+  #self(task: TaskContext): boolean {
+    const exe = this.#selfExe;
+    if (exe !== undefined && task.command_path !== "" && task.command_path !== exe) return false;
+    return this.#isSelf(task);
   }
 
   #augment(id: string, task: TaskContext | undefined, at: number, outcome: string): void {
@@ -324,7 +351,7 @@ export class Dispatcher {
       if (task === undefined || outcome === "malformed") {
         return answer(task ? taskLabels(task) : [], outcome);
       }
-      if (this.#isSelf(task)) return answer(taskLabels(task), "self");
+      if (this.#self(task)) return answer(taskLabels(task), "self");
       const ac = new AbortController();
       this.#after(p, at, this.#budgetMs, () => ac.abort(new Error("augment budget exhausted")));
       this.#after(p, at, this.#watchdogMs, () => {
@@ -464,7 +491,7 @@ export class Dispatcher {
   ): void {
     if (p.done) return;
     p.done = true;
-    for (const t of p.timers) clearTimeout(t);
+    for (const t of p.timers) this.#deadlines.cancel(t);
     if (line !== undefined) {
       try {
         this.#write(line);
