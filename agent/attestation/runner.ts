@@ -20,6 +20,7 @@ import { AttestationCache, type CacheEntry, cacheKey, taskFingerprint } from "./
 import { listPids, taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
 import { errorMessage } from "../errors.ts";
 import { taskLabels } from "../../driver/answers.ts";
+import { DeadlineQueue } from "../../driver/deadline_queue.ts";
 
 /** Options of {@linkcode Attestation}. */
 export interface AttestationOptions {
@@ -108,6 +109,17 @@ function validLabels(raw: unknown, who: string): Labels {
 
 type Timer = ReturnType<typeof setTimeout>;
 
+/** Collections started within this many ms share one hard-timeout signal (a burst's do). */
+const HARD_EPOCH_MS = 100;
+
+interface HardEpoch {
+  until: number;
+  signal: AbortSignal;
+  timer: Timer;
+  /** Its collections not settled yet: at 0 the timer goes. */
+  running: number;
+}
+
 /** Attestation for the daemon and the CLI. */
 export class Attestation {
   readonly #attestors: readonly Attestor[];
@@ -126,6 +138,13 @@ export class Attestation {
   readonly #inflight = new Map<string, Promise<AugmentResult>>();
   readonly #background = new Set<Promise<unknown>>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  /**
+   * The late collectors' hard timeout, shared by the collections started in one epoch: a signal,
+   * `AbortSignal.any` and a timer per request were most of a burst's per-request work here.
+   */
+  #hard: HardEpoch | undefined;
+  /** Every request's budget, behind one timer. */
+  readonly #budgets = new DeadlineQueue(() => performance.now());
   /** The cache (exposed for tests and metrics). */
   readonly cache: AttestationCache;
 
@@ -260,11 +279,8 @@ export class Attestation {
     quiet: boolean,
     store?: (labels: Labels, warnings: string[], complete: boolean) => void,
   ): Promise<AugmentResult> {
-    const hard = new AbortController();
-    const collectorSignal = AbortSignal.any([hard.signal, this.#shutdown.signal]);
-    const hardTimer = this.#timer(() => {
-      hard.abort(new Error(`collector timeout ${this.#collectorTimeout} ms`));
-    }, this.#collectorTimeout);
+    const epoch = this.#hardEpoch(startedAt);
+    const collectorSignal = epoch.signal;
     const outcomes: Outcome[] = this.#attestors.map(() => ({ state: "pending" }));
     const all = Promise.all(this.#attestors.map(async (a, i) => {
       try {
@@ -277,23 +293,20 @@ export class Attestation {
         outcomes[i] = labels ? { state: "error", error, labels } : { state: "error", error };
       }
     }));
+    void all.then(() => this.#settled(epoch));
 
     return new Promise<AugmentResult>((resolve, reject) => {
-      const remaining = Math.max(0, this.#budget - (performance.now() - startedAt));
-      const budget: { timer?: Timer } = {};
       let done = false;
       const finish = () => {
         if (done) return;
         done = true;
-        if (budget.timer !== undefined) this.#clear(budget.timer);
+        this.#budgets.cancel(budget);
         signal?.removeEventListener("abort", finish);
         const snapshot = this.#snapshot(outcomes);
         const complete = snapshot.pending.length === 0;
-        if (complete) this.#clear(hardTimer);
-        else {
+        if (!complete) {
           // Let late collectors finish in the background and complete the cached entry.
           this.#track(all.then(() => {
-            this.#clear(hardTimer);
             const late = this.#snapshot(outcomes);
             store?.(late.labels, late.warnings, late.pending.length === 0);
           }));
@@ -320,8 +333,8 @@ export class Attestation {
           complete,
         });
       };
+      const budget = this.#budgets.add(startedAt + this.#budget, finish);
       if (signal?.aborted) return finish();
-      budget.timer = this.#timer(finish, remaining);
       signal?.addEventListener("abort", finish, { once: true });
       all.then(finish);
     });
@@ -346,6 +359,28 @@ export class Attestation {
       }
     });
     return { labels: mergeLabels(...sets), warnings, pending };
+  }
+
+  /** The hard-timeout epoch for a collection started at `startedAt` (performance.now()). */
+  #hardEpoch(startedAt: number): HardEpoch {
+    let h = this.#hard;
+    if (!h || startedAt >= h.until || h.signal.aborted) {
+      const hard = new AbortController();
+      // Fires a collector timeout after the epoch's end: no collection of it is cut short.
+      const timer = this.#timer(() => {
+        hard.abort(new Error(`collector timeout ${this.#collectorTimeout} ms`));
+      }, this.#collectorTimeout + HARD_EPOCH_MS);
+      const signal = AbortSignal.any([hard.signal, this.#shutdown.signal]);
+      this.#hard = h = { until: startedAt + HARD_EPOCH_MS, signal, timer, running: 0 };
+    }
+    h.running++;
+    return h;
+  }
+
+  #settled(h: HardEpoch): void {
+    if (--h.running > 0) return;
+    this.#clear(h.timer);
+    if (this.#hard === h) this.#hard = undefined;
   }
 
   #timer(fn: () => void, ms: number): Timer {
