@@ -4,21 +4,21 @@
  * key, signed by a throw-away issuer that is in no trust bundle: the kernel stores it, every
  * handshake with it fails, and its short validity makes the kernel ask again soon.
  *
+ * The issuer's key is ECDSA P-256: made in a millisecond where an RSA key took 0.2–0.7 s of a
+ * busy host's start, and the module takes ECDSA-signed leaves without complaint (capture
+ * `ecdsa-root` in the protocol test vectors: the answers were stored, handshakes then failed,
+ * which is what a refusal is for). Trust anchors and the leaf's own key stay RSA. The spare key
+ * (for a CSR that cannot be read, and the placeholder anchor) is a fixed RSA public key whose
+ * private key was discarded when it was made: nobody can use what it certifies.
+ *
  * @module
  */
 import type { KeyObject } from "node:crypto";
 import { type Clock, systemClock } from "../../plugins/types.ts";
-import { RSA_SIGNING } from "../../plugins/sdk/keys.ts";
 // Types only: @peculiar/x509 costs an isolate ~20 MB, and the kernel worker needs none of it.
 import type { x509 } from "../../plugins/sdk/x509.ts";
 import { certificateParts } from "../../plugins/sdk/_der.ts";
-import {
-  certificateDer,
-  leafTbs,
-  randomSerialBytes,
-  rsaSignatureAlgorithm,
-  tlv,
-} from "../../plugins/sdk/leaf_der.ts";
+import { certificateDer, leafTbs, randomSerialBytes, tlv } from "../../plugins/sdk/leaf_der.ts";
 
 /** Options for {@linkcode RefusalIssuer.create}. */
 export interface RefusalIssuerOptions {
@@ -47,12 +47,65 @@ export interface Refusal {
 export const REFUSAL_CACHE_KEYS = 16;
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
+const name = (o: string, cn: string) =>
+  tlv(
+    0x30,
+    tlv(0x31, tlv(0x30, new Uint8Array([6, 3, 85, 4, 10]), tlv(0x0c, utf8(o)))),
+    tlv(0x31, tlv(0x30, new Uint8Array([6, 3, 85, 4, 3]), tlv(0x0c, utf8(cn)))),
+  );
 /** `O=camblet refusal, CN=camblet-refused`, DER. */
-const SUBJECT_DER = tlv(
+const SUBJECT_DER = name("camblet refusal", "camblet-refused");
+const ISSUER_DER = name("camblet refusal", "camblet refusal issuer (untrusted)");
+const PLACEHOLDER_DER = name("camblet refusal", "camblet refusal placeholder (untrusted)");
+
+const EC_KEY = { name: "ECDSA", namedCurve: "P-256" } as const;
+const EC_SIGN = { name: "ECDSA", hash: "SHA-256" } as const;
+/** AlgorithmIdentifier ecdsa-with-SHA256 (1.2.840.10045.4.3.2, no parameters). */
+const ECDSA_SHA256 = new Uint8Array([
   0x30,
-  tlv(0x31, tlv(0x30, new Uint8Array([6, 3, 85, 4, 10]), tlv(0x0c, utf8("camblet refusal")))),
-  tlv(0x31, tlv(0x30, new Uint8Array([6, 3, 85, 4, 3]), tlv(0x0c, utf8("camblet-refused")))),
-);
+  0x0a,
+  0x06,
+  0x08,
+  0x2a,
+  0x86,
+  0x48,
+  0xce,
+  0x3d,
+  4,
+  3,
+  2,
+]);
+
+/**
+ * RSA-2048 SubjectPublicKeyInfo of the spare key. Made with `openssl genrsa 2048`; only the public
+ * half was kept, so a certificate for it is of no use to anyone.
+ */
+const SPARE_SPKI_B64 =
+  "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA7aaw9IqsIKGYGK8Wa74kBOwTuF1c/ELZ4rg6x+jl8d67" +
+  "210NPi1C5vubOFbC2yfAIlthFpOGwvZfIT/CcjOd2FRKM+YNvx3kw68Di7MOLpzp1uGnjRuFHdPiN3Yf3lR2/BGs" +
+  "bArFPqos5jRshCOgwMONYW7yN7gsbMHfpOhXXsxNLafE28aG+YOZPjTiaDv/AfKqdLwvyNikVXKqDDiwdXJyyzu2" +
+  "HNXaI8Sb+JZBPXAWY8CwzIDyNZHiR+xFEC+58unF3DHfj16LPz/nYEwtrA/7/q/yjAB3yDhNNjikKFapV86ZchZR" +
+  "wYq+NtxaFY+11FHb31bxJEXHWIZsJBRnuQIDAQAB";
+
+function fromB64(s: string): Uint8Array {
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+}
+
+/** WebCrypto's ECDSA signature (r ‖ s) as X.509 wants it: SEQUENCE { INTEGER r, INTEGER s }. */
+function ecdsaDer(raw: Uint8Array): Uint8Array {
+  const half = raw.length / 2;
+  const int = (b: Uint8Array) => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    const v = b.subarray(i);
+    return tlv(0x02, v[0]! & 0x80 ? new Uint8Array([0, ...v]) : v);
+  };
+  return tlv(0x30, int(raw.subarray(0, half)), int(raw.subarray(half)));
+}
+
+async function ecSign(key: CryptoKey, tbs: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  return ecdsaDer(new Uint8Array(await crypto.subtle.sign(EC_SIGN, key, tbs)));
+}
 
 interface RefusalParts {
   issuer: Uint8Array;
@@ -96,34 +149,41 @@ export class RefusalIssuer {
     this.#parts = {
       issuer: certificateParts(issuerDer).subject,
       subject: SUBJECT_DER,
-      algorithm: rsaSignatureAlgorithm("SHA-256"),
+      algorithm: ECDSA_SHA256,
     };
     this.#spareSpki = certificateParts(spareDer).spki;
     this.#syncLoad = options.synchronous ? this.#loadSyncSigner() : Promise.resolve();
   }
 
-  /** Generates the throw-away issuer (and a spare key for CSRs that cannot be read at all). */
+  /**
+   * Generates the throw-away issuer (an ECDSA P-256 key, a millisecond's work); the placeholder
+   * certificate it signs names the spare key.
+   */
   static async create(options: RefusalIssuerOptions): Promise<RefusalIssuer> {
     const now = options.clock.now();
     const window = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3650 * 864e5) };
-    const { createRootCa } = await import("../../plugins/sdk/x509.ts");
-    const [issuer, spare] = await Promise.all([
-      createRootCa({ commonName: "camblet refusal issuer (untrusted)", ...window }),
-      createRootCa({ commonName: "camblet refusal placeholder (untrusted)", ...window }),
+    const keys = await crypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"]);
+    const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
+    const cert = async (subject: Uint8Array, key: Uint8Array) => {
+      const tbs = leafTbs({
+        serial: randomSerialBytes(),
+        signatureAlgorithm: ECDSA_SHA256,
+        issuer: ISSUER_DER,
+        subject,
+        spki: key,
+        ...window,
+        bare: true,
+      });
+      return certificateDer(tbs, ECDSA_SHA256, await ecSign(keys.privateKey, tbs));
+    };
+    const [issuerDer, spareDer] = await Promise.all([
+      cert(ISSUER_DER, spki),
+      cert(PLACEHOLDER_DER, fromB64(SPARE_SPKI_B64)),
     ]);
-    const der = (c: x509.X509Certificate) => new Uint8Array(c.rawData);
-    return new RefusalIssuer(
-      issuer.keys.privateKey,
-      der(issuer.certificate),
-      der(spare.certificate),
-      options,
-    );
+    return new RefusalIssuer(keys.privateKey, issuerDer, spareDer, options);
   }
 
-  /**
-   * The issuer's keys and certificates, for another isolate (the kernel worker) to use the same
-   * issuer without generating RSA keys of its own at start (each takes 0.2–0.6 s on a busy host).
-   */
+  /** The issuer's key and certificates, for another isolate (the kernel worker) to use the same. */
   async exportMaterial(): Promise<RefusalMaterial> {
     return {
       issuerPkcs8: new Uint8Array(await crypto.subtle.exportKey("pkcs8", this.#issuerKey)),
@@ -137,13 +197,9 @@ export class RefusalIssuer {
     m: RefusalMaterial,
     options: RefusalIssuerOptions,
   ): Promise<RefusalIssuer> {
-    const key = await crypto.subtle.importKey(
-      "pkcs8",
-      m.issuerPkcs8.slice(),
-      RSA_SIGNING,
-      true,
-      ["sign"],
-    );
+    const key = await crypto.subtle.importKey("pkcs8", m.issuerPkcs8.slice(), EC_KEY, true, [
+      "sign",
+    ]);
     return new RefusalIssuer(key, m.issuerCertificate, m.placeholderCertificate, options);
   }
 
@@ -169,6 +225,7 @@ export class RefusalIssuer {
         format: "der",
         type: "pkcs8",
       });
+      // node:crypto writes ECDSA signatures in DER already.
       this.#syncSign = (tbs) => new Uint8Array(sign("sha256", tbs, key));
     } catch { /* refusalSync then throws; the caller falls back to a prepared answer */ }
   }
@@ -183,8 +240,8 @@ export class RefusalIssuer {
   }
 
   /**
-   * A self-signed root that signs nothing: the anchor to send when no real anchor is known (the
-   * kernel needs at least one, and it must not be the refusal issuer).
+   * A certificate of the spare key, which signs nothing: the anchor to send when no real anchor
+   * is known (the kernel needs at least one RSA anchor, and it must not be the refusal issuer).
    */
   get placeholderAnchor(): Uint8Array {
     return this.#spareDer.slice();
@@ -251,14 +308,12 @@ export class RefusalIssuer {
     const known = this.cached(spki);
     if (known) return known;
     const { tbs, serial, notAfter } = this.#tbs(spki);
-    const sig = new Uint8Array(
-      await crypto.subtle.sign("RSASSA-PKCS1-v1_5", this.#issuerKey, tbs),
-    );
+    const sig = await ecSign(this.#issuerKey, tbs);
     const der = certificateDer(tbs, this.#parts.algorithm, sig);
     return this.#keep(spki, { der, serial: hex(serial), notAfter });
   }
 
-  /** {@linkcode refusal} without awaiting: one synchronous RSA signature (a few ms) when not cached. */
+  /** {@linkcode refusal} without awaiting: one synchronous ECDSA signature when not cached. */
   refusalSync(spki: Uint8Array | undefined): Refusal {
     const key = spki ?? this.#spareSpki;
     const known = this.cached(key);

@@ -66,3 +66,37 @@ Deno.test("RefusalIssuer: another isolate's copy from exportMaterial signs as th
   assert.deepEqual(copy.placeholderAnchor, issuer.placeholderAnchor);
   assert.equal(await RefusalIssuer.shared(), await RefusalIssuer.shared());
 });
+
+Deno.test("RefusalIssuer: ECDSA-signed leaves for RSA keys that openssl reads; the spare key is RSA-2048", async () => {
+  const issuer = await RefusalIssuer.create({ clock: { now: () => Date.now() } });
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = async (der: Uint8Array) => {
+      await Deno.writeFile(`${dir}/c.der`, der);
+      const out = await new Deno.Command("openssl", {
+        args: ["x509", "-inform", "DER", "-in", `${dir}/c.der`, "-noout", "-text"],
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout);
+    };
+    const spki = new Uint8Array(parseCsr(await pki("csr-web.pem")).publicKey.rawData);
+    const leaf = await text(await issuer.issue(spki));
+    assert.match(leaf, /Signature Algorithm: ecdsa-with-SHA256/);
+    assert.match(
+      leaf,
+      /Issuer: O *= *camblet refusal, CN *= *camblet refusal issuer \(untrusted\)/,
+    );
+    assert.match(leaf, /rsaEncryption/, "the leaf keeps the CSR's RSA key");
+    const spare = await text(await issuer.issue(undefined));
+    assert.match(spare, /Public-Key: \(2048 bit\)/);
+    const placeholder = await text(issuer.placeholderAnchor);
+    assert.match(placeholder, /Subject: O *= *camblet refusal, CN *= *camblet refusal placeholder/);
+    assert.match(
+      placeholder,
+      /Public-Key: \(2048 bit\)/,
+      "trust anchors must be RSA (protocol doc)",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
