@@ -49,7 +49,7 @@ export async function openKernelPlane(o: KernelPlaneOptions): Promise<DataPlane>
   let refusal: RefusalMaterial;
   try {
     anchors = (await o.services.trustAnchors()).map((d) => encodeBase64(d));
-    // The identity manager's refusal issuer: the worker does not generate RSA keys at start.
+    // The identity manager's refusal issuer: the kernel worker signs with the same key.
     refusal = await (await RefusalIssuer.shared()).exportMaterial();
   } catch (e) {
     worker.terminate();

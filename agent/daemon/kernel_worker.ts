@@ -50,7 +50,7 @@ function fromBase64(s: string): Uint8Array {
  * Builds the worker-side refusal. Prepared per CSR key when a request arrives (the key is cut from
  * the CSR's DER in microseconds: the module shares one key between all workloads, protocol doc
  * §4.2) and served from the issuer's bounded cache; a key with nothing prepared at the deadline
- * gets one built synchronously (one native RSA signature), so the watchdog never waits on
+ * gets one built synchronously (one native ECDSA signature), so the watchdog never waits on
  * anything queued.
  */
 export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetupResult> {
