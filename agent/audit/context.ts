@@ -98,7 +98,7 @@ const CRI_LABELS = new Map<string, "name" | "namespace" | "uid" | "container">([
 export function podOf(labels: readonly string[]): PodInput | null {
   const k8s: Partial<PodInput> = {};
   const cri: Partial<PodInput> = {};
-  const podLabels: Record<string, string> = Object.create(null);
+  const podLabels: [string, string][] = [];
   let found = false;
   for (const l of labels) {
     const i = l.indexOf("=");
@@ -110,7 +110,7 @@ export function podOf(labels: readonly string[]): PodInput | null {
       if (f === "pod:name") k8s.name = v;
       else if (f === "pod:namespace") k8s.namespace = v;
       else if (f === "container:name") k8s.container = v;
-      else if (f.startsWith("label:")) podLabels[f.slice(6)] = v;
+      else if (f.startsWith("label:")) podLabels.push([f.slice(6), v]);
       else continue;
       found = true;
       continue;
@@ -129,8 +129,18 @@ export function podOf(labels: readonly string[]): PodInput | null {
     namespace: k8s.namespace ?? cri.namespace ?? "",
     uid: cri.uid ?? "",
     container: k8s.container ?? cri.container ?? "",
-    labels: podLabels,
+    labels: dataObject(podLabels),
   };
+}
+
+/**
+ * An object of `entries` for the wasm input, as own data properties (a `__proto__` key is a key,
+ * not a prototype; later entries win). Not null-prototype: such objects (and frozen ones) take
+ * JSON.stringify's slow path, which made every input's serialization ~4× slower (0.66 -> 2.7 µs);
+ * nothing looks keys up in it.
+ */
+function dataObject(entries: [string, string][]): Record<string, string> {
+  return Object.fromEntries(entries);
 }
 
 /** open(2) flags as named booleans. */
@@ -224,12 +234,12 @@ const GONE_TTL_MS = 1000;
 
 /** Label prefix of container runtime labels (docker attestor: `docker:label:<k>=<v>`). */
 function containerLabels(labels: string[]): Record<string, string> {
-  const out: Record<string, string> = Object.create(null);
+  const out: [string, string][] = [];
   for (const l of labels) {
     const i = l.indexOf("=");
-    if (i > 0) out[l.slice(0, i)] = l.slice(i + 1);
+    if (i > 0) out.push([l.slice(0, i), l.slice(i + 1)]);
   }
-  return out;
+  return dataObject(out);
 }
 
 /** The process attestor's label namespace (plugins/attestor/process): facts of one program. */
@@ -253,21 +263,18 @@ function eventProcessLabels(labels: string[], e: RawAuditEvent, exe: string): st
   return out.sort();
 }
 
-/** No labels (one array, so its derived context below is cached too). */
-const NO_LABELS = Object.freeze([]) as unknown as string[];
-
 /** What an input derives from a labels array (arrays are cached per cgroup and pid). */
 interface FromLabels {
   container: Record<string, string>;
   pod: PodInput | null;
 }
-const EMPTY_CONTAINER: Record<string, string> = Object.freeze(Object.create(null));
 
 /** Builds {@linkcode AuditInput}s; keeps a process table of what it saw exec. */
 export class ContextBuilder {
   #fromLabels = new WeakMap<string[], FromLabels>();
 
   #derived(labels: string[]): FromLabels {
+    if (labels.length === 0) return { container: {}, pod: null };
     let d = this.#fromLabels.get(labels);
     if (!d) {
       d = { container: containerLabels(labels), pod: podOf(labels) };
@@ -422,7 +429,7 @@ export class ContextBuilder {
 
   async #labels(e: RawAuditEvent, cg: CgroupInfo, exe: string): Promise<string[]> {
     if (cg.labels) return cg.labels;
-    if (!this.#src.labelsOf) return NO_LABELS;
+    if (!this.#src.labelsOf) return [];
     // Cached per pid until its next exec event (which deletes it): the same program.
     const hit = this.#pidLabels.get(e.pid);
     if (hit) return hit;
@@ -433,7 +440,7 @@ export class ContextBuilder {
         const al = this.#pidLabels.get(a.pid);
         if (al) return al;
       }
-      return NO_LABELS;
+      return [];
     }
     this.#pidLabels.set(e.pid, l);
     if (this.#pidLabels.size > 65536) this.#pidLabels.delete(this.#pidLabels.keys().next().value!);
@@ -533,7 +540,7 @@ export class ContextBuilder {
       ancestors: e.ancestors.map((x) => ({ pid: x.pid, name: x.comm, exe: this.#info(x.pid).exe })),
       container: {
         id: cg.containerId,
-        labels: cg.containerId ? derived.container : EMPTY_CONTAINER,
+        labels: cg.containerId ? derived.container : {},
       },
       pod: derived.pod,
       cgroup_id: String(e.cgroupId),
