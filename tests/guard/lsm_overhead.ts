@@ -4,16 +4,17 @@
  * them loaded for an unconfined caller, and for a confined one. One guest boot, under the test
  * lock (tests/_exclusive.ts): the TCG guest takes both cores.
  *
- * Usage: deno run -A tests/guard/lsm_overhead.ts [--icount|--wall] [SECONDS] [ROUNDS] [BASELINE_REV]
- * (needs root, gcc, and what tests/guard/_guest.ts needs; prints a table with ratios). With
- * BASELINE_REV (a git revision), guard.bpf.c as of that revision is built too and measured in
- * the same rounds, alternating with the current object.
+ * Usage: deno run -A tests/guard/lsm_overhead.ts [--icount|--wall] [SECONDS] [ROUNDS]
+ * [BASELINE_REV] (needs root, gcc, and what tests/guard/_guest.ts needs; prints a table with
+ * ratios). With BASELINE_REV (a git revision), guard.bpf.c as of that revision is built too and
+ * measured in the same rounds, alternating with the current object.
  *
  * --icount (the default): the guest runs on one vCPU under qemu -icount shift=0, so its clock
  * counts instructions (1 ns each) and a "second" is 10^9 guest instructions: the shared host's
- * load no longer moves the rates, but caches, TLB and branch prediction are not modelled (every
- * instruction costs the same). SECONDS defaults to 0.5, ROUNDS to 5. --wall: the guest's clock is
- * host time (two vCPUs, multi-threaded TCG), as before; SECONDS 2, ROUNDS 2.
+ * load no longer moves the rates (two runs agree within 0.001x on open()), but caches, TLB and
+ * branch prediction are not modelled (every instruction costs the same). SECONDS defaults to
+ * 0.5, ROUNDS to 4 (4-6 min a run on a busy host). --wall: the guest's clock is host time (two
+ * vCPUs, multi-threaded TCG), as before; SECONDS 2, ROUNDS 2.
  */
 import { exclusive } from "../_exclusive.ts";
 import { guestUnavailable, HARNESS } from "./_guest.ts";
@@ -33,7 +34,7 @@ for (const f of flags) {
 }
 const icount = !flags.includes("--wall");
 const positional = Deno.args.filter((a) => !a.startsWith("--"));
-const [seconds = icount ? "0.5" : "2", rounds = icount ? "5" : "2", rev] = positional;
+const [seconds = icount ? "0.5" : "2", rounds = icount ? "4" : "2", rev] = positional;
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 async function run(cmd: string, args: string[], cwd = ROOT): Promise<string> {
