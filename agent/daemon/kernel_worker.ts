@@ -112,5 +112,8 @@ export async function refusalSetup(setup: KernelWorkerSetup): Promise<WorkerSetu
 }
 
 if (isWorkerNamed(KERNEL_WORKER_NAME)) {
+  // The synchronous refusal signer's node:crypto (~0.2 s to load), loading from the spawn on,
+  // while the main thread starts its plugins: the setup waits for it before the device opens.
+  import("node:crypto").catch(() => {});
   runKernelWorker((setup) => refusalSetup(setup as KernelWorkerSetup));
 }
