@@ -329,7 +329,33 @@ check(
   metrics,
 );
 
-for (const x of [inCgroup, outside, confined, audited]) await x.close();
+// A process keyed through task storage whose policy is then removed falls to its cgroup's rules
+// (the kernel skips an inactive task rule set); it must not escape a keyed cgroup it is in. The
+// last policy is removed (rule sets are keyed by position: removing an earlier one would give its
+// id to the next).
+const moved = await Runner.start("/tmp/boundbin");
+await guard.sweep();
+r = await moved.run(`cat ${DIR}/secret >/dev/null`);
+check("a task-keyed process may read what only the cgroup's rules deny", r.code === 0, r);
+await moved.run("echo $$ > /sys/fs/cgroup/guardtest.service/cgroup.procs");
+const withoutLast = parsePolicyFile(
+  "guard.yaml",
+  policyYaml("strict").replace(
+    /- selectors: \[\{process:binary:path: \/tmp\/boundbin\}\][^]*$/,
+    "",
+  ),
+  { trustDomain: "test.local" },
+);
+check("the policy set without the last one parses", withoutLast.problems.length === 0, withoutLast);
+await guard.update(withoutLast.policies);
+r = await moved.run(`cat ${DIR}/secret >/dev/null`);
+check(
+  "its policy removed, that process in the keyed cgroup is denied by the cgroup's rules",
+  denied(r),
+  r,
+);
+
+for (const x of [inCgroup, outside, confined, audited, moved]) await x.close();
 guard.close();
 await attestation.dispose?.();
 await Deno.writeTextFile(`${DIR}/results.json`, JSON.stringify(checks, null, 1));
