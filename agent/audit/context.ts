@@ -312,8 +312,8 @@ export class ContextBuilder {
   /**
    * What is known of `pid`'s program: from its exec event, else from /proc — unless `at` (the
    * event's thread and its comm, from the kernel) shows that /proc now has another program:
-   * the thread's comm changed, or the thread is gone (an exec ends every other thread). Then
-   * only the cwd is kept (exec does not change it) and nothing is cached.
+   * the thread's comm changed (or, the thread gone, the leader's is not the event's comm: an
+   * exec ends every other thread and renames the leader). Then only the cwd is kept (exec does not change it) and nothing is cached.
    *
    * Entries are keyed by pid, which the kernel reuses: a comm the entry's program was not seen
    * with is checked against /proc (another thread's name, or another process under a reused
@@ -321,7 +321,7 @@ export class ContextBuilder {
    */
   #info(pid: number, at?: { tid: number; comm: string }): ProcInfo {
     let p = this.#procs.get(pid);
-    if (p && at && !p.comms?.has(at.comm) && this.#commOf(pid, at.tid) === at.comm) {
+    if (p && at && !p.comms?.has(at.comm) && this.#sameComm(pid, at)) {
       const exe = readlink(`${this.#proc}/${pid}/exe`);
       if (exe === "" || exe === p.exe) {
         p.comms ??= new Set();
@@ -348,7 +348,7 @@ export class ContextBuilder {
         cwd: readlink(`${this.#proc}/${pid}/cwd`),
       };
       if (p.exe === "" && p.cwd === "") this.#markGone(pid);
-      else if (at && this.#commOf(pid, at.tid) !== at.comm) {
+      else if (at && !this.#sameComm(pid, at)) {
         return { exe: "", argv: [], cwd: p.cwd };
       } else {
         if (at) p.comms = new Set([at.comm]);
@@ -357,6 +357,15 @@ export class ContextBuilder {
       if (this.#procs.size > 65536) this.#procs.delete(this.#procs.keys().next().value!);
     }
     return p;
+  }
+
+  /**
+   * Whether /proc still shows `at.comm` for the event's thread, or (the thread gone: a pool
+   * thread that exited, or an exec that ended it) for the process's leader.
+   */
+  #sameComm(pid: number, at: { tid: number; comm: string }): boolean {
+    const c = this.#commOf(pid, at.tid) ?? (at.tid !== pid ? this.#commOf(pid, pid) : undefined);
+    return c === at.comm;
   }
 
   /** The comm of thread `tid` of `pid` now, or `undefined` when it is gone. */
@@ -373,14 +382,16 @@ export class ContextBuilder {
    * runs another one now, or is gone. Attestation reads /proc when it is asked, so a process that
    * exec'd after the event would otherwise be labelled as its new program. The exe link (if
    * known) and the calling thread's comm must both be the event's; a thread gone since counts
-   * by the exe alone (an exec ends every other thread: with no exe to compare, it is "other").
+   * by the exe, or with none known by the leader's comm (an exec ends every other thread).
    */
   #running(e: RawAuditEvent, exe: string): "same" | "other" | "gone" {
     const live = readlink(`${this.#proc}/${e.pid}/exe`);
     if (live === "") return "gone";
     if (exe !== "" && live !== exe) return "other";
     const comm = this.#commOf(e.pid, e.tid);
-    return (comm === undefined ? exe !== "" : comm === e.comm) ? "same" : "other";
+    if (comm !== undefined) return comm === e.comm ? "same" : "other";
+    // The thread is gone: the exe matched, or the leader still has the event's comm.
+    return exe !== "" || this.#commOf(e.pid, e.pid) === e.comm ? "same" : "other";
   }
 
   /**
