@@ -36,7 +36,6 @@ const REVIEWED: Record<string, string> = {
   "driver/proxy/outbound.ts: out": "fixed field names",
   "plugins/attestor/_lib/labels.ts: #labels": "written only through listOf (own properties)",
   "plugins/attestor/_lib/labels.ts: out": "written only through listOf (own properties)",
-  "agent/attestation/runner.ts: out": "written with Object.defineProperty (own properties)",
   "plugins/external.ts: out": "written with Object.defineProperty (own properties)",
   "plugins/attestor/containerd/containerd.ts: labels":
     "an empty default, replaced by a LabelBuilder's",
