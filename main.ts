@@ -8,10 +8,9 @@
 import { UsageError } from "./agent/errors.ts";
 import { configureLogging, levelFor } from "./agent/log.ts";
 import { journalPrefixer } from "./agent/journal.ts";
-// The workers (kernel link, reader, policy compiler) run this file in the bundle: their entries
+// The workers (kernel link, policy compiler) run this file in the bundle: their entries
 // load eagerly, the CLI (commander, plugins, proxy plane) only on the main thread, in main().
 import "./agent/daemon/kernel_worker.ts";
-import "./driver/reader_worker.ts";
 import "./agent/sources/compile_worker.ts";
 
 /** Runs the CLI with `args` and returns the exit code. */

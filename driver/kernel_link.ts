@@ -15,7 +15,6 @@ import type {
   ToWorker,
 } from "./link_protocol.ts";
 import type { TaskContext } from "./payloads.ts";
-import { handOffReader } from "./reader_worker.ts";
 import type { StatsSnapshot } from "./stats.ts";
 import { PayloadTooLargeError, type WriterStats } from "./transport.ts";
 
@@ -58,7 +57,6 @@ export class KernelLink {
   readonly #stats = new Map<number, (s: LinkStats) => void>();
   #next = 1;
   #closed: (() => void) | undefined;
-  #reader: Promise<Worker | undefined> = Promise.resolve(undefined);
   #endResolve!: (e: LinkEnd) => void;
   /** Resolves when the device read loop ends (end of file or a read error). */
   readonly ended: Promise<LinkEnd>;
@@ -75,8 +73,6 @@ export class KernelLink {
    */
   static open(worker: Worker, options: KernelLinkOptions): Promise<KernelLink> {
     const link = new KernelLink(worker, options);
-    // Its reader starts here, in parallel: started from the worker it would take ~0.5 s more.
-    link.#reader = handOffReader(worker);
     return new Promise<KernelLink>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
@@ -89,7 +85,6 @@ export class KernelLink {
       };
       worker.onerror = (e) => {
         e.preventDefault();
-        void link.#reader.then((r) => r?.terminate());
         const err = new Error(`Kernel worker failed: ${e.message}`);
         reject(err);
         link.#endResolve({ reason: "error", message: err.message });
@@ -99,10 +94,9 @@ export class KernelLink {
     });
   }
 
-  /** Ends the worker and the reader this thread started for it. */
+  /** Ends the worker (it reads the device itself: no other thread to end). */
   #terminate(): void {
     this.#worker.terminate();
-    void this.#reader.then((r) => r?.terminate());
   }
 
   #send(m: ToWorker): void {

@@ -16,8 +16,6 @@ import { raiseThreadPriority } from "./ffi.ts";
 import { type ReadEnd, readLoop, sharedNow } from "./transport.ts";
 import { isWorkerNamed } from "./worker_code.ts";
 
-export { isWorkerNamed };
-
 /** Name of the reader Worker; the module's top level starts the loop when it runs under it. */
 export const READER_WORKER_NAME = "camblet-kernel-reader";
 
@@ -44,15 +42,6 @@ export interface Reader {
   stop(): void;
   /** Ends the reader (its thread may stay blocked in `read()` until the process exits). */
   terminate(): void;
-}
-
-/**
- * The kernel worker used to get its reader from the main thread. It reads the device in its own
- * isolate now; this resolves with no Worker, so a caller that still hands a reader over starts
- * none.
- */
-export function handOffReader(_kernel: Worker): Promise<Worker | undefined> {
-  return Promise.resolve(undefined);
 }
 
 /**

@@ -130,11 +130,11 @@ export class Daemon {
     log.info("Data plane", { kind: choice.kind, reason: choice.reason });
     // Fail fast, before starting plugins, when the module was asked for and is not loaded.
     if (choice.kind === "kernel") await assertDevice(agent.kernelModuleDevice);
-    // Spawned while the plugins start (the main thread starts its reader when the link opens).
+    // Spawned while the plugins start.
     if (choice.kind === "kernel") {
       this.#worker = (this.#o.spawnWorker ?? spawnKernelWorker)();
-      // The refusal issuer's two RSA keys (0.2-0.7 s on a busy host) are made meanwhile, off this
-      // thread: the identity manager and the kernel link wait for them, not plugins and sources.
+      // The refusal issuer (an ECDSA key, a fixed RSA spare) is made meanwhile, off this
+      // thread: the identity manager and the kernel link wait for it, not plugins and sources.
       RefusalIssuer.shared().catch(() => {});
     }
     const { specs, problems } = sourceSpecs(this.#loaded);

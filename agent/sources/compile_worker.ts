@@ -13,7 +13,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { isWorkerNamed } from "../../driver/reader_worker.ts";
+import { isWorkerNamed } from "../../driver/worker_code.ts";
 import { workerModuleUrl } from "../../driver/worker_code.ts";
 import type { KernelPayloads } from "../../driver/payloads.ts";
 import type { PolicyDelivery } from "../../plugins/policy_source/types.ts";

@@ -8,7 +8,7 @@
  */
 import type { CsrSignData } from "../../driver/codec.ts";
 import { KERNEL_WORKER_NAME } from "../../driver/link_protocol.ts";
-import { isWorkerNamed } from "../../driver/reader_worker.ts";
+import { isWorkerNamed } from "../../driver/worker_code.ts";
 import { runKernelWorker } from "../../driver/worker.ts";
 import { csrKeyId, FakeCa } from "./fake_ca.ts";
 
