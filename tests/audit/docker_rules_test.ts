@@ -44,6 +44,20 @@ async function ensureImage(): Promise<void> {
   }
 }
 
+/** The real Docker attestor: the labels of a live pid, as sorted `key=value` strings. */
+function dockerLabels(): { labelsOf(pid: number): Promise<string[]>; docker: DockerAttestor } {
+  const cfg = dockerAttestor.parseConfig({ enabled: true, socketPath: SOCKET });
+  assert.ok(cfg.ok);
+  const docker = new DockerAttestor(cfg.value, { clock: systemClock });
+  const labelsOf = async (pid: number) => {
+    const task = taskContextFromProc(pid);
+    if (!task) throw new Error(`pid ${pid} is gone`);
+    const l = await docker.collect(task, AbortSignal.timeout(2000));
+    return Object.entries(l).flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`)).sort();
+  };
+  return { labelsOf, docker };
+}
+
 Deno.test({
   name:
     "container audit rules: shell and package manager in a Docker container, with labels and SPIFFE ID",
@@ -52,15 +66,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await ensureImage();
-    const cfg = dockerAttestor.parseConfig({ enabled: true, socketPath: SOCKET });
-    assert.ok(cfg.ok);
-    const docker = new DockerAttestor(cfg.value, { clock: systemClock });
-    const labelsOf = async (pid: number) => {
-      const task = taskContextFromProc(pid);
-      if (!task) throw new Error(`pid ${pid} is gone`);
-      const l = await docker.collect(task, AbortSignal.timeout(2000));
-      return Object.entries(l).flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`)).sort();
-    };
+    const { labelsOf, docker } = dockerLabels();
     const spiffeIdOf = (labels: string[]) => {
       const app = labels.find((l) => l.startsWith("docker:label:app="))?.split("=")[1];
       return app ? `spiffe://example.org/ns/test/app/${app}` : undefined;
@@ -143,15 +149,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await ensureImage();
-    const cfg = dockerAttestor.parseConfig({ enabled: true, socketPath: SOCKET });
-    assert.ok(cfg.ok);
-    const docker = new DockerAttestor(cfg.value, { clock: systemClock });
-    const labelsOf = async (pid: number) => {
-      const task = taskContextFromProc(pid);
-      if (!task) throw new Error(`pid ${pid} is gone`);
-      const l = await docker.collect(task, AbortSignal.timeout(2000));
-      return Object.entries(l).flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`)).sort();
-    };
+    const { labelsOf, docker } = dockerLabels();
     // The defaults and a rule that reads the pod, as a rule author would.
     const dir = await Deno.makeTempDir({ prefix: "camblet-audit-pod-" });
     for (const e of Deno.readDirSync(RULES_DIR)) {
