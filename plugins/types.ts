@@ -132,7 +132,20 @@ export interface Attestor extends PluginInstance {
   readonly name: string;
   /**
    * Labels for `task`. Must honour `signal` (the agent's deadline budget) and must not throw for a
-   * process that has exited: return what is known. Label names are `segment:…:key`.
+   * process that has exited: return what is known. Label names are `segment:…:key`. `facts`
+   * (optional, may be ignored) is what the agent read of the task just before.
    */
-  collect(task: TaskContext, signal: AbortSignal): Promise<Labels>;
+  collect(task: TaskContext, signal: AbortSignal, facts?: CollectFacts): Promise<Labels>;
+}
+
+/**
+ * What the agent read about a task just before asking the attestors, so that they need not read
+ * it again (under a burst every /proc read is main-thread time, a failed one too).
+ */
+export interface CollectFacts {
+  /**
+   * `/proc/<pid>/stat` start time (clock ticks since boot), read before `collect` was called;
+   * `null`: the process was gone then. A pid may be reused after it: check it again at the end.
+   */
+  readonly startTime: number | null;
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import type { Attestor, Clock, Labels, TaskContext } from "../../plugins/types.ts";
+import type { Attestor, Clock, CollectFacts, Labels, TaskContext } from "../../plugins/types.ts";
 import { systemClock } from "../../plugins/types.ts";
 import { labelStrings, mergeLabels } from "../../plugins/attestor/_lib/labels.ts";
 import { readStartTime } from "../../plugins/attestor/process/proc_files.ts";
@@ -103,6 +103,9 @@ function validLabels(raw: unknown, who: string): Labels {
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+
+/** Handed to the attestors for a process gone before collection: they need not look again. */
+const GONE: CollectFacts = Object.freeze({ startTime: null });
 
 /** Collections started within this many ms share one hard-timeout signal (a burst's do). */
 const HARD_EPOCH_MS = 100;
@@ -233,7 +236,7 @@ export class Attestation {
     const fingerprint = taskFingerprint(task);
     if (startTime === undefined) {
       // Exited already: label what the kernel told us; nothing to cache.
-      return this.#collect(task, signal, startedAt, quiet);
+      return this.#collect(task, GONE, signal, startedAt, quiet);
     }
     const key = cacheKey(task.pid, startTime, task.cgroup_path);
     const hit = this.cache.get(key, fingerprint, this.#clock.now());
@@ -241,18 +244,26 @@ export class Attestation {
     const flightKey = `${key}\0${fingerprint}`;
     const pending = this.#inflight.get(flightKey);
     if (pending) return pending;
-    const run = this.#collect(task, signal, startedAt, quiet, (labels, warnings, complete) => {
-      const entry: CacheEntry = {
-        labels,
-        warnings,
-        complete,
-        fingerprint,
-        pid: task.pid,
-        startTime,
-        expiresAt: this.#clock.now() + (complete ? this.#ttl : this.#incompleteTtl),
-      };
-      this.cache.set(key, entry);
-    }).finally(() => this.#inflight.delete(flightKey));
+    const facts: CollectFacts = { startTime };
+    const run = this.#collect(
+      task,
+      facts,
+      signal,
+      startedAt,
+      quiet,
+      (labels, warnings, complete) => {
+        const entry: CacheEntry = {
+          labels,
+          warnings,
+          complete,
+          fingerprint,
+          pid: task.pid,
+          startTime,
+          expiresAt: this.#clock.now() + (complete ? this.#ttl : this.#incompleteTtl),
+        };
+        this.cache.set(key, entry);
+      },
+    ).finally(() => this.#inflight.delete(flightKey));
     this.#inflight.set(flightKey, run);
     return run;
   }
@@ -269,6 +280,7 @@ export class Attestation {
 
   #collect(
     task: TaskContext,
+    facts: CollectFacts,
     signal: AbortSignal | undefined,
     startedAt: number,
     quiet: boolean,
@@ -281,7 +293,7 @@ export class Attestation {
       try {
         outcomes[i] = {
           state: "ok",
-          labels: validLabels(await a.collect(task, collectorSignal), a.name),
+          labels: validLabels(await a.collect(task, collectorSignal, facts), a.name),
         };
       } catch (error) {
         const labels = partialLabels(error, a.name);

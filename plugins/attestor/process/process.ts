@@ -17,6 +17,7 @@
 import { z } from "zod";
 import {
   type Attestor,
+  type CollectFacts,
   definePlugin,
   type Labels,
   type PluginContext,
@@ -100,14 +101,15 @@ export class ProcessAttestor implements Attestor {
   }
 
   /** See the module doc. */
-  async collect(task: TaskContext, signal: AbortSignal): Promise<Labels> {
+  async collect(task: TaskContext, signal: AbortSignal, facts?: CollectFacts): Promise<Labels> {
     const root = this.#procRoot;
     const b = new LabelBuilder("process");
     // Facts from the kernel hold even when /proc is gone or lies.
     b.add("pid", task.pid).add("name", task.command_name).add("uid:real", task.uid)
       .add("gid:real", task.gid).add("binary:path", task.command_path);
 
-    const startBefore = await readStartTime(task.pid, root);
+    // The agent's own read, when it passes one: a gone pid costs one failed read in all.
+    const startBefore = facts ? facts.startTime ?? undefined : await readStartTime(task.pid, root);
     // Gone already (under a burst, many are): one failed read is enough.
     const status = startBefore === undefined ? undefined : await readStatus(task.pid, root);
     if (startBefore === undefined || status === undefined) return b.build();

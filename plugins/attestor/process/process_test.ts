@@ -211,3 +211,33 @@ Deno.test("process: a binary still being hashed gives partial labels, then the h
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("process: the agent's start time is used, and still checked against pid reuse", async (t) => {
+  const p = await spawnAs({ uid: 4211, gid: 4211 });
+  try {
+    const tc = task(p.pid);
+    const a = new ProcessAttestor(DEFAULTS, { log });
+    const stat = Deno.readTextFileSync(`/proc/${p.pid}/stat`);
+    const startTime = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    await t.step("the start time the agent read: full labels", async () => {
+      const labels = await a.collect(tc, AbortSignal.timeout(5000), { startTime });
+      assert.deepEqual(labels["process:uid"], ["4211"]);
+      assert.deepEqual(labels["process:cmdline"], ["sleep 300"]);
+    });
+    await t.step("a start time of another process life (reused pid): the task only", async () => {
+      const labels = await a.collect(tc, AbortSignal.timeout(5000), { startTime: startTime - 1 });
+      assert.deepEqual(labels["process:uid:real"], ["4211"]);
+      assert.equal(labels["process:uid"], undefined);
+      assert.equal(labels["process:cmdline"], undefined);
+      assert.equal(labels["process:binary:hash"], undefined);
+    });
+    await t.step("gone when the agent looked: the task's labels only", async () => {
+      const labels = await a.collect(tc, AbortSignal.timeout(5000), { startTime: null });
+      assert.deepEqual(labels["process:uid:real"], ["4211"]);
+      assert.deepEqual(labels["process:name"], ["sleep"]);
+      assert.equal(labels["process:uid"], undefined);
+    });
+  } finally {
+    await p.stop();
+  }
+});
