@@ -6,12 +6,8 @@
  */
 import { type Command, Option } from "commander";
 import { formatProblem, type Problem, ValidationError } from "../errors.ts";
-import { matchConnection } from "../policy/match.ts";
-import { kernelIp } from "../policy/match_input.ts";
-import { loadPayloads } from "./load_payloads.ts";
+import type { kernelIp } from "../policy/match_input.ts";
 import { addPolicyOptions, outputFormat, resolveConfig, usageError } from "./options.ts";
-import { explainJson, explainText } from "./explain_render.ts";
-import { opaDecision, opaText } from "./explain_opa.ts";
 
 const HELP = `
 Description:
@@ -151,10 +147,15 @@ function port(cmd: Command, flag: string, value: string | undefined): number | u
   return n;
 }
 
-function ip(cmd: Command, flag: string, value: string | undefined): string | undefined {
+function ip(
+  cmd: Command,
+  flag: string,
+  value: string | undefined,
+  parse: typeof kernelIp,
+): string | undefined {
   if (value === undefined) return undefined;
   try {
-    kernelIp(value);
+    parse(value);
   } catch {
     throw usageError(cmd, `${flag} must be an IPv4 or IPv6 address, got "${value}"`);
   }
@@ -163,6 +164,16 @@ function ip(cmd: Command, flag: string, value: string | undefined): string | und
 
 /** Runs `explain` with the options of `cmd`. */
 export async function explain(opts: ExplainOptions, cmd: Command): Promise<void> {
+  // The matcher, the policy loader and OPA load only when explain runs (not with the daemon).
+  const [{ matchConnection }, { kernelIp }, { loadPayloads }, render, { opaDecision, opaText }] =
+    await Promise.all([
+      import("../policy/match.ts"),
+      import("../policy/match_input.ts"),
+      import("./load_payloads.ts"),
+      import("./explain_render.ts"),
+      import("./explain_opa.ts"),
+    ]);
+  const { explainJson, explainText } = render;
   const output = outputFormat(cmd, opts.output, ["text", "json"] as const);
   if (opts.direction === undefined) {
     throw usageError(cmd, "--direction is required: input (accept) or output (connect)");
@@ -183,9 +194,9 @@ export async function explain(opts: ExplainOptions, cmd: Command): Promise<void>
   const conn = {
     labels: [...(opts.label ?? [])],
     direction,
-    ...optional("sourceIp", ip(cmd, "--source-ip", opts.sourceIp)),
+    ...optional("sourceIp", ip(cmd, "--source-ip", opts.sourceIp, kernelIp)),
     ...optional("sourcePort", port(cmd, "--source-port", opts.sourcePort)),
-    ...optional("destinationIp", ip(cmd, "--destination-ip", opts.destinationIp)),
+    ...optional("destinationIp", ip(cmd, "--destination-ip", opts.destinationIp, kernelIp)),
     ...optional("destinationPort", dport ?? pport),
   };
   if (opts.labelsFile !== undefined) conn.labels.push(...await readLabelsFile(opts.labelsFile));

@@ -22,13 +22,14 @@
  *
  * @module
  */
-import { removePinnedLink } from "../../driver/bpf/bpf_object.ts";
+import type { removePinnedLink } from "../../driver/bpf/bpf_object.ts";
 import type { TaskContext } from "../../driver/payloads.ts";
 import { taskContextFromProc } from "../attestation/mod.ts";
 import { logger } from "../log.ts";
 import type { PolicySource } from "../policy/source.ts";
 import type { EventFilter } from "./events.ts";
-import { GuardUnavailableError, openRuntimeGuard, wantsRuntimeGuard } from "./mod.ts";
+// Type-only: the guard's BPF objects load when a runtime rule first arrives, never before.
+import type { GuardUnavailableError } from "./mod.ts";
 import type { GuardStatus, RuntimeGuard } from "./runtime_guard.ts";
 
 /** Options of {@linkcode DaemonGuard}. */
@@ -123,8 +124,10 @@ export class DaemonGuard {
       await this.#guard.update(policies, false);
       return;
     }
-    if (!wantsRuntimeGuard(policies)) return;
-    if (this.#unavailable) return this.#refuse(policies, this.#unavailable);
+    // wantsRuntimeGuard (./mod.ts), asked before loading it.
+    if (!policies.some((p) => p.policy.runtime !== undefined)) return;
+    const { GuardUnavailableError, openRuntimeGuard } = await import("./mod.ts");
+    if (this.#unavailable) return this.#refuse(policies, this.#unavailable, GuardUnavailableError);
     try {
       const pinDir = this.#pinDir;
       const lsm = this.#env["CAMBLET_GUARD_LSM_LIST"];
@@ -135,7 +138,12 @@ export class DaemonGuard {
         waitForSweep: false,
         ...(lsm ? { lsmListPath: lsm } : {}),
       });
-      if (pinDir) this.#takeOverPins(pinDir);
+      if (pinDir) {
+        this.#takeOverPins(
+          pinDir,
+          (await import("../../driver/bpf/bpf_object.ts")).removePinnedLink,
+        );
+      }
       const s = this.#guard.status();
       log.info("Runtime guard running", {
         programs: s.programs.length,
@@ -146,15 +154,19 @@ export class DaemonGuard {
     } catch (e) {
       if (!(e instanceof GuardUnavailableError)) throw e;
       this.#unavailable = e.message;
-      return this.#refuse(policies, e.message);
+      return this.#refuse(policies, e.message, GuardUnavailableError);
     }
   }
 
-  #refuse(policies: readonly PolicySource[], why: string): void {
+  #refuse(
+    policies: readonly PolicySource[],
+    why: string,
+    Unavailable: typeof GuardUnavailableError,
+  ): void {
     const enforce = enforcing(policies);
     if (enforce.length) {
       const where = enforce.slice(0, 3).map((p) => `${p.file} item ${p.item}`).join(", ");
-      throw new GuardUnavailableError(
+      throw new Unavailable(
         `${why}. Refusing ${enforce.length} polic${enforce.length === 1 ? "y" : "ies"} with ` +
           `enforce runtime rules (${where}); fix the kernel, or set runtime.mode: audit to run ` +
           "without them",
@@ -163,11 +175,11 @@ export class DaemonGuard {
     log.error(`Runtime guard not running; audit-mode runtime rules are not reported: ${why}`);
   }
 
-  #takeOverPins(dir: string): void {
+  #takeOverPins(dir: string, removePinned: typeof removePinnedLink): void {
     Deno.mkdirSync(dir, { recursive: true });
     let removed = 0;
     for (const e of Deno.readDirSync(dir)) {
-      if (removePinnedLink(`${dir}/${e.name}`)) removed++; // unpinning removes the file
+      if (removePinned(`${dir}/${e.name}`)) removed++; // unpinning removes the file
       try {
         Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
       } catch (err) {

@@ -6,7 +6,6 @@
  */
 import { definePlugin } from "../../types.ts";
 import { parseSpireConfig } from "./config.ts";
-import { SpireCa } from "./spire_ca.ts";
 
 /** The plugin definition the registry lists. */
 export const spireCaPlugin = definePlugin({
@@ -16,8 +15,9 @@ export const spireCaPlugin = definePlugin({
     "SPIRE downstream CA: an X509-SVID from the Workload API buys a CA from the SPIRE server; leaves signed locally",
   // SPIFFE_ENDPOINT_SOCKET is the SPIFFE-standard way to name the Workload API socket.
   parseConfig: (raw: unknown) => parseSpireConfig(raw, Deno.env.toObject()),
-  create: (config, ctx) =>
-    SpireCa.open(config, {
+  // The CA itself (gRPC, the Workload API client) loads only when the config selects it.
+  create: async (config, ctx) =>
+    (await import("./spire_ca.ts")).SpireCa.open(config, {
       clock: ctx.clock,
       log: ctx.log,
       metrics: ctx.metrics,

@@ -8,8 +8,6 @@
 import { definePlugin } from "../../types.ts";
 import type { CertificateAuthority } from "../types.ts";
 import { parseVaultConfig } from "./config.ts";
-import { VaultIntermediateCa } from "./intermediate_ca.ts";
-import { VaultLeafCa } from "./leaf_ca.ts";
 
 /** The plugin definition the registry lists. */
 export const vaultCaPlugin = definePlugin({
@@ -21,8 +19,9 @@ export const vaultCaPlugin = definePlugin({
   parseConfig: (raw: unknown) => parseVaultConfig(raw, Deno.env.toObject()),
   create: async (config, ctx): Promise<CertificateAuthority> => {
     const options = { clock: ctx.clock, log: ctx.log, metrics: ctx.metrics, signal: ctx.signal };
+    // The CA code loads only when the config selects it.
     return config.mode === "leaf"
-      ? await VaultLeafCa.open(config, options)
-      : await VaultIntermediateCa.open(config, options);
+      ? await (await import("./leaf_ca.ts")).VaultLeafCa.open(config, options)
+      : await (await import("./intermediate_ca.ts")).VaultIntermediateCa.open(config, options);
   },
 });
