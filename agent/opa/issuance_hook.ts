@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
+import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { z } from "zod";
 import type { TaskContext } from "../../driver/payloads.ts";
 
@@ -67,6 +67,8 @@ export async function loadIssuanceHook(
   options: IssuanceHookOptions = {},
 ): Promise<IssuanceHook> {
   const entrypoint = options.entrypoint ?? DEFAULT_ENTRYPOINT;
+  // opa-wasm (and its yaml 1) loads only when a hook is configured.
+  const { loadPolicy } = await import("@open-policy-agent/opa-wasm");
   const policy: LoadedPolicy = await loadPolicy(wasm);
   const entrypoints = Object.keys(policy.entrypoints ?? {});
   if (!entrypoints.includes(entrypoint)) {

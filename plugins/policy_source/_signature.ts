@@ -9,7 +9,8 @@
  * @module
  */
 import { createHash, createPublicKey } from "node:crypto";
-import * as jose from "jose";
+// Type-only: jose loads when a signed bundle is first verified, not with every policy source.
+import type * as jose from "jose";
 import { RefusedContentError } from "./_safety.ts";
 import type { TarEntry } from "./_tar.ts";
 
@@ -139,6 +140,7 @@ function globRegExp(glob: string): RegExp {
 
 async function verificationKey(o: VerificationOptions): Promise<CryptoKey | Uint8Array> {
   if (/^HS(256|384|512)$/.test(o.algorithm)) return new TextEncoder().encode(o.key);
+  const jose = await import("jose");
   try {
     if (o.key.includes("BEGIN CERTIFICATE")) return await jose.importX509(o.key, o.algorithm);
     const spki = createPublicKey(o.key).export({ type: "spki", format: "pem" }).toString();
@@ -161,6 +163,7 @@ function refuse(message: string): never {
 }
 
 async function verifiedPayload(token: string, o: VerificationOptions) {
+  const jose = await import("jose");
   let header: jose.ProtectedHeaderParameters;
   try {
     header = jose.decodeProtectedHeader(token);
