@@ -3,9 +3,12 @@
  * sections and with the processes attestation labels, and turns the kernel's ring-buffer events
  * into log lines, metrics and the `camblet-agent events` stream.
  *
- * - Rule sets get an id per policy location (`file#item`) for the agent's lifetime, never
- *   reused; a reload rewrites a rule set in place (new path entries first, stale ones after), so
- *   running workloads get the new rules at once, without a restart.
+ * - Rule sets get an id per policy identity (file, selectors, occurrence: `RuntimePolicy.key`,
+ *   not its `file#item` position) for the agent's lifetime, never reused; a reload rewrites a rule
+ *   set in place (new path entries first, stale ones after), so running workloads get the new
+ *   rules at once, without a restart. A removed policy's id is retired, not handed to the next
+ *   policy: processes keyed to it (bound at exec, inherited) fall to their cgroup's rules until
+ *   the next sweep re-keys them.
  * - A sweep (at start, after each update and every `sweepIntervalMs`) attests every process and
  *   keys the selected ones (cgroup or task storage, see selection.ts). It only tightens:
  *   task storage the agent did not set itself (inherited from a confined parent, bound at exec)
@@ -123,6 +126,7 @@ export class RuntimeGuard {
   readonly #o: RuntimeGuardOptions;
   readonly #k: GuardKernel;
   #policies: RuntimePolicy[] = [];
+  /** Policy key (see selection.ts) → rule set id. */
   #ids = new Map<string, number>();
   #nextId = 1;
   #byId = new Map<number, RuntimePolicy>();
@@ -222,13 +226,13 @@ export class RuntimeGuard {
     const keep = new Map<number, string[]>();
     const binds: PathEntry[] = [];
     for (const p of next) {
-      let id = this.#ids.get(p.ref);
+      let id = this.#ids.get(p.key);
       if (id === undefined) {
         if (this.#nextId >= CANARY_RULESET) {
           throw new RangeError(`Cannot load runtime policy ${p.ref}: more than 1022 rule sets`);
         }
         id = this.#nextId++;
-        this.#ids.set(p.ref, id);
+        this.#ids.set(p.key, id);
       }
       this.#byId.set(id, p);
       this.#k.setPaths(id, p.kernel.paths);
@@ -239,9 +243,9 @@ export class RuntimeGuard {
     }
     this.#k.setPaths(0, binds);
     keep.set(0, binds.map((b) => b.path));
-    const live = new Set(next.map((p) => p.ref));
-    for (const [ref, id] of this.#ids) {
-      if (!live.has(ref)) {
+    const live = new Set(next.map((p) => p.key));
+    for (const [key, id] of this.#ids) {
+      if (!live.has(key)) {
         this.#k.clearRuleset(id);
         this.#byId.delete(id);
         keep.set(id, []);
@@ -289,7 +293,7 @@ export class RuntimeGuard {
       seen.add(pid);
       this.#labels.set(pid, labels);
       const sel = this.#policies.length ? selectPolicy(this.#policies, labels) : undefined;
-      const id = sel ? this.#ids.get(sel.policy.ref)! : 0;
+      const id = sel ? this.#ids.get(sel.policy.key)! : 0;
       if (sel?.policy.target === "cgroup") {
         const cg = cgroupOf(pid);
         if (cg && cg.level > 0) {
@@ -426,7 +430,7 @@ export class RuntimeGuard {
     const s: GuardStatus = {
       programs: this.#k.attached,
       rulesets: this.#policies.map((p) => ({
-        id: this.#ids.get(p.ref)!,
+        id: this.#ids.get(p.key)!,
         ref: p.ref,
         mode: p.rules.mode,
         target: p.target,

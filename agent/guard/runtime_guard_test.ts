@@ -64,18 +64,22 @@ class FakeKernel implements GuardKernel {
   }
 }
 
-const policies = (exec: string) =>
-  parsePolicyFile(
-    "p.yaml",
-    `- selectors: [{process:name: web}]
+const WEB = (exec: string) =>
+  `- selectors: [{process:name: web}]
   certificate: {workloadID: "web/[process:uid]"}
   runtime: {exec: {deny: [${exec}]}, syslog: deny}
-- selectors: [{process:name: tool}]
+`;
+const TOOL = `- selectors: [{process:name: tool}]
   certificate: {workloadID: tool}
   runtime: {mode: audit, mount: deny}
-`,
-    { trustDomain: "acme.corp" },
-  ).policies;
+`;
+const OTHER = `- selectors: [{process:name: other}]
+  certificate: {workloadID: other}
+  runtime: {ptrace: deny}
+`;
+const parsed = (yaml: string) =>
+  parsePolicyFile("p.yaml", yaml, { trustDomain: "acme.corp" }).policies;
+const policies = (exec: string) => parsed(WEB(exec) + TOOL);
 
 const LABELS: Record<number, string[]> = {
   101: ["process:name=web", "process:uid=33"],
@@ -127,6 +131,60 @@ Deno.test("update fills rule sets and paths; a reload rewrites them in place", a
     g.close();
   }
   assert.ok(k.closed);
+});
+
+Deno.test("removing a policy retires its rule set id: a task keyed to it does not get the next policy's rules", async () => {
+  const k = new FakeKernel();
+  const g = await started(k, [101, 102, 103, 104]);
+  try {
+    await g.update(policies("/nonexistent/a"));
+    const ids = () => new Map(g.status().rulesets.map((r) => [r.ref, r.id]));
+    assert.deepEqual([...ids()], [["p.yaml#0", 1], ["p.yaml#1", 2]]);
+    // Keyed in-kernel to the first policy (bound at exec, or a child); the agent did not set it.
+    k.tasks.set(104, 1);
+    LABELS[104] = ["process:name=cat"];
+    await g.update(parsed(TOOL)); // the first policy removed from the file
+    assert.deepEqual([...ids()], [["p.yaml#0", 2]], "the second policy moved up, its id did not");
+    assert.equal(k.rulesets.get(1), 0, "the removed policy's rule set is inactive (cgroup rules)");
+    assert.equal(k.rulesets.get(2), (R.ACTIVE | R.MOUNT | R.AUDIT) >>> 0);
+    assert.notEqual(k.tasks.get(104), ids().get("p.yaml#0"), "not the second policy's id");
+    assert.equal(k.tasks.get(102), 2, "the second policy's process keeps its rule set");
+    await g.update(parsed(OTHER + TOOL)); // a new policy in the first place
+    assert.deepEqual([...ids()], [["p.yaml#0", 3], ["p.yaml#1", 2]], "a retired id is not reused");
+    assert.equal(k.tasks.get(103), 3);
+    await g.update(policies("/nonexistent/a"));
+    assert.equal(ids().get("p.yaml#0"), 1, "the same policy back: its own id again");
+  } finally {
+    delete LABELS[104];
+    g.close();
+  }
+});
+
+Deno.test("a policy's id follows its selectors: new rules or a policy added above keep it", async () => {
+  const k = new FakeKernel();
+  const g = await started(k);
+  try {
+    await g.update(policies("/nonexistent/a"));
+    const tool = () => g.status().rulesets.find((r) => r.mode === "audit")!;
+    assert.equal(tool().id, 2);
+    const TOOL2 = TOOL.replace("mount: deny", "mount: deny, syslog: deny");
+    const changed = parsed(WEB("/nonexistent/a") + TOOL2);
+    assert.equal(changed.length, 2);
+    await g.update(changed);
+    assert.equal(tool().id, 2, "the same id, rewritten in place");
+    assert.equal(k.rulesets.get(2), (R.ACTIVE | R.MOUNT | R.SYSLOG | R.AUDIT) >>> 0);
+    assert.equal(k.tasks.get(102), 2);
+    // A policy inserted above both shifts their items, not their ids.
+    const above = parsed(OTHER + WEB("/nonexistent/a") + TOOL2);
+    await g.update(above);
+    assert.deepEqual(
+      g.status().rulesets.map((r) => [r.ref, r.id]),
+      [["p.yaml#0", 3], ["p.yaml#1", 1], ["p.yaml#2", 2]],
+    );
+    assert.deepEqual([...k.tasks].sort((a, b) => a[0] - b[0]), [[101, 1], [102, 2], [103, 3]]);
+  } finally {
+    g.close();
+  }
 });
 
 Deno.test("the sweep only lifts what the agent set: inherited rules stay", async () => {

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { compareSources, type PolicySource, type SelectorEntries } from "../policy/source.ts";
 import { resolveRuntime, type RuntimeRules } from "../policy/runtime.ts";
 import { compileRuleset, type KernelRuleset, type PathFs, REAL_FS } from "./compile.ts";
@@ -23,8 +24,14 @@ export const CGROUP_LABEL_PREFIXES = ["docker:", "containerd:", "k8s:", "kuberne
 
 /** One policy with a `runtime:` section, compiled. */
 export interface RuntimePolicy {
-  /** `file#item`: stable while the policy stays where it is written. */
+  /** `file#item`, for people: it moves when a policy above is added or removed. */
   ref: string;
+  /**
+   * What the kernel rule set id is keyed on: source, file, a digest of the selectors (what the
+   * policy selects, not its rules) and the occurrence among that file's policies with the same
+   * selectors. It stays put when other policies come or go, and when this one's rules change.
+   */
+  key: string;
   file: string;
   item: number;
   line?: number;
@@ -57,17 +64,38 @@ function binds(selectors: readonly SelectorEntries[], fs: PathFs): string[] {
   return [...new Set(out)];
 }
 
+/** Selectors in a canonical order: names, values and maps sorted (order does not change a match). */
+function selectorDigest(selectors: readonly SelectorEntries[]): string {
+  const maps = selectors.map((m) =>
+    JSON.stringify(
+      m.map(([n, v]) => [n, [...v].sort()] as const).sort((a, b) => a[0] < b[0] ? -1 : 1),
+    )
+  ).sort();
+  return createHash("sha256").update(JSON.stringify(maps)).digest("hex").slice(0, 16);
+}
+
 /** The policies with a `runtime:` section, in file/item order, compiled. */
 export function runtimePolicies(
   sources: readonly PolicySource[],
   fs: PathFs = REAL_FS,
 ): RuntimePolicy[] {
+  /** Policies seen so far per selector key, for the occurrence index. */
+  const seen = new Map<string, number>();
   return [...sources].sort(compareSources).flatMap((s) => {
     const doc = s.policy.runtime;
     if (!doc) return [];
     const rules = resolveRuntime(doc);
+    const src = (s as { source?: unknown }).source;
+    const base = JSON.stringify([
+      typeof src === "string" ? src : "",
+      s.file,
+      selectorDigest(s.policy.selectors),
+    ]);
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
     const p: RuntimePolicy = {
       ref: `${s.file}#${s.item}`,
+      key: `${base}#${n}`,
       file: s.file,
       item: s.item,
       selectors: s.policy.selectors,
@@ -78,7 +106,6 @@ export function runtimePolicies(
       binds: binds(s.policy.selectors, fs),
     };
     if (s.line !== undefined) p.line = s.line;
-    const src = (s as { source?: unknown }).source;
     if (typeof src === "string") p.source = src;
     return [p];
   });

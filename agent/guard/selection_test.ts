@@ -38,6 +38,36 @@ Deno.test("runtimePolicies keeps only policies with a runtime section, with thei
   assert.equal(ps[0]!.line, 2);
 });
 
+Deno.test("a policy's key follows its file and selectors, not its item or rules", () => {
+  const fs = { realPath: (p: string) => p, readDir: () => [] };
+  const parse = (yaml: string) => {
+    const r = parsePolicyFile("p.yaml", yaml, { trustDomain: "t" });
+    assert.deepEqual(r.problems, []);
+    return runtimePolicies(r.policies, fs);
+  };
+  const a = "- selectors: [{process:name: a, process:uid: '0'}]\n  certificate: {workloadID: a}\n";
+  const b = "- selectors: [{process:name: b}]\n  certificate: {workloadID: b}\n";
+  const [pa, pb] = parse(`${a}  runtime: {syslog: deny}\n${b}  runtime: {mount: deny}\n`);
+  const [qb] = parse(`${b}  runtime: {mount: deny, ptrace: deny}\n`);
+  assert.equal(qb!.ref, "p.yaml#0");
+  assert.equal(qb!.key, pb!.key, "b moved up and its rules changed: the same key");
+  assert.notEqual(pa!.key, pb!.key);
+  const reordered = parse(
+    "- selectors: [{process:uid: '0', process:name: a}]\n  certificate: {workloadID: a}\n" +
+      "  runtime: {syslog: deny}\n",
+  );
+  assert.equal(reordered[0]!.key, pa!.key, "label order within a map does not matter");
+  // Same selectors twice in a file: told apart by their occurrence.
+  const twice = parse(`${b}  runtime: {mount: deny}\n${b}  runtime: {syslog: deny}\n`);
+  assert.equal(twice[0]!.key, pb!.key);
+  assert.notEqual(twice[1]!.key, twice[0]!.key);
+  const other = runtimePolicies(
+    parsePolicyFile("q.yaml", `${b}  runtime: {mount: deny}\n`, { trustDomain: "t" }).policies,
+    fs,
+  );
+  assert.notEqual(other[0]!.key, pb!.key, "another file, another key");
+});
+
 Deno.test("targetOf: only container and unit labels key by cgroup", () => {
   assert.equal(targetOf([[["systemd:unit", ["a.service"]]]]), "cgroup");
   assert.equal(targetOf([[["k8s:pod:name", ["x"]], ["docker:id", ["y"]]]]), "cgroup");
