@@ -124,7 +124,7 @@ export class DaemonGuard {
       await this.#guard.update(policies, false);
       return;
     }
-    // wantsRuntimeGuard (./mod.ts), asked before loading it.
+    // Only a policy with a runtime: section loads the guard and its BPF objects (./mod.ts).
     if (!policies.some((p) => p.policy.runtime !== undefined)) return;
     const { GuardUnavailableError, openRuntimeGuard } = await import("./mod.ts");
     if (this.#unavailable) return this.#refuse(policies, this.#unavailable, GuardUnavailableError);

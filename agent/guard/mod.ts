@@ -28,11 +28,6 @@ export interface OpenGuardOptions extends Omit<RuntimeGuardOptions, "kernel"> {
   waitForSweep?: boolean;
 }
 
-/** True when any policy has a `runtime:` section. */
-export function wantsRuntimeGuard(policies: readonly PolicySource[]): boolean {
-  return policies.some((p) => p.policy.runtime !== undefined);
-}
-
 /**
  * Loads the guard and applies `policies`. Throws {@linkcode GuardUnavailableError} when the
  * kernel cannot enforce (no bpf in lsm=, load refused, canary not denied).
