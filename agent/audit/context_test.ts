@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { ContextBuilder, openFlags, podOf } from "./context.ts";
 import type { RawAuditEvent } from "../../driver/bpf/audit_layout.ts";
-import { getLogger } from "@logtape/logtape";
-import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
-import { labelStrings } from "../../plugins/attestor/_lib/labels.ts";
-import { ProcessAttestor } from "../../plugins/attestor/process/process.ts";
+import { processLabelsOf } from "../../tests/fakes/process_labels.ts";
 import { spawnAs, spawnWithPid } from "../../tests/fakes/attestor_processes.ts";
 
 function raw(over: Partial<RawAuditEvent>): RawAuditEvent {
@@ -100,15 +97,7 @@ Deno.test("context: open flags are named like lib.rego's (O_RDWR reads and write
 Deno.test("context: a process that execs after its event is not labelled (or described) as its new program", async () => {
   // The real process attestor, asked by pid as the daemon asks it: it reads /proc when the
   // event is judged, which is after the exec here.
-  const attestor = new ProcessAttestor(
-    { enabled: true, extractEnvs: false, envAllowList: [], hashTimeoutMs: 10_000 },
-    { log: getLogger(["camblet", "test"]) },
-  );
-  const labelsOf = async (pid: number) => {
-    const task = taskContextFromProc(pid);
-    if (!task) throw new Error(`pid ${pid} is gone`);
-    return labelStrings(await attestor.collect(task, AbortSignal.timeout(5000)));
-  };
+  const { labelsOf, dispose } = processLabelsOf();
   const c = new ContextBuilder({ labelsOf });
   // sh waits for a line, then execs sleep: the event below is sh's, judged once it is sleep.
   const child = new Deno.Command("sh", {
@@ -165,7 +154,7 @@ Deno.test("context: a process that execs after its event is not labelled (or des
   } finally {
     child.kill();
     await child.status;
-    attestor.dispose();
+    dispose();
   }
 });
 

@@ -10,10 +10,7 @@ import { sh, under } from "./_shell.ts";
 import { EGRESS_RULE, nativeCases } from "./_triggers.ts";
 import type { AuditInput } from "../../agent/audit/context.ts";
 import { runCli } from "../cli/_run.ts";
-import { getLogger } from "@logtape/logtape";
-import { taskContextFromProc } from "../../plugins/attestor/_lib/task_from_proc.ts";
-import { labelStrings } from "../../plugins/attestor/_lib/labels.ts";
-import { ProcessAttestor } from "../../plugins/attestor/process/process.ts";
+import { processLabelsOf } from "../fakes/process_labels.ts";
 
 const why = captureMissing();
 
@@ -228,15 +225,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     // The real process attestor, asked by pid as the daemon asks it (it reads /proc then).
-    const attestor = new ProcessAttestor(
-      { enabled: true, extractEnvs: false, envAllowList: [], hashTimeoutMs: 10_000 },
-      { log: getLogger(["camblet", "test"]) },
-    );
-    const labelsOf = async (pid: number) => {
-      const task = taskContextFromProc(pid);
-      if (!task) throw new Error(`pid ${pid} is gone`);
-      return labelStrings(await attestor.collect(task, AbortSignal.timeout(5000)));
-    };
+    const { labelsOf, dispose } = processLabelsOf();
     const rules = await loadRulesBytes(await buildRules(), "policies/rego/audit");
     const records: AuditRecord[] = [];
     const engine = new AuditEngine(rules, [(r) => records.push(r)]);
@@ -276,7 +265,7 @@ Deno.test({
       await child.status;
       await capture.close();
       programs.close();
-      attestor.dispose();
+      dispose();
     }
   },
 });
