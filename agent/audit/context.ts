@@ -553,7 +553,9 @@ export class ContextBuilder {
         id: cg.containerId,
         labels: cg.containerId ? derived.container : {},
       },
-      pod: derived.pod,
+      // As the container labels: the event's own cgroup decides (a runc init exec'd in a host
+      // cgroup is attested later, from inside the container).
+      pod: cg.containerId ? derived.pod : null,
       cgroup_id: String(e.cgroupId),
       labels,
       spiffe_id: this.#src.spiffeIdOf?.(labels) ?? "",

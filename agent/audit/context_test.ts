@@ -190,10 +190,30 @@ Deno.test("context: the pod comes from the kubelet attestor's labels, else the C
   assert.deepEqual({ ...both!.labels }, { app: "web", tier: "front" });
   assert.equal(podOf(["docker:label:app=web", "process:name=sh"]), null);
 
-  const c = new ContextBuilder({ labelsOf: () => Promise.resolve(kubelet) });
-  const i = await c.build(raw({ syscall: "connect", nr: 42, path: "" }));
-  assert.equal(i.pod?.namespace, "shop");
-  assert.equal(i.pod?.labels.app, "web");
+  // The event's cgroup is a container's (a /proc whose cgroup file says so).
+  const proc = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${proc}/${Deno.pid}`);
+    for (const f of ["exe", "stat", "status", "comm", "cmdline", "cwd"]) {
+      await Deno.symlink(`/proc/${Deno.pid}/${f}`, `${proc}/${Deno.pid}/${f}`);
+    }
+    await Deno.writeTextFile(
+      `${proc}/${Deno.pid}/cgroup`,
+      `0::/system.slice/docker-${"c".repeat(64)}.scope\n`,
+    );
+    const c = new ContextBuilder({ labelsOf: () => Promise.resolve(kubelet), procRoot: proc });
+    const i = await c.build(raw({ syscall: "connect", nr: 42, path: "" }));
+    assert.equal(i.pod?.namespace, "shop");
+    assert.equal(i.pod?.labels.app, "web");
+    // The same labels for an event in a host cgroup (runc init exec'd before it joined the
+    // container, attested later from inside it): no pod, as no container labels.
+    const early = new ContextBuilder({ labelsOf: () => Promise.resolve(kubelet) });
+    const e = await early.build(raw({ syscall: "connect", nr: 42, path: "" }));
+    assert.equal(e.container.id, "");
+    assert.equal(e.pod, null);
+  } finally {
+    await Deno.remove(proc, { recursive: true });
+  }
   const host = await new ContextBuilder().build(raw({ syscall: "connect", nr: 42, path: "" }));
   assert.equal(host.pod, null);
 });
