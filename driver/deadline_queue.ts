@@ -101,9 +101,11 @@ export class DeadlineQueue {
       d.fn = undefined;
       this.#live--;
       fn();
+      // It emptied the queue (the last cancel resets it): nothing of `items` is left to run, and
+      // #head now belongs to the new array, which add() armed.
+      if (this.#items !== items) return;
     }
     if (this.#live === 0) return this.#reset();
-    if (this.#items !== items) return; // a callback emptied and refilled the queue: armed there
     while (this.#head < items.length && items[this.#head]!.fn === undefined) this.#head++;
     if (this.#head > 1024) {
       this.#items = items.slice(this.#head);

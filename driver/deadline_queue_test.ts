@@ -49,3 +49,20 @@ Deno.test("a callback that schedules a later deadline does not delay an earlier 
   await sleep(150);
   assert.ok(at["late"]! >= 200, `late ran at ${at["late"]}`);
 });
+
+Deno.test("a callback that cancels the rest and schedules anew: the new deadline still runs", async () => {
+  // The watchdog answering a request cancels its budget (the queue empties and resets) and the
+  // gate admits a queued request (a new deadline in the new array).
+  const q = new DeadlineQueue(() => performance.now());
+  const t0 = performance.now();
+  const ran: string[] = [];
+  q.add(t0 + 5, () => {
+    ran.push("watchdog");
+    q.cancel(budget);
+    q.add(performance.now() + 10, () => ran.push("next"));
+  });
+  const budget = q.add(t0 + 50, () => ran.push("budget"));
+  await sleep(80);
+  assert.deepEqual(ran, ["watchdog", "next"]);
+  assert.equal(q.size, 0);
+});
